@@ -1,0 +1,56 @@
+"""Command line: `python -m core size|compare ...`.
+
+Each subcommand lives in its own module exposing `add_arguments(parser)` and `run(args) -> int`,
+imported lazily so `size` never pays for onnxruntime/torch imports.
+A bad argument exits non-zero with one clear line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+from core.errors import QuantLensError
+
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "size": ("core.cli_size", "Memory needed by a model at each precision (weights, KV cache, overhead)."),
+    "compare": ("core.cli_compare", "Quantize a model with ONNX Runtime and compare it against its reference."),
+}
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse prints usage plus an error; scripts want one line they can show or grep."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"error: {message} (see `{self.prog} --help`)\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(prog="python -m core", description="QuantLens engine command line.")
+    sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(SUBCOMMANDS) + "}", parser_class=_OneLineParser)
+    sub.required = True
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        module = importlib.import_module(module_name)
+        module.add_arguments(sub_parser)
+        sub_parser.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._module.run(args) or 0)
+    except QuantLensError as exc:
+        sys.stderr.write(f"error: {exc.one_line()}\n")
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted\n")
+        return 130
