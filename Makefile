@@ -1,0 +1,52 @@
+# Two commands on a fresh machine:  `make app` (install + run the app)  and  `make test` (install + run all tests).
+# Everything is installed into a local virtual environment (.venv) by these targets.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+PORT   ?= 8501
+
+.PHONY: app test test-fast lint bench audit browser clean
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] in ((3, 11), (3, 12)), "QuantLens needs Python 3.11 or 3.12"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.runtime-installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@ $(VENV)/.runtime-installed
+
+app: $(VENV)/.runtime-installed
+	$(BIN)/streamlit run app.py --server.port $(PORT)
+
+# Debian's Chromium for the browser tests (never a downloaded browser). Installs only when running as root;
+# otherwise the e2e tests skip with a reason (outside CI) or fail (in CI).
+browser:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	fi
+	@[ -x /usr/bin/chromium ] && /usr/bin/chromium --version || echo "note: /usr/bin/chromium missing; browser tests will skip (install Debian's chromium)"
+
+test: $(VENV)/.dev-installed browser
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+test-fast: $(VENV)/.dev-installed
+	$(BIN)/pytest -m "not slow and not e2e"
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check .
+
+bench: $(VENV)/.dev-installed
+	$(BIN)/python bench/bench_calculator.py
+	$(BIN)/python bench/bench_compare.py
+
+audit: $(VENV)/.dev-installed
+	bash scripts/audit.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts
