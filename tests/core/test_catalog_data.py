@@ -444,6 +444,26 @@ def test_config_produces_the_parameter_count_its_publisher_states(model_id):
     assert total == pytest.approx(m["published_parameters"], rel=0.01), m["published_parameters_source"]
 
 
+def _fp16_kv_bytes_per_token(c: dict[str, Any]) -> int:
+    """K and V for every layer of a plain (non-MLA, non-windowed) decoder at 2 bytes per value."""
+    if c["model_type"] == "gpt2":
+        return 2 * c["n_layer"] * c["n_embd"] * 2
+    return 2 * c["num_hidden_layers"] * c["num_key_value_heads"] * _head_dim(c) * 2
+
+
+@pytest.mark.parametrize(
+    ("model_id", "bytes_per_token"),
+    [
+        ("meta-llama/Llama-3.1-8B", 131_072),
+        ("microsoft/Phi-3-mini-4k-instruct", 393_216),
+        ("Qwen/Qwen2.5-0.5B", 12_288),
+        ("openai-community/gpt2", 36_864),
+    ],
+)
+def test_configs_give_the_reference_kv_cache_bytes_per_token(model_id, bytes_per_token):
+    assert _fp16_kv_bytes_per_token(model(model_id)["config"]) == bytes_per_token
+
+
 def test_mixtral_8x7b_has_12_9b_active_of_46_7b_parameters():
     assert independent_count(model("mistralai/Mixtral-8x7B-v0.1")["config"]) == (46_702_792_704, 12_879_925_248)
 
