@@ -1,0 +1,327 @@
+"""The sizing facade the calculator page, the home page and `python -m core size` call.
+
+One verb, `estimate(model, precision, context, batch, kv_precision, runtime) -> MemoryEstimate`, over
+plain data: a ModelSpec (from a parameter count, a catalog entry or a config.json) and a precision
+name. Everything else (tables, context sweeps, fit matrix, max context, decode ceilings) is built
+from it. All byte figures are integers; GB means 10^9 bytes, GiB 2^30.
+
+A bare parameter count has no shape, so its KV cache cannot be computed honestly: it is reported as
+0 with `kv_cache_known=False` and a note, rather than guessed from an assumed shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import Any
+
+from core import catalog as _catalog
+from core.architecture import (
+    Architecture,
+    active_parameter_count,
+    architecture_from_config,
+    parameter_count,
+    parse_config_json,
+    parse_param_count,
+)
+from core.errors import QuantLensError
+from core.hardware import MYTH_70B_INT4, DecodeSpeed, Fit, Hardware, check_fit, decode_speed_ceiling
+from core.kv_cache import check_context_batch, get_kv_precision, kv_cache_bytes
+from core.overhead import get_runtime, runtime_overhead
+from core.precisions import Precision, get_precision
+from core.weights import weights_bytes as _weights_bytes
+from core.weights import weights_note
+
+GB = 10**9
+GIB = 2**30
+DEFAULT_MAX_CONTEXT = 131_072
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model to size. `architecture` is None for a bare parameter count."""
+
+    name: str
+    parameters: int
+    active_parameters: int
+    architecture: Architecture | None = None
+    source: str = "params"  # "params" | "catalog" | "config"
+    catalog_id: str | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def max_context(self) -> int:
+        """The model's trained context (max_position_embeddings), or 128k when unknown."""
+        a = self.architecture
+        return a.max_position_embeddings if a is not None and a.max_position_embeddings else DEFAULT_MAX_CONTEXT
+
+
+def format_params(n: int) -> str:
+    """8030261248 -> '8.03B'."""
+    for div, suffix in ((10**12, "T"), (10**9, "B"), (10**6, "M"), (10**3, "K")):
+        if n >= div:
+            return f"{n / div:.3g}{suffix}" if n < 100 * div else f"{n / div:.0f}{suffix}"
+    return str(n)
+
+
+def model_from_params(value: Any, name: str | None = None) -> ModelSpec:
+    """A model known only by its parameter count ("7B", "1.5e9", 350_000_000)."""
+    n = parse_param_count(value)
+    return ModelSpec(name=name or f"{format_params(n)} parameters", parameters=n, active_parameters=n)
+
+
+def model_from_architecture(arch: Architecture, name: str, source: str, catalog_id: str | None = None) -> ModelSpec:
+    return ModelSpec(
+        name=name,
+        parameters=parameter_count(arch),
+        active_parameters=active_parameter_count(arch),
+        architecture=arch,
+        source=source,
+        catalog_id=catalog_id,
+        warnings=arch.warnings,
+    )
+
+
+def model_from_config(config: dict[str, Any] | str | bytes, name: str = "Uploaded config.json") -> ModelSpec:
+    """A model from a config.json (dict, or its JSON text/bytes), counted exactly from its architecture."""
+    if isinstance(config, (str, bytes)):
+        config = parse_config_json(config)
+    return model_from_architecture(architecture_from_config(config), name, "config")
+
+
+@lru_cache(maxsize=256)
+def _catalog_spec(model_id: str) -> ModelSpec:
+    entry = _catalog.find_model(model_id)
+    return model_from_architecture(architecture_from_config(entry.config), entry.name, "catalog", entry.id)
+
+
+def model_from_catalog(query: str) -> ModelSpec:
+    """A model from the bundled catalog, by id or name (case-insensitive)."""
+    return _catalog_spec(_catalog.find_model(query).id)
+
+
+def resolve_model(*, params: Any = None, model: str | None = None, config: Any = None) -> ModelSpec:
+    """Exactly one of a parameter count, a catalog model, or a config (dict / JSON text)."""
+    given = [x is not None for x in (params, model, config)]
+    if sum(given) != 1:
+        raise QuantLensError("model_choice", "Give exactly one of a parameter count, a catalog model, or a config.json.")
+    if params is not None:
+        return model_from_params(params)
+    if model is not None:
+        return model_from_catalog(model)
+    return model_from_config(config)
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Memory for one model at one precision. `*_bytes` are integers; overhead is an estimate range."""
+
+    model_name: str
+    precision: str
+    precision_label: str
+    precision_family: str
+    weights_bytes: int
+    kv_cache_bytes: int
+    overhead_bytes: int
+    overhead_min_bytes: int
+    overhead_max_bytes: int
+    total_bytes: int
+    total_min_bytes: int
+    total_max_bytes: int
+    active_weights_bytes: int
+    context: int
+    batch: int
+    kv_precision: str
+    runtime: str
+    kv_cache_known: bool
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["notes"] = list(self.notes)
+        return d
+
+
+def weights_bytes(model: ModelSpec, precision: str | Precision) -> int:
+    """Weights at a precision (ideal: exact bits x parameters; real formats: per tensor when known)."""
+    p = precision if isinstance(precision, Precision) else get_precision(precision)
+    return _weights_bytes(p, model.parameters, model.architecture)
+
+
+def estimate(
+    model: ModelSpec,
+    precision: str | Precision,
+    context: int = 0,
+    batch: int = 1,
+    kv_precision: str = "fp16",
+    runtime: str = "llama.cpp",
+) -> MemoryEstimate:
+    """Weights + KV cache + runtime overhead for `batch` sequences of `context` tokens (0 = weights only)."""
+    p = precision if isinstance(precision, Precision) else get_precision(precision)
+    check_context_batch(context, batch)
+    kv_p = get_kv_precision(kv_precision)
+    runtime = get_runtime(runtime)
+    arch = model.architecture
+    weights = _weights_bytes(p, model.parameters, arch)
+    notes: list[str] = []
+    note = weights_note(p, arch)
+    if note:
+        notes.append(note)
+    if arch is None:
+        kv = 0
+        kv_known = context == 0
+        if context:
+            notes.append("KV cache not counted: it depends on layers, KV heads and head size, which a bare parameter count lacks.")
+    else:
+        kv = kv_cache_bytes(arch, context, batch, kv_p.name)
+        kv_known = True
+        if arch.is_encoder and context:
+            notes.append("Encoder model: no KV cache (nothing is generated token by token).")
+    over = runtime_overhead(arch, runtime, context, batch, weights)
+    active = weights if model.active_parameters == model.parameters else weights * model.active_parameters // model.parameters
+    return MemoryEstimate(
+        model_name=model.name,
+        precision=p.name,
+        precision_label=p.label,
+        precision_family=p.family,
+        weights_bytes=weights,
+        kv_cache_bytes=kv,
+        overhead_bytes=over.typical_bytes,
+        overhead_min_bytes=over.min_bytes,
+        overhead_max_bytes=over.max_bytes,
+        total_bytes=weights + kv + over.typical_bytes,
+        total_min_bytes=weights + kv + over.min_bytes,
+        total_max_bytes=weights + kv + over.max_bytes,
+        active_weights_bytes=active,
+        context=context,
+        batch=batch,
+        kv_precision=kv_p.name,
+        runtime=runtime,
+        kv_cache_known=kv_known,
+        notes=tuple(notes) + (over.notes if context else ()),
+    )
+
+
+def estimate_all(
+    model: ModelSpec,
+    precisions: tuple[str | Precision, ...] | list[str | Precision],
+    context: int = 0,
+    batch: int = 1,
+    kv_precision: str = "fp16",
+    runtime: str = "llama.cpp",
+) -> tuple[MemoryEstimate, ...]:
+    return tuple(estimate(model, p, context, batch, kv_precision, runtime) for p in precisions)
+
+
+SEED_MODELS = (7 * 10**9, 70 * 10**9)
+SEED_PRECISIONS = ("fp16", "int8", "int4")
+
+
+def seed_table(
+    parameter_counts: tuple[int, ...] = SEED_MODELS, precisions: tuple[str, ...] = SEED_PRECISIONS
+) -> list[dict[str, Any]]:
+    """The home page's table: weights only, ideal precisions. 7B -> 14/7/3.5 GB, 70B -> 140/70/35 GB.
+
+    Rows: {"model": "7B parameters", "parameters": 7e9 as int, "precision": "fp16", "weights_bytes": int,
+    "weights_gb": float (10^9), "weights_gib": float (2^30)}.
+    """
+    rows = []
+    for n in parameter_counts:
+        m = model_from_params(n)
+        for name in precisions:
+            w = weights_bytes(m, name)
+            rows.append({"model": m.name, "parameters": n, "precision": get_precision(name).label,
+                         "weights_bytes": w, "weights_gb": w / GB, "weights_gib": w / GIB})
+    return rows
+
+
+def context_points(max_context: int, start: int = 512) -> tuple[int, ...]:
+    """Context lengths for a memory-vs-context chart: 0, then powers of two up to max_context (inclusive)."""
+    points = [0]
+    c = start
+    while c < max_context:
+        points.append(c)
+        c *= 2
+    points.append(max_context)
+    return tuple(points)
+
+
+def memory_vs_context(
+    model: ModelSpec,
+    precisions: tuple[str, ...] | list[str],
+    contexts: tuple[int, ...],
+    batch: int = 1,
+    kv_precision: str = "fp16",
+    runtime: str = "llama.cpp",
+) -> list[dict[str, Any]]:
+    """Rows {"precision", "context", "weights_bytes", "kv_cache_bytes", "overhead_bytes", "total_bytes"}."""
+    rows = []
+    for name in precisions:
+        for c in contexts:
+            e = estimate(model, name, c, batch, kv_precision, runtime)
+            rows.append({"precision": e.precision, "context": c, "weights_bytes": e.weights_bytes,
+                         "kv_cache_bytes": e.kv_cache_bytes, "overhead_bytes": e.overhead_bytes,
+                         "total_bytes": e.total_bytes})
+    return rows
+
+
+def fit(model: ModelSpec, est: MemoryEstimate, hw: Hardware) -> Fit:
+    """How `est` sits on `hw`: fits, headroom, GPUs needed (tensor parallel and pooled)."""
+    heads = model.architecture.num_heads if model.architecture is not None else None
+    return check_fit(hw, est.weights_bytes, est.kv_cache_bytes, est.overhead_bytes, heads)
+
+
+def fit_matrix(model: ModelSpec, estimates: tuple[MemoryEstimate, ...], hardware: tuple[Hardware, ...]) -> list[Fit]:
+    """Every (hardware, estimate) pair, hardware-major."""
+    return [fit(model, e, hw) for hw in hardware for e in estimates]
+
+
+def max_context(
+    model: ModelSpec,
+    precision: str | Precision,
+    hw: Hardware,
+    batch: int = 1,
+    kv_precision: str = "fp16",
+    runtime: str = "llama.cpp",
+    n_gpus: int = 1,
+    limit: int | None = None,
+) -> int:
+    """Longest context (up to the model's trained context) whose typical total fits `n_gpus` cards.
+
+    0 means not even a minimal context fits. Memory grows monotonically with context, so a binary
+    search is exact. With several cards the weights and KV split evenly and each card pays the overhead.
+    """
+    limit = limit or model.max_context
+    n_gpus = max(1, n_gpus)
+
+    def fits(c: int) -> bool:
+        e = estimate(model, precision, c, batch, kv_precision, runtime)
+        per_card = -(-(e.weights_bytes + e.kv_cache_bytes) // n_gpus) + e.overhead_bytes
+        return per_card <= hw.usable_memory_bytes
+
+    if not fits(1):
+        return 0
+    if fits(limit):
+        return limit
+    lo, hi = 1, limit  # fits(lo) and not fits(hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def decode_speed(est: MemoryEstimate, hw: Hardware) -> DecodeSpeed:
+    """Bandwidth ceiling on decode tokens/s: active weights + KV read per step (MoE reads only active experts)."""
+    return decode_speed_ceiling(est.active_weights_bytes, est.kv_cache_bytes, est.batch, hw.bandwidth_gb_s)
+
+
+def myth_notes(model: ModelSpec, hardware: tuple[Hardware, ...] = ()) -> list[str]:
+    """The "70B at INT4 fits a 24 GB card" correction, when the user is looking at a large model or a small card."""
+    int4 = weights_bytes(model, "int4")
+    small_cards = [hw for hw in hardware if hw.kind == "gpu" and hw.usable_memory_bytes <= 32 * GB]
+    if model.parameters >= 30 * 10**9 and (small_cards or not hardware):
+        return [MYTH_70B_INT4 + f" For {model.name}: {int4 / GB:.1f} GB of weights at ideal INT4."]
+    return []

@@ -1,0 +1,97 @@
+"""Bytes of model weights at a precision: ideal bit widths, and real formats with their true overheads.
+
+- ideal: every parameter at exactly the nominal bits (int4 = 0.5 byte), so 7B at INT4 is 3.5 GB.
+- GGUF: llama.cpp's per-tensor plan (core.gguf) when the architecture is known. For a bare parameter
+  count there is no shape, so the type's whole-file bits per weight *on Llama-3-8B* is used, which is
+  stated as an approximation.
+- AWQ / GPTQ (4-bit, group 128), bitsandbytes NF4, FP8 with per-tensor scale: only the linear layers
+  inside the blocks are quantized; embeddings, output layer, norms, biases and MoE routers stay 16-bit,
+  which is how those libraries save checkpoints. Group scales/zeros (AWQ/GPTQ), GPTQ's int32 g_idx and
+  FP8's per-tensor scales are counted.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from functools import lru_cache
+
+from core import gguf
+from core.architecture import Architecture, architecture_from_config, tensor_inventory
+from core.precisions import Precision
+
+# Llama-3-8B's shape: the reference for "bits per weight" of a GGUF type when no architecture is known.
+LLAMA3_8B_CONFIG = {
+    "model_type": "llama", "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+    "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256, "tie_word_embeddings": False,
+}
+_QUANTIZED_ROLES = ("attention", "mlp", "expert", "shared_expert")
+GROUP_SIZE = 128
+
+
+def _ceil(x: Fraction) -> int:
+    return math.ceil(x)
+
+
+@lru_cache(maxsize=64)
+def gguf_bits_per_weight(ftype: str, arch: Architecture | None = None) -> Fraction:
+    """Whole-file bits per parameter of a GGUF type on `arch` (default: Llama-3-8B's shape)."""
+    from core.architecture import parameter_count
+
+    a = arch or architecture_from_config(LLAMA3_8B_CONFIG)
+    return Fraction(8 * gguf.file_bytes(a, ftype), parameter_count(a))
+
+
+def _is_quantized_linear(t) -> bool:
+    return t.role in _QUANTIZED_ROLES and len(t.shape) >= 2
+
+
+def _real_format_bytes(p: Precision, a: Architecture) -> int:
+    total = Fraction(0)
+    for t in tensor_inventory(a):
+        if not _is_quantized_linear(t):
+            total += 2 * t.numel
+            continue
+        in_f = t.shape[-1]
+        rows = t.numel // in_f
+        if p.family in ("awq", "gptq"):
+            total += Fraction(t.numel, 2)  # 4-bit weights
+            total += rows * math.ceil(in_f / GROUP_SIZE) * Fraction(20, 8)  # FP16 scale + 4-bit zero per group
+            if p.family == "gptq":
+                experts = t.shape[0] if len(t.shape) == 3 else 1
+                total += 4 * in_f * experts  # int32 g_idx per input column
+        elif p.family == "bnb":
+            total += t.numel * p.bits_per_weight / 8
+        elif p.family == "fp8":
+            experts = t.shape[0] if len(t.shape) == 3 else 1
+            total += t.numel + 4 * experts  # 1 byte per weight + an FP32 scale per (expert) matrix
+        else:  # pragma: no cover - registry families are closed
+            raise AssertionError(p.family)
+    return _ceil(total)
+
+
+@lru_cache(maxsize=4096)
+def weights_bytes(p: Precision, parameters: int, arch: Architecture | None) -> int:
+    """Bytes of weights for `parameters` (exact count) at precision `p`, per tensor when `arch` is given."""
+    if p.is_ideal:
+        return _ceil(parameters * p.bits_per_weight / 8)
+    if p.family == "gguf":
+        assert p.gguf_ftype is not None
+        if arch is not None:
+            return gguf.file_bytes(arch, p.gguf_ftype)
+        return _ceil(parameters * gguf_bits_per_weight(p.gguf_ftype) / 8)
+    if arch is not None:
+        return _real_format_bytes(p, arch)
+    return _ceil(parameters * p.bits_per_weight / 8)
+
+
+def weights_note(p: Precision, arch: Architecture | None) -> str | None:
+    """What a user should know about how this weight figure was obtained, if anything."""
+    if p.is_ideal:
+        return None
+    if arch is None and p.family == "gguf":
+        bits = float(gguf_bits_per_weight(p.gguf_ftype or ""))
+        return f"{p.name}: no architecture, so Llama-3-8B's whole-file average of {bits:.2f} bits/weight is used."
+    if arch is None:
+        return f"{p.name}: no architecture, so {float(p.bits_per_weight):.3f} bits on every parameter (embeddings would stay 16-bit in a real file)."
+    return None
