@@ -321,7 +321,9 @@ def decode_speed(est: MemoryEstimate, hw: Hardware) -> DecodeSpeed:
 def myth_notes(model: ModelSpec, hardware: tuple[Hardware, ...] = ()) -> list[str]:
     """The "70B at INT4 fits a 24 GB card" correction, when the user is looking at a large model or a small card."""
     int4 = weights_bytes(model, "int4")
-    small_cards = [hw for hw in hardware if hw.kind == "gpu" and hw.usable_memory_bytes <= 32 * GB]
-    if model.parameters >= 30 * 10**9 and (small_cards or not hardware):
+    if int4 <= 24 * GB:
+        return []
+    small_card_selected = any(hw.kind == "gpu" and hw.memory_bytes <= 32 * GIB for hw in hardware)
+    if small_card_selected or 50 * 10**9 <= model.parameters <= 100 * 10**9:
         return [MYTH_70B_INT4 + f" For {model.name}: {int4 / GB:.1f} GB of weights at ideal INT4."]
     return []

@@ -1,0 +1,196 @@
+"""`python -m core size`: memory a model needs at each precision, as a table, JSON or CSV.
+
+Exactly one model source: `--params 7B`, `--model "Llama 3.1 8B"` (catalog id or name) or
+`--config path/to/config.json` (read as JSON only, never executed). All byte counts in JSON/CSV are
+integers; the table shows GB (10^9 bytes) and GiB (2^30 bytes), labelled.
+
+JSON shape (stable; more keys may be added, none removed):
+
+    {
+      "model": {"name": str, "parameters": int, "active_parameters": int, "source": "params"|"catalog"|"config",
+                "catalog_id": str|null, "architecture_known": bool, "warnings": [str]},
+      "settings": {"context": int, "batch": int, "kv_precision": str, "runtime": str},
+      "estimates": [
+        {"precision": str, "label": str, "family": str,
+         "weights_bytes": int, "kv_cache_bytes": int, "overhead_bytes": int,
+         "overhead_min_bytes": int, "overhead_max_bytes": int,
+         "total_bytes": int, "total_min_bytes": int, "total_max_bytes": int,
+         "kv_cache_known": bool, "ppl_delta": float|null, "ppl_source": str|null,
+         "hardware": [{"id": str, "name": str, "usable_bytes": int, "fits": bool, "headroom_bytes": int,
+                       "gpus_tensor_parallel": int|null, "gpus_pooled": int|null,
+                       "decode_tokens_per_s_ceiling": float}]}   # only with --gpu
+      ],
+      "notes": [str]
+    }
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from core import catalog, sizing
+from core.architecture import MAX_CONFIG_BYTES
+from core.errors import QuantLensError
+from core.kv_cache import KV_PRECISIONS
+from core.overhead import RUNTIMES
+from core.precisions import DEFAULT_NAMES, Precision, parse_precision_list
+
+GB = 10**9
+GIB = 2**30
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--params", metavar="N", help="parameter count: 7B, 1.5e9, 350M, 1,000,000")
+    source.add_argument("--model", metavar="NAME", help="catalog model id or name, e.g. meta-llama/Llama-3.1-8B")
+    source.add_argument("--config", metavar="FILE", help="a Hugging Face config.json (parsed as JSON only)")
+    parser.add_argument("--precision", default=",".join(DEFAULT_NAMES), metavar="LIST",
+                        help="comma-separated precisions (fp16,int8,int4,Q4_K_M,AWQ-INT4,NF4,...), or all / ideal / real")
+    parser.add_argument("--context", type=int, default=0, metavar="N", help="context length in tokens (0 = weights only)")
+    parser.add_argument("--batch", type=int, default=1, metavar="N", help="concurrent sequences (default 1)")
+    parser.add_argument("--kv-precision", default="fp16", choices=sorted(KV_PRECISIONS), help="KV cache precision")
+    parser.add_argument("--runtime", default="llama.cpp", choices=sorted(RUNTIMES), help="runtime for the overhead estimate")
+    parser.add_argument("--gpu", action="append", default=[], metavar="ID",
+                        help="catalog hardware id or name to check the fit on (repeatable)")
+    parser.add_argument("--format", default="table", choices=("table", "json", "csv"), help="output format")
+
+
+def _load_config(path_text: str) -> dict[str, Any]:
+    path = Path(path_text)
+    try:
+        size = path.stat().st_size
+        if not path.is_file():
+            raise QuantLensError("config_not_found", f"{path_text} is not a file.")
+        if size > MAX_CONFIG_BYTES:
+            raise QuantLensError("config_too_large", f"{path_text} is larger than {MAX_CONFIG_BYTES // 1000} kB.")
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise QuantLensError("config_not_found", f"No config file at {path_text}.") from None
+    except OSError as exc:
+        raise QuantLensError("config_not_found", f"Cannot read {path_text}: {exc.strerror}.") from None
+    from core.architecture import parse_config_json
+
+    return parse_config_json(data)
+
+
+def _model(args: argparse.Namespace) -> sizing.ModelSpec:
+    if args.params is not None:
+        return sizing.model_from_params(args.params)
+    if args.model is not None:
+        return sizing.model_from_catalog(args.model)
+    return sizing.model_from_config(_load_config(args.config), name=Path(args.config).name)
+
+
+def build_report(
+    model: sizing.ModelSpec,
+    precisions: tuple[Precision, ...],
+    context: int,
+    batch: int,
+    kv_precision: str,
+    runtime: str,
+    hardware: tuple[Any, ...] = (),
+) -> dict[str, Any]:
+    """The JSON document `--format json` prints (see the module docstring for its shape)."""
+    estimates = sizing.estimate_all(model, precisions, context, batch, kv_precision, runtime)
+    notes: list[str] = []
+    rows = []
+    for p, e in zip(precisions, estimates, strict=True):
+        for n in e.notes:
+            if n not in notes:
+                notes.append(n)
+        row: dict[str, Any] = {
+            "precision": e.precision, "label": e.precision_label, "family": e.precision_family,
+            "weights_bytes": e.weights_bytes, "kv_cache_bytes": e.kv_cache_bytes, "overhead_bytes": e.overhead_bytes,
+            "overhead_min_bytes": e.overhead_min_bytes, "overhead_max_bytes": e.overhead_max_bytes,
+            "total_bytes": e.total_bytes, "total_min_bytes": e.total_min_bytes, "total_max_bytes": e.total_max_bytes,
+            "kv_cache_known": e.kv_cache_known, "ppl_delta": p.ppl_delta, "ppl_source": p.ppl_source,
+        }
+        if hardware:
+            row["hardware"] = []
+            for hw in hardware:
+                f = sizing.fit(model, e, hw)
+                row["hardware"].append({
+                    "id": hw.id, "name": hw.name, "usable_bytes": f.usable_bytes, "fits": f.fits,
+                    "headroom_bytes": f.headroom_bytes, "gpus_tensor_parallel": f.gpus_tensor_parallel,
+                    "gpus_pooled": f.gpus_pooled,
+                    "decode_tokens_per_s_ceiling": round(sizing.decode_speed(e, hw).tokens_per_s_per_sequence, 2),
+                })
+        rows.append(row)
+    notes += [n for n in sizing.myth_notes(model, hardware) if n not in notes]
+    return {
+        "model": {
+            "name": model.name, "parameters": model.parameters, "active_parameters": model.active_parameters,
+            "source": model.source, "catalog_id": model.catalog_id,
+            "architecture_known": model.architecture is not None, "warnings": list(model.warnings),
+        },
+        "settings": {"context": context, "batch": batch, "kv_precision": kv_precision, "runtime": runtime},
+        "estimates": rows,
+        "notes": notes,
+    }
+
+
+def _table(report: dict[str, Any]) -> str:
+    m = report["model"]
+    s = report["settings"]
+    head = (f"{m['name']}: {m['parameters']:,} parameters"
+            + (f" ({m['active_parameters']:,} active per token)" if m["active_parameters"] != m["parameters"] else "")
+            + f"; context {s['context']:,} x batch {s['batch']}, KV {s['kv_precision']}, runtime {s['runtime']}")
+    cols = ["Precision", "Weights GB", "KV cache GB", "Overhead GB (range)", "Total GB", "Total GiB"]
+    has_hw = any("hardware" in r for r in report["estimates"])
+    if has_hw:
+        cols.append("Fits")
+    lines = []
+    for r in report["estimates"]:
+        cells = [
+            r["label"], f"{r['weights_bytes'] / GB:.2f}",
+            f"{r['kv_cache_bytes'] / GB:.2f}" if r["kv_cache_known"] else "n/a",
+            f"{r['overhead_bytes'] / GB:.2f} ({r['overhead_min_bytes'] / GB:.2f}-{r['overhead_max_bytes'] / GB:.2f})",
+            f"{r['total_bytes'] / GB:.2f}", f"{r['total_bytes'] / GIB:.2f}",
+        ]
+        if has_hw:
+            cells.append(", ".join(
+                f"{h['id']}: {'yes' if h['fits'] else 'no'}" + ("" if h["fits"] else f" (TP {h['gpus_tensor_parallel'] or '>64'})")
+                for h in r["hardware"]))
+        lines.append(cells)
+    widths = [max(len(c), *(len(row[i]) for row in lines)) for i, c in enumerate(cols)]
+    out = [head, "  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))]
+    out.append("  ".join("-" * w for w in widths))
+    for row in lines:
+        out.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+    out.append("GB = 10^9 bytes, GiB = 2^30 bytes. Overhead is an estimate (min-max range).")
+    out += [f"note: {n}" for n in report["model"]["warnings"] + report["notes"]]
+    return "\n".join(out) + "\n"
+
+
+CSV_COLUMNS = ("model", "precision", "weights_bytes", "kv_cache_bytes", "overhead_bytes", "overhead_min_bytes",
+               "overhead_max_bytes", "total_bytes", "total_min_bytes", "total_max_bytes", "total_gb", "total_gib")
+
+
+def _csv(report: dict[str, Any]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for r in report["estimates"]:
+        w.writerow([report["model"]["name"], r["precision"], *(r[c] for c in CSV_COLUMNS[2:10]),
+                    f"{r['total_bytes'] / GB:.3f}", f"{r['total_bytes'] / GIB:.3f}"])
+    return buf.getvalue()
+
+
+def run(args: argparse.Namespace) -> int:
+    model = _model(args)
+    precisions = parse_precision_list(args.precision)
+    hardware = tuple(catalog.find_hardware(h) for h in args.gpu)
+    report = build_report(model, precisions, args.context, args.batch, args.kv_precision, args.runtime, hardware)
+    if args.format == "json":
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    elif args.format == "csv":
+        sys.stdout.write(_csv(report))
+    else:
+        sys.stdout.write(_table(report))
+    return 0
