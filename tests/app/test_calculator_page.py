@@ -1,0 +1,110 @@
+"""The memory calculator page as a user drives it (Streamlit AppTest, no browser)."""
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.core.sizing_reference import CONFIGS
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "calculator.py")
+
+
+def page(**query) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    for k, v in query.items():
+        at.query_params[k] = v
+    return at.run()
+
+
+def memory_table(at: AppTest):
+    return at.dataframe[0].value
+
+
+def url_list(at: AppTest, key: str) -> list[str]:
+    value = at.query_params[key]
+    return value if isinstance(value, list) else [value]
+
+
+def test_default_page_renders_a_memory_table_without_errors():
+    at = page()
+    assert not at.exception and not at.error
+    df = memory_table(at)
+    assert list(df["Model"].unique()) == ["Llama 3.1 8B"]
+    assert {"FP16", "INT4", "GGUF Q4_K_M"} <= set(df["Precision"])
+    assert url_list(at, "model") == ["meta-llama/Llama-3.1-8B"]
+    assert url_list(at, "prec") == ["fp16", "int8", "int4", "Q8_0", "Q4_K_M", "AWQ-INT4", "NF4"]
+
+
+def test_changing_the_model_changes_the_table_and_the_link():
+    at = page()
+    before = memory_table(at)["Total GB"].tolist()
+    at.multiselect(key="w_model").set_value(["meta-llama/Llama-3.1-70B"]).run()
+    after = memory_table(at)
+    assert list(after["Model"].unique()) == ["Llama 3.1 70B"]
+    assert after["Total GB"].tolist() != before and min(after["Total GB"]) > max(before) / 2
+    assert url_list(at, "model") == ["meta-llama/Llama-3.1-70B"]
+
+
+def test_several_models_give_a_models_by_precisions_table():
+    at = page(model=["meta-llama/Llama-3.1-8B", "mistralai/Mixtral-8x7B-v0.1"], prec=["fp16", "int4"])
+    df = memory_table(at)
+    assert len(df) == 4 and set(df["Model"]) == {"Llama 3.1 8B", "Mixtral 8x7B"}
+
+
+def test_query_params_restore_the_whole_state():
+    at = page(src="params", params="7B 70B", prec=["fp16", "int8", "int4"], ctx="0", batch="1", kv="q8_0",
+              rt="vllm", gpu=["rtx-4090"])
+    assert not at.exception and not any(w.startswith("Ignored") for w in at.warning.values)
+    assert at.radio(key="w_src").value == "params"
+    assert at.text_input(key="w_params").value == "7B 70B"
+    assert at.selectbox(key="w_kv").value == "q8_0" and at.selectbox(key="w_rt").value == "vllm"
+    df = memory_table(at)
+    assert df["Weights GB"].round(6).tolist() == [14.0, 7.0, 3.5, 140.0, 70.0, 35.0]
+
+
+def test_70b_at_int4_on_a_24gb_card_is_called_out_as_not_fitting():
+    at = page(src="params", params="70B", prec=["int4"], ctx="0", gpu=["rtx-4090"])
+    assert any("false" in w and "24 GB" in w for w in at.warning.values)
+    fit_matrix = at.dataframe[1].value
+    assert fit_matrix.iloc[0, 0].startswith("✗")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "widget", "default"),
+    [("ctx", "lots", "w_ctx", 4096), ("batch", "-3", "w_batch", 1), ("kv", "q3_0", "w_kv", "fp16"),
+     ("prec", "int5", "w_prec", None), ("model", "no/such-model", "w_model", ["meta-llama/Llama-3.1-8B"]),
+     ("src", "web", "w_src", "catalog"), ("cfg", "!!!notbase64", "w_src", "catalog")],
+)
+def test_a_bad_query_param_shows_a_warning_and_falls_back(key, value, widget, default):
+    at = page(**{key: value})
+    assert not at.exception and not at.error
+    assert any(f"`{key}=" in w for w in at.warning.values)
+    if default is not None:
+        assert at.get_by_key(widget).value == default
+    assert len(memory_table(at)) > 0
+
+
+def test_an_uploaded_config_travels_in_the_link_and_is_counted_exactly():
+    cfg = base64.urlsafe_b64encode(json.dumps(CONFIGS["qwen2.5-0.5b"]).encode()).decode().rstrip("=")
+    at = page(src="config", cfg=cfg, prec=["fp16"], ctx="0")
+    assert not at.exception and not at.error
+    df = memory_table(at)
+    assert df["Model"].tolist() == ["Uploaded config.json"]
+    assert df["Weights GB"].tolist()[0] == pytest.approx(2 * 494_032_768 / 1e9)
+
+
+def test_csv_download_of_the_table_is_offered():
+    at = page()
+    buttons = [b for b in at.get("download_button")]
+    assert buttons and "CSV" in buttons[0].proto.label
+
+
+def test_qlora_mode_sizes_fine_tuning_70b_on_one_card():
+    at = page(model=["meta-llama/Llama-3.1-70B"], mode="qlora", ctx="2048", gpu=["h100-sxm-80gb"])
+    assert not at.exception and not at.error
+    df = at.dataframe[0].value
+    assert df["Model"].tolist() == ["Llama 3.1 70B"]
+    assert df["NVIDIA H100 SXM 80GB"].tolist() == ["fits"]
