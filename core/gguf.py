@@ -129,10 +129,30 @@ def _is_70b(a: Architecture) -> bool:
     return a.model_type in ("llama", "mistral", "qwen2") and a.num_layers == 80 and a.gqa_ratio > 1
 
 
+@dataclass(frozen=True)
+class _TensorInfo:
+    """Per-tensor facts that do not depend on the file type, computed once per architecture."""
+
+    tensor: Tensor
+    category: str
+    quantizable: bool
+    source_is_f32: bool  # written as F32 by convert_hf_to_gguf.py (1-D, routers, positions)
+    rows: int
+
+
+@lru_cache(maxsize=256)
+def _tensor_infos(a: Architecture) -> tuple[_TensorInfo, ...]:
+    return tuple(
+        _TensorInfo(t, _category(t.name), _allows_quantization(t), _source_type(t, "F16") == "F32",
+                    t.numel // t.row_length)
+        for t in tensor_inventory(a)
+    )
+
+
 class _State:
-    def __init__(self, a: Architecture, tensors: tuple[Tensor, ...]) -> None:
-        self.n_attention_wv = sum(1 for t in tensors if _category(t.name) in ("attn_v", "attn_qkv", "attn_kv_b"))
-        self.has_output = any(t.name == "output.weight" for t in tensors)
+    def __init__(self, a: Architecture, infos: tuple[_TensorInfo, ...]) -> None:
+        self.n_attention_wv = sum(1 for i in infos if i.category in ("attn_v", "attn_qkv", "attn_kv_b"))
+        self.has_output = any(i.category == "output" for i in infos)
         self.i_attention_wv = 0
         self.n_layer = a.num_layers
         self.gqa = a.gqa_ratio
@@ -275,21 +295,20 @@ def plan(a: Architecture, ftype: str) -> tuple[TensorPlan, ...]:
     if ftype not in FTYPE_DEFAULT:
         raise QuantLensError("unknown_gguf_type", f"Unknown GGUF type {ftype!r}; known: {', '.join(FTYPE_DEFAULT)}.")
     default = FTYPE_DEFAULT[ftype]
-    tensors = tensor_inventory(a)
-    state = _State(a, tensors)
+    infos = _tensor_infos(a)
+    state = _State(a, infos)
+    quantized_default = default in _QUANTIZED
     out: list[TensorPlan] = []
-    for t in tensors:
-        src = _source_type(t, ftype)
-        if default in _QUANTIZED and _allows_quantization(t):
-            new = _rule(state, t, ftype, default, _category(t.name))
-            new = _fallback(t, new)
-        elif default not in _QUANTIZED and len(t.shape) >= 2 and src != "F32":
+    for info in infos:
+        t = info.tensor
+        src = "F32" if ftype == "F32" or info.source_is_f32 else "BF16" if ftype == "BF16" else "F16"
+        if quantized_default and info.quantizable:
+            new = _fallback(t, _rule(state, t, ftype, default, info.category))
+        elif not quantized_default and src != "F32":
             new = default
         else:
             new = src
-        gt = GGML_TYPES[new]
-        rows = t.numel // t.row_length
-        out.append(TensorPlan(t.name, new, t.numel, rows * gt.row_bytes(t.row_length)))
+        out.append(TensorPlan(t.name, new, info.rows * t.row_length, info.rows * GGML_TYPES[new].row_bytes(t.row_length)))
     return tuple(out)
 
 

@@ -327,3 +327,66 @@ def myth_notes(model: ModelSpec, hardware: tuple[Hardware, ...] = ()) -> list[st
     if small_card_selected or 50 * 10**9 <= model.parameters <= 100 * 10**9:
         return [MYTH_70B_INT4 + f" For {model.name}: {int4 / GB:.1f} GB of weights at ideal INT4."]
     return []
+
+
+@dataclass(frozen=True)
+class HardwareDetail:
+    """One (hardware, precision) pair for the focus model: fit, longest context, decode ceiling."""
+
+    hardware: Hardware
+    estimate: MemoryEstimate
+    fit: Fit
+    max_context: int | None  # None when the model has no architecture (no KV estimate)
+    decode: DecodeSpeed
+
+
+@dataclass(frozen=True)
+class CalculatorResult:
+    """Everything the calculator page draws for one interaction; the first model is the focus model."""
+
+    models: tuple[ModelSpec, ...]
+    estimates: tuple[tuple[MemoryEstimate, ...], ...]  # per model, per precision
+    fits: tuple[Fit, ...]  # focus model, hardware-major, per precision
+    details: tuple[HardwareDetail, ...]  # focus model, first `detail_hardware` devices, per precision
+    sweep: tuple[dict[str, Any], ...]  # focus model, memory against context per precision
+    myth_notes: tuple[str, ...]
+
+
+def calculate(
+    models: tuple[ModelSpec, ...] | list[ModelSpec],
+    precisions: tuple[str | Precision, ...] | list[str | Precision],
+    context: int,
+    batch: int = 1,
+    kv_precision: str = "fp16",
+    runtime: str = "llama.cpp",
+    hardware: tuple[Hardware, ...] = (),
+    detail_hardware: int = 4,
+) -> CalculatorResult:
+    """One calculator interaction: estimates for every model x precision, and for the focus (first) model the
+    fit matrix, per-device details (max context by binary search, decode ceiling) and a context sweep."""
+    if not models:
+        raise QuantLensError("model_choice", "Choose at least one model.")
+    if not precisions:
+        raise QuantLensError("unknown_precision", "Choose at least one precision.")
+    models = tuple(models)
+    focus = models[0]
+    estimates = tuple(estimate_all(m, tuple(precisions), context, batch, kv_precision, runtime) for m in models)
+    fits = tuple(fit(focus, e, hw) for hw in hardware for e in estimates[0])
+    details = tuple(
+        HardwareDetail(
+            hardware=hw,
+            estimate=e,
+            fit=fit(focus, e, hw),
+            max_context=max_context(focus, e.precision, hw, batch, kv_precision, runtime) if focus.architecture else None,
+            decode=decode_speed(e, hw),
+        )
+        for hw in hardware[:detail_hardware]
+        for e in estimates[0]
+    )
+    names = [e.precision for e in estimates[0]]
+    sweep = tuple(memory_vs_context(focus, names, context_points(min(focus.max_context, 10_000_000)), batch,
+                                    kv_precision, runtime))
+    notes: list[str] = []
+    for m in models:
+        notes += [n for n in myth_notes(m, hardware) if n not in notes]
+    return CalculatorResult(models, estimates, fits, details, sweep, tuple(notes))

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 
@@ -42,31 +43,47 @@ def gguf_bits_per_weight(ftype: str, arch: Architecture | None = None) -> Fracti
     return Fraction(8 * gguf.file_bytes(a, ftype), parameter_count(a))
 
 
-def _is_quantized_linear(t) -> bool:
-    return t.role in _QUANTIZED_ROLES and len(t.shape) >= 2
+@dataclass(frozen=True)
+class _LinearStats:
+    """What the real-format formulas need, summed once per architecture."""
+
+    other_numel: int  # stays 16-bit: embeddings, output layer, norms, biases, routers
+    linear_numel: int  # quantized linear weights inside the blocks
+    groups: int  # group-128 scale/zero pairs (rows x ceil(in / 128))
+    input_columns: int  # GPTQ g_idx entries (in_features per matrix)
+    matrices: int  # FP8 per-tensor scales (one per matrix, per expert)
+
+
+@lru_cache(maxsize=256)
+def _linear_stats(a: Architecture) -> _LinearStats:
+    other = linear = groups = columns = matrices = 0
+    for t in tensor_inventory(a):
+        if t.role not in _QUANTIZED_ROLES or len(t.shape) < 2:
+            other += t.numel
+            continue
+        in_f = t.shape[-1]
+        experts = t.shape[0] if len(t.shape) == 3 else 1
+        linear += t.numel
+        groups += (t.numel // in_f) * -(-in_f // GROUP_SIZE)
+        columns += in_f * experts
+        matrices += experts
+    return _LinearStats(other, linear, groups, columns, matrices)
 
 
 def _real_format_bytes(p: Precision, a: Architecture) -> int:
-    total = Fraction(0)
-    for t in tensor_inventory(a):
-        if not _is_quantized_linear(t):
-            total += 2 * t.numel
-            continue
-        in_f = t.shape[-1]
-        rows = t.numel // in_f
-        if p.family in ("awq", "gptq"):
-            total += Fraction(t.numel, 2)  # 4-bit weights
-            total += rows * math.ceil(in_f / GROUP_SIZE) * Fraction(20, 8)  # FP16 scale + 4-bit zero per group
-            if p.family == "gptq":
-                experts = t.shape[0] if len(t.shape) == 3 else 1
-                total += 4 * in_f * experts  # int32 g_idx per input column
-        elif p.family == "bnb":
-            total += t.numel * p.bits_per_weight / 8
-        elif p.family == "fp8":
-            experts = t.shape[0] if len(t.shape) == 3 else 1
-            total += t.numel + 4 * experts  # 1 byte per weight + an FP32 scale per (expert) matrix
-        else:  # pragma: no cover - registry families are closed
-            raise AssertionError(p.family)
+    s = _linear_stats(a)
+    total = Fraction(2 * s.other_numel)
+    if p.family in ("awq", "gptq"):
+        # 4-bit weights + an FP16 scale and a 4-bit zero per group (+ GPTQ's int32 g_idx per input column)
+        total += Fraction(s.linear_numel, 2) + Fraction(20 * s.groups, 8)
+        if p.family == "gptq":
+            total += 4 * s.input_columns
+    elif p.family == "bnb":
+        total += s.linear_numel * p.bits_per_weight / 8
+    elif p.family == "fp8":
+        total += s.linear_numel + 4 * s.matrices  # 1 byte per weight + an FP32 scale per matrix
+    else:  # pragma: no cover - registry families are closed
+        raise AssertionError(p.family)
     return _ceil(total)
 
 

@@ -235,6 +235,7 @@ try:
             models = [sizing.model_from_config(cfg, "Uploaded config.json")]
 except QuantLensError as exc:
     st.error(exc.one_line())
+models = list({m.name: m for m in models}.values())  # the same model twice adds nothing
 if not models:
     st.info("Choose a model: pick from the catalog, type a parameter count, or upload a config.json.")
     st.stop()
@@ -247,8 +248,6 @@ primary = models[0]
 for m in models:
     for w in m.warnings:
         st.info(f"{m.name}: {w}")
-    for note in sizing.myth_notes(m, hardware):
-        st.warning(note)
 
 if mode != "inference":
     st.subheader(f"{MODES[mode]}: sequence length {ctx:,} x batch {batch}")
@@ -276,37 +275,35 @@ if mode != "inference":
                "moments) plus activations. LoRA: frozen 16-bit base + adapters. QLoRA: frozen NF4 base + adapters.")
     st.stop()
 
-estimates = {m.name: sizing.estimate_all(m, precisions, ctx, batch, kv, rt) for m in models}
+result = sizing.calculate(models, precisions, ctx, batch, kv, rt, hardware)
+for note in result.myth_notes:
+    st.warning(note)
+estimates = {m.name: es for m, es in zip(result.models, result.estimates, strict=True)}
 table = pd.DataFrame([
     {"Model": e.model_name, "Precision": e.precision_label, "Weights GB": e.weights_bytes / GB,
      "KV cache GB": e.kv_cache_bytes / GB if e.kv_cache_known else None, "Overhead GB": e.overhead_bytes / GB,
      "Overhead range GB": f"{e.overhead_min_bytes / GB:.2f} - {e.overhead_max_bytes / GB:.2f}",
      "Total GB": e.total_bytes / GB, "Total GiB": e.total_bytes / GIB,
      "ppl Δ (llama.cpp)": _ppl(get_precision(e.precision).ppl_delta)}
-    for es in estimates.values() for e in es
+    for es in result.estimates for e in es
 ])
 csv_rows = pd.DataFrame([
     {"model": e.model_name, "precision": e.precision, "context": e.context, "batch": e.batch,
      "kv_precision": e.kv_precision, "runtime": e.runtime, "weights_bytes": e.weights_bytes,
      "kv_cache_bytes": e.kv_cache_bytes, "overhead_bytes": e.overhead_bytes, "overhead_min_bytes": e.overhead_min_bytes,
      "overhead_max_bytes": e.overhead_max_bytes, "total_bytes": e.total_bytes}
-    for es in estimates.values() for e in es
+    for es in result.estimates for e in es
 ])
-primary_estimates = estimates[primary.name]
-fits = {(hw.id, e.precision): sizing.fit(primary, e, hw) for hw in hardware for e in primary_estimates}
-details = []
-for hw in hardware[:4]:
-    for e in primary_estimates:
-        f = fits[(hw.id, e.precision)]
-        details.append({
-            "Hardware": hw.name, "Precision": e.precision_label, "Fits": "yes" if f.fits else "no",
-            "Free GB": f.headroom_bytes / GB, "GPUs (tensor parallel)": f.gpus_tensor_parallel,
-            "GPUs (pooled)": f.gpus_pooled,
-            "Max context": sizing.max_context(primary, e.precision, hw, batch, kv, rt) if primary.architecture else None,
-            "Decode tok/s ceiling": sizing.decode_speed(e, hw).tokens_per_s_per_sequence,
-        })
-sweep = sizing.memory_vs_context(primary, [p.name for p in precisions],
-                                 sizing.context_points(min(primary.max_context, MAX_CONTEXT)), batch, kv, rt)
+primary_estimates = result.estimates[0]
+fits = {(f.hardware_id, e.precision): f
+        for f, e in zip(result.fits, [e for _ in hardware for e in primary_estimates], strict=True)}
+details = [{
+    "Hardware": d.hardware.name, "Precision": d.estimate.precision_label, "Fits": "yes" if d.fit.fits else "no",
+    "Free GB": d.fit.headroom_bytes / GB, "GPUs (tensor parallel)": d.fit.gpus_tensor_parallel,
+    "GPUs (pooled)": d.fit.gpus_pooled, "Max context": d.max_context,
+    "Decode tok/s ceiling": d.decode.tokens_per_s_per_sequence,
+} for d in result.details]
+sweep = result.sweep
 compute_ms = (time.perf_counter() - started) * 1000
 
 # ---------------------------------------------------------------------------------------------- output
