@@ -1,0 +1,191 @@
+"""The inputs a comparison runs on: the user's texts, or arrays for a model that takes no text.
+
+"Test on your own data" is the point of the compare page, so typed text, a .txt (one text per line) and a
+.csv (a text column) are all first-class; defaults exist only so the demo works with no input at all.
+Texts are capped (count and length) because every text is run through every variant.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.errors import QuantLensError
+
+MAX_TEXTS = 64
+MAX_TEXT_CHARS = 2000
+MAX_INPUT_FILE_BYTES = 2 * 2**20
+TEXT_COLUMN_NAMES = ("text", "sentence", "sentences", "input", "prompt", "query", "content")
+DEFAULT_TEXTS: tuple[str, ...] = (
+    "A man is playing a guitar on the street.",
+    "Someone is strumming an acoustic guitar outdoors.",
+    "The stock market fell sharply after the announcement.",
+    "Shares dropped heavily when the news came out.",
+    "How do I bake sourdough bread at home?",
+    "What is a simple recipe for homemade bread?",
+    "The cat is sleeping on the warm windowsill.",
+    "A kitten naps in the sun by the window.",
+    "Quantum computers use qubits instead of bits.",
+    "Il pleut beaucoup à Paris aujourd'hui.",
+    "Please reset my password; I cannot log in.",
+    "The team won the championship in the final minute.",
+)
+# Symbolic dimensions in a non-text model are replaced by these sizes when inputs are generated.
+GENERATED_DIM_SIZES = {"batch": 1, "batch_size": 1, "n": 1, "N": 1}
+DEFAULT_SYMBOLIC_DIM = 8
+DEFAULT_GENERATED_SAMPLES = 8
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One declared model input: name, numpy dtype name, shape (int, or str for a symbolic dim, or None)."""
+
+    name: str
+    dtype: str
+    shape: tuple[int | str | None, ...]
+
+
+def clean_texts(texts: list[str] | tuple[str, ...]) -> list[str]:
+    """Strip, drop empties, cap length and count; raise if nothing is left."""
+    cleaned = []
+    for text in texts:
+        if not isinstance(text, str):
+            raise QuantLensError("bad_inputs", "Every input text must be a string.")
+        text = " ".join(text.split())
+        if text:
+            cleaned.append(text[:MAX_TEXT_CHARS])
+    if not cleaned:
+        raise QuantLensError("no_inputs", "No input text was given (every line was empty).")
+    return cleaned[:MAX_TEXTS]
+
+
+def texts_from_string(text: str) -> list[str]:
+    """Typed input: one text per line."""
+    return clean_texts(text.splitlines())
+
+
+def texts_from_bytes(data: bytes, kind: str) -> list[str]:
+    """A .txt (one text per line) or .csv (column named text/sentence/...; else the first column)."""
+    if len(data) > MAX_INPUT_FILE_BYTES:
+        raise QuantLensError("inputs_too_large", f"The inputs file is larger than {MAX_INPUT_FILE_BYTES // 2**20} MiB.")
+    try:
+        content = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise QuantLensError("bad_inputs", "The inputs file is not UTF-8 text.") from None
+    if kind == "txt":
+        return texts_from_string(content)
+    if kind != "csv":
+        raise QuantLensError("bad_inputs", f"Unsupported inputs file type {kind!r}: use .txt, .csv or .npz.")
+    try:
+        rows = list(csv.reader(io.StringIO(content)))
+    except csv.Error as exc:
+        raise QuantLensError("bad_inputs", f"The CSV file could not be read: {exc}.") from None
+    rows = [r for r in rows if any(cell.strip() for cell in r)]
+    if not rows:
+        raise QuantLensError("no_inputs", "The CSV file is empty.")
+    header = [cell.strip().lower() for cell in rows[0]]
+    column = next((header.index(n) for n in TEXT_COLUMN_NAMES if n in header), None)
+    body = rows[1:] if column is not None else rows
+    column = column or 0
+    return clean_texts([r[column] for r in body if len(r) > column])
+
+
+def texts_from_file(path: Path) -> list[str]:
+    path = Path(path)
+    if not path.is_file():
+        raise QuantLensError("file_not_found", f"Inputs file {path.name} does not exist.")
+    kind = path.suffix.lower().lstrip(".")
+    if path.stat().st_size > MAX_INPUT_FILE_BYTES:
+        raise QuantLensError("inputs_too_large", f"The inputs file is larger than {MAX_INPUT_FILE_BYTES // 2**20} MiB.")
+    return texts_from_bytes(path.read_bytes(), kind)
+
+
+def input_specs(session) -> list[InputSpec]:
+    """Declared inputs of an onnxruntime session, with ORT's 'tensor(float)' types as numpy dtype names."""
+    return [InputSpec(i.name, _ort_type_to_numpy(i.type), tuple(i.shape)) for i in session.get_inputs()]
+
+
+_ORT_TYPES = {
+    "tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+    "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int16)": "int16", "tensor(int8)": "int8",
+    "tensor(uint8)": "uint8", "tensor(bool)": "bool",
+}
+
+
+def _ort_type_to_numpy(ort_type: str) -> str:
+    if ort_type not in _ORT_TYPES:
+        raise QuantLensError("unsupported_input", f"Inputs of type {ort_type} are not supported; upload an .npz.")
+    return _ORT_TYPES[ort_type]
+
+
+def _concrete_shape(spec: InputSpec) -> tuple[int, ...]:
+    dims = []
+    for dim in spec.shape:
+        if isinstance(dim, int) and dim > 0:
+            dims.append(dim)
+        elif isinstance(dim, str) and dim in GENERATED_DIM_SIZES:
+            dims.append(GENERATED_DIM_SIZES[dim])
+        else:
+            dims.append(1 if not dims else DEFAULT_SYMBOLIC_DIM)  # a leading unknown is a batch axis
+    return tuple(dims)
+
+
+def generated_feeds(specs: list[InputSpec], count: int = DEFAULT_GENERATED_SAMPLES, seed: int = 0) -> list[dict[str, Any]]:
+    """Random but reproducible inputs from the declared shapes: N(0,1) floats, small non-negative ints, bools.
+
+    Symbolic dims become 1 (a leading one, taken as batch) or 8. Integer inputs get values in [0, 8) so
+    index-like inputs stay in range for most models; models that need real data should get an .npz.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    feeds = []
+    for _ in range(count):
+        feed = {}
+        for spec in specs:
+            shape = _concrete_shape(spec)
+            if spec.dtype.startswith("float"):
+                feed[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
+            elif spec.dtype == "bool":
+                feed[spec.name] = rng.integers(0, 2, shape).astype(bool)
+            else:
+                feed[spec.name] = rng.integers(0, 8, shape).astype(spec.dtype)
+        feeds.append(feed)
+    return feeds
+
+
+def feeds_from_npz(path: Path, specs: list[InputSpec]) -> list[dict[str, Any]]:
+    """Arrays named after the model's inputs; a leading axis of size > 1 is split into one sample per row.
+
+    Loaded with allow_pickle=False: an .npz is a zip of .npy files, and object arrays would unpickle.
+    """
+    import numpy as np
+
+    path = Path(path)
+    if not path.is_file():
+        raise QuantLensError("file_not_found", f"Inputs file {path.name} does not exist.")
+    if path.stat().st_size > 64 * MAX_INPUT_FILE_BYTES:
+        raise QuantLensError("inputs_too_large", "The .npz file is larger than 128 MiB.")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (ValueError, OSError, EOFError) as exc:
+        raise QuantLensError("bad_inputs", f"The .npz file could not be read ({exc.__class__.__name__}); object arrays are refused.") from None
+    missing = [s.name for s in specs if s.name not in arrays]
+    if missing:
+        raise QuantLensError("bad_inputs", f"The .npz file lacks the model input(s): {', '.join(missing)}; it has: {', '.join(sorted(arrays)) or 'nothing'}.")
+    feeds_count = None
+    for spec in specs:
+        arr = arrays[spec.name]
+        if len(arr.shape) != len(spec.shape):
+            raise QuantLensError("bad_inputs", f"Input {spec.name} has {arr.ndim} dims in the .npz, the model expects {len(spec.shape)}.")
+        rows = arr.shape[0] if arr.ndim else 1
+        feeds_count = rows if feeds_count is None else min(feeds_count, rows)
+    count = min(feeds_count or 1, MAX_TEXTS)
+    batch_fixed = any(isinstance(s.shape[0], int) and s.shape[0] > 1 for s in specs if s.shape)
+    if batch_fixed or count <= 1:
+        return [{s.name: arrays[s.name].astype(s.dtype, copy=False) for s in specs}]
+    return [{s.name: arrays[s.name][i:i + 1].astype(s.dtype, copy=False) for s in specs} for i in range(count)]
