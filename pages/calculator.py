@@ -124,11 +124,12 @@ def read_query_params(qp, model_ids: list[str], gpu_ids: list[str]) -> tuple[dic
             else:
                 bad(key, v, f"use one of {', '.join(allowed)}")
     if "gpu" in qp:
-        picked = [v for v in qp.get_all("gpu") if v in gpu_ids]
-        for v in qp.get_all("gpu"):
+        given = [v for v in qp.get_all("gpu") if v]
+        picked = [v for v in given if v in gpu_ids]
+        for v in given:
             if v not in gpu_ids:
                 bad("gpu", v, "not in the hardware catalog")
-        state["gpu"] = picked or state["gpu"]
+        state["gpu"] = picked if picked or not given else state["gpu"]
     if qp.get("cfg"):
         try:
             _decode_config(qp["cfg"])
@@ -143,6 +144,8 @@ def read_query_params(qp, model_ids: list[str], gpu_ids: list[str]) -> tuple[dic
 def write_query_params(state: dict) -> None:
     """Page state -> URL (lists become repeated keys); only touched when something changed."""
     target = {k: ([str(x) for x in v] if isinstance(v, list) else str(v)) for k, v in state.items() if v not in ("", [])}
+    if state.get("gpu") == []:
+        target["gpu"] = ""  # "no hardware" is a choice too; an absent key would mean the defaults
     current = {k: (st.query_params.get_all(k) if isinstance(target.get(k), list) else st.query_params.get(k))
                for k in st.query_params}
     if current != target:
@@ -199,16 +202,15 @@ with left:
             except QuantLensError as exc:
                 st.error(exc.one_line())
     mode = st.segmented_control("Mode", list(MODES), format_func=MODE_LABELS.get, key="w_mode") or "inference"
+    if mode in ("lora", "qlora"):
+        st.number_input("LoRA rank (adapters on every linear layer)", min_value=1, max_value=1024, step=8, key="w_rank")
 with right:
     st.multiselect("Precisions (ideal and real formats)", [p.name for p in PRECISIONS],
                    format_func=lambda n: get_precision(n).label, key="w_prec")
     c1, c2, c3 = st.columns(3)
     c1.number_input("Context (tokens; 0 = weights only)", min_value=0, max_value=MAX_CONTEXT, step=1024, key="w_ctx")
     c2.number_input("Batch (sequences)", min_value=1, max_value=MAX_BATCH, step=1, key="w_batch")
-    if mode in ("lora", "qlora"):
-        c3.number_input("LoRA rank", min_value=1, max_value=1024, step=8, key="w_rank")
-    else:
-        c3.selectbox("KV cache precision", list(KV_PRECISIONS), format_func=lambda k: KV_PRECISIONS[k].label, key="w_kv")
+    c3.selectbox("KV cache precision", list(KV_PRECISIONS), format_func=lambda k: KV_PRECISIONS[k].label, key="w_kv")
     c4, c5 = st.columns([1, 2])
     c4.selectbox("Runtime", list(RUNTIMES), format_func=RUNTIMES.get, key="w_rt")
     c5.multiselect("Hardware to check", list(HW_BY_ID), format_func=lambda i: HW_BY_ID[i].name, key="w_gpu")

@@ -108,3 +108,12 @@ def test_qlora_mode_sizes_fine_tuning_70b_on_one_card():
     df = at.dataframe[0].value
     assert df["Model"].tolist() == ["Llama 3.1 70B"]
     assert df["NVIDIA H100 SXM 80GB"].tolist() == ["fits"]
+
+
+def test_clearing_the_hardware_list_is_kept_in_the_link():
+    at = page()
+    at.multiselect(key="w_gpu").set_value([]).run()
+    assert at.query_params["gpu"] in ("", [""])
+    again = page(gpu="")
+    assert again.multiselect(key="w_gpu").value == []
+    assert not again.exception and not any(w.startswith("Ignored") for w in again.warning.values)
