@@ -168,12 +168,18 @@ MODEL_IDS = [m.id for m in MODELS]
 MODEL_NAMES = {m.id: m.name for m in MODELS}
 HW_BY_ID = {h.id: h for h in HARDWARE}
 
-if "calc_init" not in st.session_state:
-    initial, url_warnings = read_query_params(st.query_params, MODEL_IDS, list(HW_BY_ID))
+# Widget values vanish from session_state when the user visits another page, so (re)initialise whenever
+# they are missing: from the URL when it carries a state (a shared link), else from the state saved on the
+# last run here, else the defaults.
+if "w_src" not in st.session_state:
+    saved = st.session_state.get("calc_state")
+    if saved is not None and not any(k in st.query_params for k in saved):
+        initial, url_warnings = dict(saved), []
+    else:
+        initial, url_warnings = read_query_params(st.query_params, MODEL_IDS, list(HW_BY_ID))
     for k, v in initial.items():
         st.session_state[f"w_{k}"] = v
     st.session_state["calc_url_warnings"] = url_warnings
-    st.session_state["calc_init"] = True
 for w in st.session_state.get("calc_url_warnings", []):
     st.warning(w)
 
@@ -218,6 +224,7 @@ with right:
 DEFAULTS = defaults(MODEL_IDS, list(HW_BY_ID))
 state = {k: st.session_state.get(f"w_{k}", DEFAULTS[k]) for k in DEFAULTS}
 state["mode"] = mode
+st.session_state["calc_state"] = dict(state)
 write_query_params(state)
 
 # -------------------------------------------------------------------------------------------- compute

@@ -117,3 +117,23 @@ def test_clearing_the_hardware_list_is_kept_in_the_link():
     again = page(gpu="")
     assert again.multiselect(key="w_gpu").value == []
     assert not again.exception and not any(w.startswith("Ignored") for w in again.warning.values)
+
+
+def test_coming_back_from_another_page_restores_the_last_state(tmp_path):
+    other = tmp_path / "other.py"
+    other.write_text("import streamlit as st\nst.write('another page')\n")
+    router = (
+        "import streamlit as st\n"
+        f"st.navigation([st.Page({PAGE!r}, url_path='calculator', default=True), st.Page({str(other)!r})]).run()\n"
+    )
+    at = AppTest.from_string(router, default_timeout=60)
+    at.query_params["model"] = "meta-llama/Llama-3.1-70B"
+    at.query_params["ctx"] = "8192"
+    at.run()
+    assert at.multiselect(key="w_model").value == ["meta-llama/Llama-3.1-70B"]
+    at.switch_page(str(other)).run()
+    assert not at.exception
+    at.switch_page(PAGE).run()
+    assert not at.exception
+    assert at.multiselect(key="w_model").value == ["meta-llama/Llama-3.1-70B"]
+    assert at.number_input(key="w_ctx").value == 8192
