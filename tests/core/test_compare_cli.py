@@ -1,0 +1,83 @@
+"""`python -m core compare` as a user runs it: a subprocess, stdout JSON or a table, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+
+def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "core", "compare", *args], cwd=REPO, env=ENV, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_json_output_has_the_documented_shape(tiny_onnx_gemm, tmp_path):
+    proc = cli(str(tiny_onnx_gemm), "--precisions", "fp32,int8,int4", "--reference", "fp32", "--runs", "2",
+               "--format", "json", "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)  # stdout is nothing but the JSON
+    assert data["model"]["task"] == "other" and data["reference"] == "fp32"
+    assert [r["precision"] for r in data["results"]] == ["fp32", "int8", "int4"]
+    for r in data["results"]:
+        assert {"precision", "size_bytes", "peak_memory_bytes", "latency_ms_p50", "latency_ms_p95", "quality"} <= set(r)
+        assert "cosine_similarity_mean" in r["quality"]
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == ["model_fp32.onnx", "model_int4.onnx", "model_int8.onnx", "report.json"]
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["results"][2]["precision"] == "int4"
+
+
+def test_table_output_names_the_columns_and_units(tiny_onnx_gemm):
+    proc = cli(str(tiny_onnx_gemm), "--precisions", "int8", "--runs", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert "size MB" in proc.stdout and "p50 ms" in proc.stdout and "max abs err" in proc.stdout
+    assert "10^6 bytes" in proc.stdout
+
+
+def test_missing_model_file_is_one_line_and_exit_1(tmp_path):
+    proc = cli(str(tmp_path / "nope.onnx"), timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().count("\n") == 0 and "does not exist" in proc.stderr and "[file_not_found]" in proc.stderr
+
+
+def test_unknown_precision_is_one_line_and_exit_1(tiny_onnx_gemm):
+    proc = cli(str(tiny_onnx_gemm), "--precisions", "fp32,int3", timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().count("\n") == 0 and "int3" in proc.stderr and "[unknown_precision]" in proc.stderr
+
+
+def test_bad_reference_is_a_usage_error_exit_2(tiny_onnx_gemm):
+    proc = cli(str(tiny_onnx_gemm), "--reference", "int8", timeout=60)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
+
+
+def test_a_zip_with_a_pickle_is_refused_before_anything_loads(tmp_path):
+    archive = tmp_path / "model.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("config.json", json.dumps({"architectures": ["BertModel"], "model_type": "bert"}))
+        zf.writestr("pytorch_model.bin", b"\x80\x04K\x01.")
+    proc = cli(str(archive), timeout=60)
+    assert proc.returncode == 1 and "[unsafe_format_pickle]" in proc.stderr
+
+
+@pytest.mark.slow
+def test_plumbing_zip_of_a_tiny_hf_classifier_runs_through_the_gate(tiny_bert_classifier_dir, tmp_path):
+    archive = tmp_path / "tiny.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(tiny_bert_classifier_dir.iterdir()):
+            zf.write(path, path.name)
+    texts = tmp_path / "texts.csv"
+    texts.write_text("id,text\n1,good\n2,bad\n3,so-so\n")
+    proc = cli(str(archive), "--precisions", "int8", "--runs", "1", "--inputs", str(texts), "--format", "json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads(proc.stdout)
+    assert data["model"]["task"] == "text-classification" and data["inputs"]["items"] == ["good", "bad", "so-so"]
+    assert "top1_agreement" in data["results"][-1]["quality"]

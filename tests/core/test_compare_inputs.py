@@ -1,0 +1,74 @@
+"""What the user's inputs become: texts from typing, .txt and .csv; arrays from shapes or an .npz."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.errors import QuantLensError
+from core.inputs import (
+    DEFAULT_TEXTS,
+    MAX_TEXTS,
+    InputSpec,
+    clean_texts,
+    feeds_from_npz,
+    generated_feeds,
+    texts_from_bytes,
+    texts_from_string,
+)
+
+
+def test_typed_text_is_one_input_per_non_empty_line():
+    assert texts_from_string("first line\n\n  second   line \n") == ["first line", "second line"]
+
+
+def test_csv_uses_the_text_column_when_there_is_one():
+    data = b"id,label,text\n1,a,hello there\n2,b,\"a, quoted one\"\n"
+    assert texts_from_bytes(data, "csv") == ["hello there", "a, quoted one"]
+
+
+def test_csv_without_header_uses_the_first_column():
+    assert texts_from_bytes(b"alpha,1\nbeta,2\n", "csv") == ["alpha", "beta"]
+
+
+def test_empty_input_and_non_utf8_files_get_clear_errors():
+    with pytest.raises(QuantLensError) as err:
+        texts_from_string("\n  \n")
+    assert err.value.code == "no_inputs"
+    with pytest.raises(QuantLensError) as err:
+        texts_from_bytes(b"\xff\xfe\x00bad", "txt")
+    assert err.value.code == "bad_inputs"
+
+
+def test_inputs_are_capped_in_count():
+    assert len(clean_texts([f"t{i}" for i in range(500)])) == MAX_TEXTS
+
+
+def test_defaults_are_a_dozen_varied_sentences():
+    assert len(DEFAULT_TEXTS) == 12 and len(set(DEFAULT_TEXTS)) == 12
+
+
+def test_generated_inputs_follow_declared_shapes_and_types():
+    specs = [InputSpec("x", "float32", ("batch", 3, "h")), InputSpec("ids", "int64", (None, 5))]
+    feeds = generated_feeds(specs, count=2)
+    assert len(feeds) == 2
+    assert feeds[0]["x"].shape == (1, 3, 8) and feeds[0]["x"].dtype == np.float32
+    assert feeds[0]["ids"].shape == (1, 5) and feeds[0]["ids"].dtype == np.int64
+    assert not np.array_equal(feeds[0]["x"], feeds[1]["x"])
+    np.testing.assert_array_equal(generated_feeds(specs)[0]["x"], generated_feeds(specs)[0]["x"])  # reproducible
+
+
+def test_npz_rows_become_samples_and_object_arrays_are_refused(tmp_path):
+    specs = [InputSpec("x", "float32", ("batch", 4))]
+    good = tmp_path / "good.npz"
+    np.savez(good, x=np.ones((3, 4)))
+    feeds = feeds_from_npz(good, specs)
+    assert len(feeds) == 3 and feeds[0]["x"].shape == (1, 4) and feeds[0]["x"].dtype == np.float32
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(QuantLensError) as err:
+        feeds_from_npz(bad, specs)
+    assert err.value.code == "bad_inputs"
+    with pytest.raises(QuantLensError) as err:
+        feeds_from_npz(good, [InputSpec("y", "float32", ("batch", 4))])
+    assert "lacks" in err.value.message
