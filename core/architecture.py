@@ -43,7 +43,7 @@ _BOUNDS: dict[str, int] = {
 SUPPORTED_MODEL_TYPES = (
     "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma", "gemma2",
     "gemma3_text", "gemma3", "phi3", "gpt2", "gpt_neox", "deepseek_v2", "deepseek_v3", "bert", "gpt_oss",
-    "falcon", "starcoder2", "olmo2", "granite", "cohere", "internlm2", "phi",
+    "falcon", "olmo2", "phi",
 )
 
 
@@ -354,6 +354,12 @@ def architecture_from_config(config: dict[str, Any]) -> Architecture:
     if config.get("auto_map"):
         warnings.append(
             "config.json declares custom code (auto_map); QuantLens never runs it and counts from the standard fields."
+        )
+    quant = config.get("quantization_config")
+    if isinstance(quant, dict) and quant.get("quant_method"):
+        warnings.append(
+            f"This config describes a pre-quantized checkpoint (quant_method={str(quant['quant_method'])[:20]}); "
+            "parameters are counted from the architecture, not from its packed tensors, which would undercount."
         )
     model_type = config.get("model_type")
     if model_type is not None and not isinstance(model_type, str):

@@ -136,6 +136,9 @@ PRECISIONS: tuple[Precision, ...] = (
 )
 
 _BY_NAME: dict[str, Precision] = {p.name.lower(): p for p in PRECISIONS}
+# llama-quantize's own aliases, and common spellings.
+_ALIASES = {"q4_k": "q4_k_m", "q5_k": "q5_k_m", "q3_k": "q3_k_m", "awq": "awq-int4", "gptq": "gptq-int4",
+            "bnb-nf4": "nf4", "float16": "fp16", "half": "fp16", "bfloat16": "bf16", "float32": "fp32"}
 IDEAL_NAMES: tuple[str, ...] = tuple(p.name for p in PRECISIONS if p.is_ideal)
 REAL_NAMES: tuple[str, ...] = tuple(p.name for p in PRECISIONS if not p.is_ideal)
 DEFAULT_NAMES: tuple[str, ...] = ("fp16", "int8", "int4", "Q8_0", "Q4_K_M", "AWQ-INT4", "NF4")
@@ -146,7 +149,10 @@ def get_precision(name: str) -> Precision:
     if not isinstance(name, str) or not name.strip():
         raise QuantLensError("unknown_precision", "Precision name is empty.")
     key = name.strip().lower()
-    found = _BY_NAME.get(key) or (_BY_NAME.get(key[5:]) if key.startswith("gguf-") else None)
+    if key.startswith("gguf-") and key not in _BY_NAME:
+        key = key[5:]
+    key = _ALIASES.get(key, key)
+    found = _BY_NAME.get(key)
     if found is None:
         import difflib
 

@@ -171,3 +171,17 @@ def test_every_catalog_model_counts_exactly_its_meta_device_parameters():
         active = raw[entry.id].get("counted_active_parameters")
         if active is not None:
             assert active_parameter_count(arch) == active, entry.id
+
+
+def test_gpt_neox_pythia_160m_counts_exactly():
+    pythia = {"model_type": "gpt_neox", "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+              "intermediate_size": 3072, "vocab_size": 50304, "max_position_embeddings": 2048,
+              "tie_word_embeddings": False, "use_parallel_residual": True}
+    assert parameter_count(architecture_from_config(pythia)) == 162_322_944
+
+
+def test_a_pre_quantized_checkpoint_config_is_counted_from_its_architecture_with_a_note():
+    cfg = CONFIGS["llama-3.1-8b"] | {"quantization_config": {"quant_method": "awq", "bits": 4, "group_size": 128}}
+    arch = architecture_from_config(cfg)
+    assert parameter_count(arch) == 8_030_261_248
+    assert any("pre-quantized" in w for w in arch.warnings)

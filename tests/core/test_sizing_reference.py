@@ -102,3 +102,9 @@ def test_inline_reference_matches_shared():
         assert f"{name}.json | {n:,}" in readme
     for ftype, gib in LLAMA3_8B_GGUF_GIB.items():
         assert f"| {ftype} | {gib:.2f} | +{LLAMA3_8B_PPL_DELTA[ftype]:.4f} |" in readme
+
+
+@pytest.mark.parametrize(("alias", "name"), [("q4_k", "Q4_K_M"), ("GGUF-Q8_0", "Q8_0"), ("gguf-f16", "GGUF-F16"),
+                                             ("bf16", "bf16"), ("AWQ", "AWQ-INT4"), ("float16", "fp16")])
+def test_precision_names_accept_llama_cpp_aliases_and_any_case(alias, name):
+    assert get_precision(alias).name == name
