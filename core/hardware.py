@@ -78,7 +78,7 @@ class Fit:
     usable_bytes: int
     fits: bool
     headroom_bytes: int  # negative when it does not fit
-    gpus_tensor_parallel: int | None  # None: more than MAX_GPUS, or impossible
+    gpus_tensor_parallel: int | None  # None: more than MAX_GPUS, impossible, or not a GPU (Mac, CPU RAM)
     gpus_pooled: int | None
 
 
@@ -111,6 +111,7 @@ def check_fit(
     """Fit of weights + KV + overhead on one device, and the cards needed otherwise."""
     total = weights_bytes + kv_bytes + overhead_bytes
     usable = hw.usable_memory_bytes
+    multi = hw.kind == "gpu"  # cards can be combined; a Mac's unified memory or a PC's RAM cannot
     return Fit(
         hardware_id=hw.id,
         hardware_name=hw.name,
@@ -118,8 +119,9 @@ def check_fit(
         usable_bytes=usable,
         fits=total <= usable,
         headroom_bytes=usable - total,
-        gpus_tensor_parallel=gpus_needed_tensor_parallel(weights_bytes, kv_bytes, overhead_bytes, usable, num_heads),
-        gpus_pooled=gpus_needed_pooled(weights_bytes, kv_bytes, overhead_bytes, usable),
+        gpus_tensor_parallel=gpus_needed_tensor_parallel(weights_bytes, kv_bytes, overhead_bytes, usable, num_heads)
+        if multi else None,
+        gpus_pooled=gpus_needed_pooled(weights_bytes, kv_bytes, overhead_bytes, usable) if multi else None,
     )
 
 

@@ -112,3 +112,9 @@ def test_missing_or_broken_catalog_is_a_clear_error(tmp_path):
     with pytest.raises(QuantLensError) as err:
         catalog.load_hardware(bad)
     assert err.value.code == "catalog_invalid"
+
+
+def test_a_mac_or_cpu_ram_is_not_counted_in_cards():
+    model = sizing.model_from_params("70B")
+    f = sizing.fit(model, sizing.estimate(model, "fp16", 0), MAC_64)
+    assert not f.fits and f.gpus_tensor_parallel is None and f.gpus_pooled is None
