@@ -56,6 +56,16 @@ def _ppl(delta: float | None) -> str:
     return "" if delta is None else f"{delta:+.4f}"
 
 
+def _fit_cell(f, kind: str) -> str:
+    if f.fits:
+        return f"✓ {f.headroom_bytes / GB:.1f} GB free"
+    if f.gpus_tensor_parallel:
+        return f"✗ needs {f.gpus_tensor_parallel} (TP)"
+    if kind == "gpu":
+        return "✗ needs more than 64"
+    return f"✗ {-f.headroom_bytes / GB:.1f} GB short"
+
+
 def _split_params(text: str) -> list[str]:
     return [t for t in text.replace(";", " ").split() if t]
 
@@ -365,11 +375,8 @@ st.altair_chart(lines, alt="Total memory against context length for each precisi
 if hardware:
     st.subheader(f"Does it fit? {primary.name}, context {ctx:,} x batch {batch}")
     matrix = pd.DataFrame(
-        {e.precision_label: [
-            ("✓ " + f"{fits[(hw.id, e.precision)].headroom_bytes / GB:.1f} GB free") if fits[(hw.id, e.precision)].fits
-            else ("✗ needs " + (f"{fits[(hw.id, e.precision)].gpus_tensor_parallel} (TP)"
-                                 if fits[(hw.id, e.precision)].gpus_tensor_parallel else "more than 64"))
-            for hw in hardware] for e in primary_estimates},
+        {e.precision_label: [_fit_cell(fits[(hw.id, e.precision)], hw.kind) for hw in hardware]
+         for e in primary_estimates},
         index=[f"{hw.name} ({hw.usable_memory_bytes / GB:.1f} GB usable)" for hw in hardware],
     )
     st.dataframe(matrix)
