@@ -295,6 +295,7 @@ if mode != "inference":
     st.stop()
 
 result = sizing.calculate(models, precisions, ctx, batch, kv, rt, hardware)
+compute_ms = (time.perf_counter() - started) * 1000
 for note in result.myth_notes:
     st.warning(note)
 estimates = {m.name: es for m, es in zip(result.models, result.estimates, strict=True)}
@@ -323,7 +324,6 @@ details = [{
     "Decode tok/s ceiling": d.decode.tokens_per_s_per_sequence,
 } for d in result.details]
 sweep = result.sweep
-compute_ms = (time.perf_counter() - started) * 1000
 
 # ---------------------------------------------------------------------------------------------- output
 
@@ -339,7 +339,8 @@ for n in notes:
 if rt == "vllm":
     st.caption("vLLM reserves gpu_memory_utilization (default 0.9) of the card up front and fills it with KV cache, "
                "so nvidia-smi shows ~90% used whatever the model; the total here is what this context needs.")
-st.caption(f"Computed in {compute_ms:.0f} ms. Overhead is an estimate: typical value, min-max range in the table.")
+st.caption(f"Engine time for this view: {compute_ms:.0f} ms. Overhead is an estimate: typical value, min-max range "
+           "in the table.")
 
 long = pd.DataFrame([
     {"Model": e.model_name, "Precision": e.precision_label, "Part": part, "GB": value / GB}
@@ -353,7 +354,8 @@ bars = alt.Chart(long).mark_bar().encode(
     tooltip=["Model", "Precision", "Part", alt.Tooltip("GB:Q", format=".2f")],
 )
 if len(models) > 1:
-    bars = bars.properties(width=max(160, 60 * len(precisions))).facet(column=alt.Column("Model:N", title=None))
+    bars = bars.properties(width=max(160, 60 * len(precisions))).facet(
+        column=alt.Column("Model:N", title=None, sort=[m.name for m in models]))
 st.altair_chart(bars, alt="Stacked bars of weights, KV cache and overhead per precision; the same numbers are in the table above.")
 
 st.subheader(f"Memory against context: {primary.name}")
