@@ -8,7 +8,9 @@ JSON shape (stable; more keys may be added, none removed):
 
     {
       "model": {"name": str, "parameters": int, "active_parameters": int, "source": "params"|"catalog"|"config",
-                "catalog_id": str|null, "architecture_known": bool, "warnings": [str]},
+                "catalog_id": str|null, "architecture_known": bool, "warnings": [str],
+                "architecture": {"model_type", "layers", "hidden_size", "attention", "head_dim", "sliding_window",
+                                 "kv_bytes_per_token_fp16", "max_context"}},   # values null for --params
       "settings": {"context": int, "batch": int, "kv_precision": str, "runtime": str},
       "estimates": [
         {"precision": str, "label": str, "family": str,
@@ -128,6 +130,8 @@ def build_report(
             "name": model.name, "parameters": model.parameters, "active_parameters": model.active_parameters,
             "source": model.source, "catalog_id": model.catalog_id,
             "architecture_known": model.architecture is not None, "warnings": list(model.warnings),
+            "architecture": {k: v for k, v in sizing.model_summary(model).items()
+                             if k not in ("name", "parameters", "active_parameters")},
         },
         "settings": {"context": context, "batch": batch, "kv_precision": kv_precision, "runtime": runtime},
         "estimates": rows,

@@ -390,3 +390,39 @@ def calculate(
     for m in models:
         notes += [n for n in myth_notes(m, hardware) if n not in notes]
     return CalculatorResult(models, estimates, fits, details, sweep, tuple(notes))
+
+
+def model_summary(model: ModelSpec) -> dict[str, Any]:
+    """What the engine read from the architecture, in words and numbers (shown so users can check it).
+
+    Keys: name, parameters, active_parameters, model_type, layers, hidden_size, attention (e.g. "GQA 32/8",
+    "MLA latent 576"), head_dim, sliding_window (e.g. "4096 tokens on 21 of 42 layers" or ""),
+    kv_bytes_per_token_fp16, max_context. Architecture fields are None for a bare parameter count.
+    """
+    from core.kv_cache import kv_bytes_per_token
+
+    a = model.architecture
+    out: dict[str, Any] = {"name": model.name, "parameters": model.parameters,
+                           "active_parameters": model.active_parameters}
+    if a is None:
+        return out | {k: None for k in ("model_type", "layers", "hidden_size", "attention", "head_dim",
+                                        "sliding_window", "kv_bytes_per_token_fp16", "max_context")}
+    if a.is_encoder:
+        attention = f"encoder, {a.num_heads} heads"
+    elif a.mla is not None:
+        attention = f"MLA latent {a.mla.kv_lora_rank + a.mla.qk_rope_head_dim}"
+    elif a.num_kv_heads == a.num_heads:
+        attention = f"MHA {a.num_heads} heads"
+    elif a.num_kv_heads == 1:
+        attention = f"MQA {a.num_heads}/1"
+    else:
+        attention = f"GQA {a.num_heads}/{a.num_kv_heads}"
+    if a.moe is not None:
+        attention += f"; MoE {a.moe.experts_per_token} of {a.moe.num_experts} experts"
+    windows = [w for w in a.layer_windows if w]
+    sliding = f"{max(windows)} tokens on {len(windows)} of {a.num_layers} layers" if windows else ""
+    return out | {
+        "model_type": a.model_type, "layers": a.num_layers, "hidden_size": a.hidden_size, "attention": attention,
+        "head_dim": a.head_dim, "sliding_window": sliding, "kv_bytes_per_token_fp16": kv_bytes_per_token(a),
+        "max_context": a.max_position_embeddings or None,
+    }

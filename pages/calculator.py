@@ -328,6 +328,13 @@ sweep = result.sweep
 # ---------------------------------------------------------------------------------------------- output
 
 st.subheader("Memory per precision")
+summary = pd.DataFrame([sizing.model_summary(m) for m in models]).rename(columns={
+    "name": "Model", "parameters": "Parameters", "active_parameters": "Active / token", "model_type": "Type",
+    "layers": "Layers", "hidden_size": "Hidden", "attention": "Attention", "head_dim": "head_dim",
+    "sliding_window": "Sliding window", "kv_bytes_per_token_fp16": "KV bytes/token (FP16)",
+    "max_context": "Trained context"})
+st.dataframe(summary, hide_index=True, column_config={
+    k: st.column_config.NumberColumn(format="localized") for k in ("Parameters", "Active / token", "KV bytes/token (FP16)")})
 st.dataframe(table, hide_index=True, column_config={
     k: st.column_config.NumberColumn(format="%.2f") for k in ("Weights GB", "KV cache GB", "Overhead GB", "Total GB", "Total GiB")
 })

@@ -19,8 +19,12 @@ def page(**query) -> AppTest:
     return at.run()
 
 
+def table_with(at: AppTest, column: str):
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
 def memory_table(at: AppTest):
-    return at.dataframe[0].value
+    return table_with(at, "Total GiB")
 
 
 def url_list(at: AppTest, key: str) -> list[str]:
@@ -68,7 +72,7 @@ def test_query_params_restore_the_whole_state():
 def test_70b_at_int4_on_a_24gb_card_is_called_out_as_not_fitting():
     at = page(src="params", params="70B", prec=["int4"], ctx="0", gpu=["rtx-4090"])
     assert any("false" in w and "24 GB" in w for w in at.warning.values)
-    fit_matrix = at.dataframe[1].value
+    fit_matrix = table_with(at, "INT4")
     assert fit_matrix.iloc[0, 0].startswith("✗")
 
 
@@ -105,7 +109,7 @@ def test_csv_download_of_the_table_is_offered():
 def test_qlora_mode_sizes_fine_tuning_70b_on_one_card():
     at = page(model=["meta-llama/Llama-3.1-70B"], mode="qlora", ctx="2048", gpu=["h100-sxm-80gb"])
     assert not at.exception and not at.error
-    df = at.dataframe[0].value
+    df = table_with(at, "Trainable parameters")
     assert df["Model"].tolist() == ["Llama 3.1 70B"]
     assert df["NVIDIA H100 SXM 80GB"].tolist() == ["fits"]
 
@@ -137,3 +141,12 @@ def test_coming_back_from_another_page_restores_the_last_state(tmp_path):
     assert not at.exception
     assert at.multiselect(key="w_model").value == ["meta-llama/Llama-3.1-70B"]
     assert at.number_input(key="w_ctx").value == 8192
+
+
+def test_the_page_shows_what_it_read_from_the_architecture():
+    at = page(model=["mistralai/Mixtral-8x7B-v0.1", "google/gemma-2-9b"])
+    models = table_with(at, "Active / token").set_index("Model")
+    assert models.loc["Mixtral 8x7B", "Parameters"] == 46_702_792_704
+    assert models.loc["Mixtral 8x7B", "Active / token"] == 12_879_925_248
+    assert models.loc["Gemma 2 9B", "head_dim"] == 256
+    assert models.loc["Gemma 2 9B", "Sliding window"] == "4096 tokens on 21 of 42 layers"

@@ -118,3 +118,11 @@ def test_a_mac_or_cpu_ram_is_not_counted_in_cards():
     model = sizing.model_from_params("70B")
     f = sizing.fit(model, sizing.estimate(model, "fp16", 0), MAC_64)
     assert not f.fits and f.gpus_tensor_parallel is None and f.gpus_pooled is None
+
+
+def test_model_summary_states_the_architecture_the_engine_read():
+    s = sizing.model_summary(sizing.model_from_config(CONFIGS["mistral-7b-v0.1"]))
+    assert s["attention"] == "GQA 32/8" and s["kv_bytes_per_token_fp16"] == 131_072
+    assert s["sliding_window"] == "4096 tokens on 32 of 32 layers"
+    bare = sizing.model_summary(sizing.model_from_params("7B"))
+    assert bare["parameters"] == 7 * 10**9 and bare["attention"] is None
