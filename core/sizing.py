@@ -177,6 +177,9 @@ def estimate(
         kv_known = True
         if arch.is_encoder and context:
             notes.append("Encoder model: no KV cache (nothing is generated token by token).")
+        if arch.max_position_embeddings and context > arch.max_position_embeddings:
+            notes.append(f"Context {context:,} is beyond {model.name}'s trained context of "
+                         f"{arch.max_position_embeddings:,} tokens; memory is computed anyway.")
     over = runtime_overhead(arch, runtime, context, batch, weights)
     active = weights if model.active_parameters == model.parameters else weights * model.active_parameters // model.parameters
     return MemoryEstimate(

@@ -126,3 +126,9 @@ def test_model_summary_states_the_architecture_the_engine_read():
     assert s["sliding_window"] == "4096 tokens on 32 of 32 layers"
     bare = sizing.model_summary(sizing.model_from_params("7B"))
     assert bare["parameters"] == 7 * 10**9 and bare["attention"] is None
+
+
+def test_a_context_beyond_the_trained_one_is_computed_with_a_note():
+    e = sizing.estimate(sizing.model_from_config(CONFIGS["gpt2"]), "fp16", 4096)
+    assert e.kv_cache_bytes == 4096 * 36_864
+    assert any("beyond" in n and "1,024" in n for n in e.notes)
