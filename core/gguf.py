@@ -114,14 +114,10 @@ def _allows_quantization(t: Tensor) -> bool:
     )
 
 
-def _source_type(t: Tensor, ftype: str) -> str:
-    """Type of the tensor in the 16-bit file llama-quantize starts from (convert_hf_to_gguf.py output):
-    1-D tensors, routers and position embeddings are written as F32."""
-    if ftype == "F32":
-        return "F32"
-    if len(t.shape) < 2 or "ffn_gate_inp" in t.name or t.name in ("position_embd.weight", "token_types.weight"):
-        return "F32"
-    return "BF16" if ftype == "BF16" else "F16"
+def _written_as_f32(t: Tensor) -> bool:
+    """convert_hf_to_gguf.py writes 1-D tensors, MoE routers and position embeddings as F32 even in a
+    16-bit file; llama-quantize then leaves them as they are."""
+    return len(t.shape) < 2 or "ffn_gate_inp" in t.name or t.name in ("position_embd.weight", "token_types.weight")
 
 
 def _is_70b(a: Architecture) -> bool:
@@ -143,7 +139,7 @@ class _TensorInfo:
 @lru_cache(maxsize=256)
 def _tensor_infos(a: Architecture) -> tuple[_TensorInfo, ...]:
     return tuple(
-        _TensorInfo(t, _category(t.name), _allows_quantization(t), _source_type(t, "F16") == "F32",
+        _TensorInfo(t, _category(t.name), _allows_quantization(t), _written_as_f32(t),
                     t.numel // t.row_length)
         for t in tensor_inventory(a)
     )
