@@ -150,3 +150,22 @@ def test_the_page_shows_what_it_read_from_the_architecture():
     assert models.loc["Mixtral 8x7B", "Active / token"] == 12_879_925_248
     assert models.loc["Gemma 2 9B", "head_dim"] == 256
     assert models.loc["Gemma 2 9B", "Sliding window"] == "4096 tokens on 21 of 42 layers"
+
+
+def test_uploading_a_config_counts_it_exactly_flags_auto_map_and_puts_it_in_the_link():
+    at = page(src="config")
+    cfg = CONFIGS["phi-3-mini-4k"] | {"auto_map": {"AutoModelForCausalLM": "modeling_phi3.Phi3ForCausalLM"}}
+    at.file_uploader(key="w_upload").set_value(("config.json", json.dumps(cfg).encode(), "application/json")).run()
+    assert not at.exception and not at.error
+    models = table_with(at, "Active / token")
+    assert models["Parameters"].tolist() == [3_821_079_552]
+    assert any("auto_map" in i for i in at.info.values)
+    shared = page(src="config", cfg=at.query_params["cfg"])
+    assert table_with(shared, "Active / token")["Parameters"].tolist() == [3_821_079_552]
+
+
+def test_an_upload_that_is_not_json_is_refused_in_one_line():
+    at = page(src="config")
+    at.file_uploader(key="w_upload").set_value(("config.json", b"import os\nos.system('x')", "application/json")).run()
+    assert not at.exception
+    assert any("config_invalid_json" in e for e in at.error.values)
