@@ -5,7 +5,9 @@ What each layer caches per token:
   when given: Gemma-2 uses 256, not hidden/heads = 224);
 - MLA (DeepSeek-V2/V3): one compressed latent of `kv_lora_rank + qk_rope_head_dim` values, which is
   what vLLM and llama.cpp store (K and V are rebuilt from it), not per-head K and V;
-- sliding-window layers keep at most `window` tokens (Mistral v0.1, Gemma-2/3 local layers, gpt-oss);
+- sliding-window layers keep at most `window` tokens (Mistral v0.1, Gemma-2/3 local layers, gpt-oss), as
+  vLLM, transformers and llama.cpp's SWA-aware architectures allocate it (llama.cpp runs some older
+  sliding-window models, e.g. Mistral v0.1, as plain Llama with a full-length cache);
 - encoders (BERT) keep no cache.
 
 KV precision: fp32/fp16/bf16/fp8 store whole values; llama.cpp's q8_0 and q4_0 caches use 32-value
