@@ -145,18 +145,6 @@ def _mb(n: float | None) -> str:
     return "-" if n is None else f"{n / 1e6:,.1f}"
 
 
-QUALITY_COLUMNS = {
-    "feature-extraction": (("cosine", "cosine_similarity_mean", "{:.4f}"), ("worst cos", "cosine_similarity_min", "{:.4f}"),
-                           ("NN kept", "neighbour_top1_agreement", "{:.0%}")),
-    "text-classification": (("labels kept", "top1_agreement", "{:.0%}"), ("max p shift", "probability_shift_max", "{:.3f}"),
-                            ("cosine", "cosine_similarity_mean", "{:.4f}")),
-    "text-generation": (("top-1 kept", "top1_agreement", "{:.0%}"), ("KL mean", "kl_divergence_mean", "{:.4f}"),
-                        ("cosine", "cosine_similarity_mean", "{:.4f}")),
-    "other": (("max abs err", "max_abs_error", "{:.3g}"), ("mean rel err", "mean_rel_error", "{:.2%}"),
-              ("cosine", "cosine_similarity_mean", "{:.4f}")),
-}
-
-
 def format_table(data: dict, out_dir: Path | None) -> str:
     model, env = data["model"], data["environment"]
     latency = data["inputs"]["latency_input"]
@@ -169,7 +157,9 @@ def format_table(data: dict, out_dir: Path | None) -> str:
         "Sizes in MB (10^6 bytes); predicted = parameters x bits (the calculator's number).",
         "",
     ]
-    quality_cols = QUALITY_COLUMNS.get(model["task"], QUALITY_COLUMNS["other"])
+    from core.compare import quality_headlines
+
+    quality_cols = quality_headlines(model["task"])
     header = ["precision", "size MB", "x smaller", "predicted MB", "peak mem MB", "load ms", "p50 ms", "p95 ms",
               "speed-up"] + [c[0] for c in quality_cols]
     rows = []

@@ -36,6 +36,21 @@ REPORT_NAME = "report.json"
 SCHEMA_VERSION = 1
 MAX_CONTINUATION_PROMPTS = 3
 INTERLEAVE_MAX_BYTES = 1536 * 2**20  # all variants loaded at once below this, timed turn by turn
+# The three numbers that summarise quality for each task: (column title, quality key, format).
+QUALITY_HEADLINES: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "feature-extraction": (("cosine", "cosine_similarity_mean", "{:.4f}"), ("worst cos", "cosine_similarity_min", "{:.4f}"),
+                           ("NN kept", "neighbour_top1_agreement", "{:.0%}")),
+    "text-classification": (("labels kept", "top1_agreement", "{:.0%}"), ("max p shift", "probability_shift_max", "{:.3f}"),
+                            ("cosine", "cosine_similarity_mean", "{:.4f}")),
+    "text-generation": (("top-1 kept", "top1_agreement", "{:.0%}"), ("KL mean", "kl_divergence_mean", "{:.4f}"),
+                        ("cosine", "cosine_similarity_mean", "{:.4f}")),
+    "other": (("max abs err", "max_abs_error", "{:.3g}"), ("mean rel err", "mean_rel_error", "{:.2%}"),
+              ("cosine", "cosine_similarity_mean", "{:.4f}")),
+}
+
+
+def quality_headlines(task: str) -> tuple[tuple[str, str, str], ...]:
+    return QUALITY_HEADLINES.get(task, QUALITY_HEADLINES["other"])
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,456 @@
+"""Quantize & compare page: a model (upload or the bundled demo) at FP32/FP16/INT8/INT4, on the user's inputs.
+
+UI only. The work runs in a confined child process through core.jobs.JobQueue (one queue for the server,
+held by st.cache_resource) calling core.compare:run_comparison_job; the page draws the ComparisonReport it
+returns. Results are kept in st.session_state under a content hash of (model bytes, options, inputs), so a
+chart control or any other rerun never quantizes again; chart controls live in fragments. The demo is the
+same for everyone, so its results are shared across sessions (first visitor pays); an upload's results never
+leave its session. Settings live in the URL: `?src=demo&run=1` opens the demo results directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+import threading
+import uuid
+from pathlib import Path
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from core.compare import (
+    DEFAULT_PRECISIONS,
+    LABELS,
+    PRECISIONS,
+    REPORT_NAME,
+    CompareOptions,
+    quality_headlines,
+)
+from core.errors import QuantLensError
+from core.inputs import DEFAULT_TEXTS, texts_from_bytes, texts_from_string
+from core.quantize import Int4Config, Int8DynamicConfig, Int8StaticConfig
+
+TARGET = "core.compare:run_comparison_job"
+MAX_MODEL_UPLOAD_MB = 200
+MAX_INPUTS_UPLOAD_MB = 2
+BLOCK_SIZES = (16, 32, 64, 128)
+ACCURACY_LEVELS = {4: "4: int8 compute (fastest on CPU)", 0: "0: default", 1: "1: fp32", 2: "2: fp16", 3: "3: bf16"}
+SOURCES = {"demo": "Demo: all-MiniLM-L6-v2 (bundled, offline)", "upload": "Upload a model (.onnx or .zip of a HF folder)"}
+MB = 10**6
+DEMO_CACHE_ROOT = Path(tempfile.gettempdir()) / "quantlens-demo-results"
+
+URL_DEFAULTS = {"src": "demo", "p": ",".join(DEFAULT_PRECISIONS), "ref": "fp16", "bs": "16", "al": "4",
+                "algo": "rtn", "sym": "0", "emb": "1", "pc": "1", "runs": "20"}
+
+
+# ------------------------------------------------------------------------------------------ shared resources
+@st.cache_resource(show_spinner=False)
+def job_queue():
+    """One queue for the whole server: at most one comparison runs, a few wait, one per session."""
+    from core.jobs import JobQueue
+
+    return JobQueue(max_running=1, max_queued=4)
+
+
+@st.cache_resource(show_spinner=False)
+def demo_store() -> dict:
+    """Demo results shared by all sessions (public model, same inputs for all): key -> {report, dir}."""
+    return {"lock": threading.Lock(), "results": {}}
+
+
+def session_id() -> str:
+    if "cmp_session" not in st.session_state:
+        st.session_state["cmp_session"] = uuid.uuid4().hex
+    return st.session_state["cmp_session"]
+
+
+# ------------------------------------------------------------------------------------------ URL <-> widgets
+def _flag(value: str) -> bool:
+    return value in ("1", "true", "yes", "on")
+
+
+def init_state_from_url() -> list[str]:
+    """On a session's first run, copy valid URL settings into widget state; name the ones that were invalid."""
+    if st.session_state.get("cmp_init"):
+        return []
+    st.session_state["cmp_init"] = True
+    qp = st.query_params
+    problems: list[str] = []
+    src = "demo" if _flag(qp.get("demo", "")) else qp.get("src", URL_DEFAULTS["src"])
+    if src not in SOURCES:
+        problems.append(f"src={src!r}")
+        src = "demo"
+    precisions = [p for p in qp.get("p", URL_DEFAULTS["p"]).split(",") if p]
+    bad = [p for p in precisions if p not in PRECISIONS]
+    if bad or not precisions:
+        problems.append(f"p={','.join(bad) or 'empty'}")
+        precisions = list(DEFAULT_PRECISIONS)
+    ref = qp.get("ref", "fp16")
+    if ref not in ("fp16", "fp32"):
+        problems.append(f"ref={ref!r}")
+        ref = "fp16"
+
+    def number(key: str, allowed) -> int:
+        raw = qp.get(key, URL_DEFAULTS[key])
+        try:
+            value = int(raw)
+        except ValueError:
+            value = None
+        if value not in allowed:
+            problems.append(f"{key}={raw!r}")
+            return int(URL_DEFAULTS[key])
+        return value
+
+    algo = qp.get("algo", "rtn")
+    if algo not in ("rtn", "hqq"):
+        problems.append(f"algo={algo!r}")
+        algo = "rtn"
+    st.session_state.update({
+        "cmp_src": src, "cmp_precisions": precisions, "cmp_ref": ref,
+        "cmp_bs": number("bs", BLOCK_SIZES), "cmp_al": number("al", ACCURACY_LEVELS), "cmp_algo": algo,
+        "cmp_sym": _flag(qp.get("sym", "0")), "cmp_emb": _flag(qp.get("emb", "1")), "cmp_pc": _flag(qp.get("pc", "1")),
+        "cmp_runs": number("runs", range(3, 201)), "cmp_texts": "\n".join(DEFAULT_TEXTS),
+        "cmp_autorun": _flag(qp.get("run", "0")),
+    })
+    return problems
+
+
+def write_url() -> None:
+    state = st.session_state
+    params = {
+        "src": state["cmp_src"], "p": ",".join(state["cmp_precisions"]), "ref": state["cmp_ref"],
+        "bs": str(state["cmp_bs"]), "al": str(state["cmp_al"]), "algo": state["cmp_algo"],
+        "sym": "1" if state["cmp_sym"] else "0", "emb": "1" if state["cmp_emb"] else "0",
+        "pc": "1" if state["cmp_pc"] else "0", "runs": str(state["cmp_runs"]),
+    }
+    if st.query_params.get("run") == "1" and state["cmp_src"] == "demo":
+        params["run"] = "1"
+    if dict(st.query_params) != params:
+        st.query_params.from_dict(params)
+
+
+def options_from_state() -> CompareOptions:
+    s = st.session_state
+    return CompareOptions(
+        precisions=tuple(s["cmp_precisions"]) or DEFAULT_PRECISIONS,
+        reference=s["cmp_ref"],
+        int8=Int8DynamicConfig(per_channel=s["cmp_pc"], quantize_embeddings=s["cmp_emb"]),
+        int8_static=Int8StaticConfig(quantize_embeddings=s["cmp_emb"]),
+        int4=Int4Config(block_size=s["cmp_bs"], accuracy_level=s["cmp_al"], algorithm=s["cmp_algo"],
+                        symmetric=s["cmp_sym"], quantize_embeddings=s["cmp_emb"]),
+        runs=s["cmp_runs"],
+    )
+
+
+def result_key(model_digest: str, options: CompareOptions, inputs_digest: str) -> str:
+    blob = json.dumps([model_digest, options.to_dict(), inputs_digest], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+# ------------------------------------------------------------------------------------------ running a job
+def _run_job(payload: dict, job_dir: Path, status) -> dict:
+    from core.jobs import JobLimits
+
+    def on_progress(message: str, fraction: float | None) -> None:
+        status.update(label=message + ("" if fraction is None else f" ({fraction:.0%})"))
+        status.write(message)
+
+    def on_wait(position: int) -> None:
+        status.update(label=f"Waiting for the server: you are {position} in line")
+
+    return job_queue().run(session_id(), TARGET, payload, job_dir=job_dir, limits=JobLimits(),
+                           on_progress=on_progress, on_wait=on_wait)
+
+
+def run_demo(options: CompareOptions, texts: list[str], key: str, status) -> dict:
+    """Run (or reuse) the demo comparison; results and files are shared by every session."""
+    store = demo_store()
+    with store["lock"]:  # a second visitor asking for the same demo waits here, then reuses the result
+        cached = store["results"].get(key)
+        if cached and all((Path(cached["dir"]) / r["file_name"]).exists() for r in cached["report"]["results"]):
+            return cached
+        from core.jobs import job_directory
+
+        with job_directory() as job_dir:
+            report = _run_job({"source": "demo", "options": options.to_dict(), "inputs": texts}, job_dir, status)
+            target = DEMO_CACHE_ROOT / key
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir(parents=True, exist_ok=True)
+            for item in (job_dir / "out").iterdir():
+                if item.is_file() and not item.is_symlink():
+                    shutil.copyfile(item, target / item.name)
+        entry = {"report": report, "dir": str(target)}
+        store["results"][key] = entry
+        return entry
+
+
+def prepare_upload(data: bytes, job_dir: Path):
+    """Spool the uploaded bytes into the job dir (fixed name) and pass them through the upload gate."""
+    from core import ingest
+
+    spooled = ingest.spool_upload(data, job_dir, max_bytes=MAX_MODEL_UPLOAD_MB * MB)
+    try:
+        return ingest.validate_upload(spooled, job_dir)
+    finally:
+        spooled.unlink(missing_ok=True)
+
+
+def run_upload(data: bytes, options: CompareOptions, texts: list[str] | None, npz: bytes | None, status) -> dict:
+    """Validate and compare an uploaded model in its own job dir; the files stay there for download."""
+    from core.jobs import new_job_dir, remove_job_dir
+
+    job_dir = new_job_dir()
+    try:
+        status.update(label="Checking the upload")
+        validated = prepare_upload(data, job_dir)
+        inputs: list[str] | dict | None = texts if validated.kind == "hf_folder" else None
+        if npz is not None:
+            (job_dir / "inputs.npz").write_bytes(npz)
+            inputs = {"npz": str(job_dir / "inputs.npz")}
+        payload = {"source": str(validated.path), "options": options.to_dict(), "inputs": inputs,
+                   "name": "uploaded model" if validated.kind == "onnx" else None}
+        report = _run_job(payload, job_dir, status)
+    except BaseException:
+        remove_job_dir(job_dir)
+        raise
+    return {"report": report, "dir": str(job_dir / "out")}
+
+
+# ------------------------------------------------------------------------------------------ drawing results
+def _mb(value: float | None) -> float | None:
+    return None if value is None else round(value / MB, 2)
+
+
+def results_frame(report: dict) -> pd.DataFrame:
+    rows = []
+    for r in report["results"]:
+        row = {
+            "Precision": r["label"] + (" (reference)" if r["is_reference"] else ""),
+            "File size (MB)": _mb(r["size_bytes"]),
+            "x smaller than FP32": round(r["size_ratio_vs_fp32"], 2),
+            "Predicted weights (MB)": _mb(r["predicted_size_bytes"]),
+            "Peak memory (MB)": _mb(r["peak_memory_bytes"]),
+            "Load (ms)": round(r["load_ms"], 1),
+            "Latency p50 (ms)": round(r["latency_ms_p50"], 2),
+            "Latency p95 (ms)": round(r["latency_ms_p95"], 2),
+            "Speed-up vs FP32": round(r["speedup_vs_fp32"], 2),
+        }
+        for title, key, _ in quality_headlines(report["model"]["task"]):
+            value = r["quality"].get(key)
+            row[title] = None if value is None else round(float(value), 4)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+@st.fragment
+def charts(report: dict) -> None:
+    """Chart controls rerun only this fragment: never the comparison."""
+    frame = pd.DataFrame([{
+        "precision": r["label"], "p50 (ms)": r["latency_ms_p50"], "p95 (ms)": r["latency_ms_p95"],
+        "size (MB)": r["size_bytes"] / MB, "x smaller than FP32": r["size_ratio_vs_fp32"],
+        "speed-up vs FP32": r["speedup_vs_fp32"],
+    } for r in report["results"]])
+    order = list(frame["precision"])
+    left, right = st.columns(2)
+    with left:
+        latency = st.radio("Latency", ["p50 (ms)", "p95 (ms)", "speed-up vs FP32"], horizontal=True, key="cmp_chart_latency")
+        chart = alt.Chart(frame).mark_bar().encode(
+            x=alt.X(f"{latency}:Q", title=latency), y=alt.Y("precision:N", sort=order, title=None),
+            tooltip=["precision", alt.Tooltip(f"{latency}:Q", format=".2f")])
+        st.altair_chart(chart, width="stretch")
+    with right:
+        size = st.radio("Size", ["size (MB)", "x smaller than FP32"], horizontal=True, key="cmp_chart_size")
+        chart = alt.Chart(frame).mark_bar().encode(
+            x=alt.X(f"{size}:Q", title=size), y=alt.Y("precision:N", sort=order, title=None),
+            tooltip=["precision", alt.Tooltip(f"{size}:Q", format=".2f")])
+        st.altair_chart(chart, width="stretch")
+    with st.expander("Chart data as a table"):
+        st.table(frame.set_index("precision").round(2))
+
+
+def quality_view(report: dict) -> None:
+    task = report["model"]["task"]
+    reference = report["reference"].upper()
+    variants = [r for r in report["results"] if not r["is_reference"]]
+    tabs = st.tabs([r["label"] for r in variants])
+    for tab, r in zip(tabs, variants, strict=True):
+        with tab:
+            metrics = [(t, k, f) for t, k, f in quality_headlines(task) if r["quality"].get(k) is not None]
+            for col, (title, key, fmt) in zip(st.columns(max(1, len(metrics))), metrics, strict=False):
+                col.metric(f"{title} vs {reference}", fmt.format(r["quality"][key]))
+            extra = {k: v for k, v in r["quality"].items() if not isinstance(v, dict)}
+            st.caption("All quality numbers: " + ", ".join(f"{k} = {v:.4g}" for k, v in extra.items()))
+            for note in r["notes"]:
+                st.info(note)
+            if task == "other" and isinstance(r["quality"].get("per_output"), dict):
+                st.markdown("**Error per output**")
+                st.dataframe(pd.DataFrame(r["quality"]["per_output"]).T, width="stretch")
+            samples = r["samples"]
+            if samples:
+                st.markdown(f"**Per input, worst first** (left: {reference}, right: {r['label']})")
+                frame = pd.DataFrame(samples).drop(columns=["index"], errors="ignore")
+                frame = frame.rename(columns={"reference": f"{reference} output", "variant": f"{r['label']} output"})
+                st.dataframe(frame, width="stretch", hide_index=True)
+
+
+def sizing_check(report: dict) -> None:
+    model = report["model"]
+    st.markdown(
+        f"The calculator predicts weights as parameters x bits: **{model['parameters']:,} parameters** "
+        f"(counted from {model['parameter_source']}). Measured files also hold scales, zero points, layers kept in "
+        "float and the graph itself.")
+    rows = []
+    for r in report["results"]:
+        predicted = r["predicted_size_bytes"]
+        rows.append({"Precision": r["label"], "Predicted (MB)": _mb(predicted), "Measured file (MB)": _mb(r["size_bytes"]),
+                     "Difference": f"{(r['size_bytes'] / predicted - 1):+.1%}" if predicted else "-"})
+    st.dataframe(pd.DataFrame(rows), width="stretch", hide_index=True)
+
+
+def downloads(report: dict, files_dir: Path) -> None:
+    cols = st.columns(4)
+    index = 0
+    for r in report["results"]:
+        if r["precision"] == "fp32":
+            continue
+        path = files_dir / r["file_name"]
+        with cols[index % 4]:
+            if path.is_file():
+                st.download_button(f"{r['label']} ({r['size_bytes'] / MB:.1f} MB)", data=lambda p=path: p.read_bytes(),
+                                   file_name=r["file_name"], mime="application/octet-stream", on_click="ignore",
+                                   key=f"cmp_dl_{r['precision']}", icon=":material/download:")
+            else:
+                st.caption(f"{r['label']}: the file has expired; press Run again.")
+        index += 1
+    with cols[index % 4]:
+        st.download_button("Report (JSON)", data=json.dumps(report, indent=2), file_name=REPORT_NAME,
+                           mime="application/json", on_click="ignore", key="cmp_dl_report", icon=":material/download:")
+
+
+def show_report(entry: dict, stale: bool) -> None:
+    report = entry["report"]
+    model, env = report["model"], report["environment"]
+    if stale:
+        st.warning("These results are for earlier settings, model or inputs; press **Run** to compare with the current ones.")
+    latency = report["inputs"]["latency_input"]
+    shape = f"batch 1 x {latency['sequence_length']} tokens" if "sequence_length" in latency else "batch 1"
+    st.subheader(f"Results: {model['name']}")
+    st.caption(
+        f"Task: {model['task']} | {report['inputs']['count']} inputs ({report['inputs']['source']}) | quality vs "
+        f"{report['reference'].upper()} | latency on {shape}, {env['intra_op_num_threads']} threads, onnxruntime "
+        f"{env['onnxruntime']} on CPU, variants timed {env['latency_timing']} | sizes in MB (10^6 bytes)")
+    for warning in report["warnings"]:
+        st.warning(warning)
+    st.dataframe(results_frame(report), width="stretch", hide_index=True)
+    method = report["results"][0]["memory_method"]
+    st.caption("Peak memory: " + (
+        "peak resident memory while loading and running the variant, minus the memory before."
+        if method == "peak_rss_delta" else
+        "resident memory after loading and running the variant, minus the memory before (the peak could not be "
+        "read in the sandbox, so short-lived spikes are not included)."))
+    charts(report)
+    st.subheader("Quality on your inputs")
+    quality_view(report)
+    with st.expander("Calculator prediction vs measured size"):
+        sizing_check(report)
+    st.subheader("Downloads")
+    downloads(report, Path(entry["dir"]))
+
+
+# ------------------------------------------------------------------------------------------ the page
+def settings_panel() -> None:
+    st.radio("Model", list(SOURCES), format_func=SOURCES.get, key="cmp_src")
+    left, right = st.columns([3, 2])
+    with left:
+        st.multiselect("Precisions", list(PRECISIONS), format_func=LABELS.get, key="cmp_precisions",
+                       help="FP32 is always built: sizes and speed-ups are relative to it.")
+    with right:
+        st.radio("Quality reference", ["fp16", "fp32"], format_func=str.upper, horizontal=True, key="cmp_ref",
+                 help="FP16 is what you would deploy without quantizing; FP32 is the exported original.")
+    with st.expander("Quantization options"):
+        a, b, c = st.columns(3)
+        a.selectbox("INT4 block size", BLOCK_SIZES, key="cmp_bs", help="Weights per scale: smaller is more accurate and larger.")
+        b.selectbox("INT4 accuracy level", list(ACCURACY_LEVELS), format_func=ACCURACY_LEVELS.get, key="cmp_al")
+        c.radio("INT4 algorithm", ["rtn", "hqq"], format_func=str.upper, horizontal=True, key="cmp_algo")
+        a.checkbox("INT4 symmetric (no zero points)", key="cmp_sym")
+        b.checkbox("Quantize embedding tables", key="cmp_emb", help="Off keeps embeddings in FP32: MiniLM's INT4 file is then only 1.7x smaller.")
+        c.checkbox("INT8 per-channel scales", key="cmp_pc", help="Per-tensor drops MiniLM's cosine from 0.994 to 0.965.")
+        st.slider("Timed runs per variant", 3, 200, key="cmp_runs")
+
+
+def main() -> None:
+    st.title("Quantize & compare")
+    st.markdown("See what FP16, INT8 and INT4 really do to a model **on your own inputs**: size, memory, latency "
+                "and outputs, measured with ONNX Runtime on this server's CPU. Run benchmarks, not the headline number.")
+    problems = init_state_from_url()
+    if problems:
+        st.warning("Some settings in the link were not valid and were reset: " + ", ".join(problems))
+    settings_panel()
+    write_url()
+
+    uploaded = None
+    if st.session_state["cmp_src"] == "upload":
+        uploaded = st.file_uploader("Model file", type=["onnx", "zip"], key="cmp_model_file",
+                                    max_upload_size=MAX_MODEL_UPLOAD_MB,
+                                    help=f"A single-file .onnx, or a .zip of a Hugging Face folder (config.json, "
+                                         f"safetensors, tokenizer). Up to {MAX_MODEL_UPLOAD_MB} MB.")
+    st.text_area("Inputs: one text per line", key="cmp_texts", height=180,
+                 help="Used for text models (the demo and .zip uploads). A .onnx upload gets inputs generated from "
+                      "its declared shapes, or an .npz you provide.")
+    inputs_file = st.file_uploader("...or an inputs file (.txt, .csv with a `text` column, or .npz of arrays)",
+                                   type=["txt", "csv", "npz"], key="cmp_inputs_file", max_upload_size=MAX_INPUTS_UPLOAD_MB)
+
+    autorun = st.session_state.pop("cmp_autorun", False) and st.session_state["cmp_src"] == "demo"
+    clicked = st.button("Run", type="primary", icon=":material/play_arrow:")
+    try:
+        options = options_from_state()
+        texts, npz = None, None
+        if inputs_file is not None and inputs_file.name.lower().endswith(".npz"):
+            npz = inputs_file.getvalue()
+        elif inputs_file is not None:
+            texts = texts_from_bytes(inputs_file.getvalue(), inputs_file.name.rsplit(".", 1)[-1].lower())
+        else:
+            texts = texts_from_string(st.session_state["cmp_texts"])
+        model_bytes = uploaded.getvalue() if uploaded is not None else None
+        model_digest = "demo" if st.session_state["cmp_src"] == "demo" else (
+            hashlib.sha256(model_bytes).hexdigest() if model_bytes else "none")
+        inputs_digest = hashlib.sha256(npz if npz is not None else json.dumps(texts).encode()).hexdigest()
+        key = result_key(model_digest, options, inputs_digest)
+    except QuantLensError as exc:
+        st.error(exc.one_line())
+        return
+
+    results = st.session_state.setdefault("cmp_results", {})
+    if clicked or autorun:
+        if st.session_state["cmp_src"] == "upload" and model_bytes is None:
+            st.error("Upload a model first, or choose the demo.")
+        elif npz is not None and st.session_state["cmp_src"] == "demo":
+            st.error("The demo takes texts; an .npz is for uploaded ONNX models.")
+        else:
+            with st.status("Starting", expanded=False) as status:
+                try:
+                    if st.session_state["cmp_src"] == "demo":
+                        entry = run_demo(options, texts, key, status)
+                    else:
+                        entry = run_upload(model_bytes, options, texts, npz, status)
+                    results.clear()  # one upload's files per session: the previous job dir is left to the sweeper
+                    results[key] = entry
+                    st.session_state["cmp_last_key"] = key
+                    status.update(label="Done", state="complete")
+                except QuantLensError as exc:
+                    status.update(label="Failed", state="error")
+                    st.error(exc.one_line())
+    last = st.session_state.get("cmp_last_key")
+    if last and last in results:
+        show_report(results[last], stale=last != key)
+    elif not (clicked or autorun):
+        st.info("Choose a model and press **Run**. The demo takes about half a minute the first time and is then "
+                "cached for everyone.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""The compare page as a user meets it (Streamlit AppTest): defaults, the demo link, an upload, bad links."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.core.conftest import build_gemm_relu_onnx
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "compare.py")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def test_page_opens_on_the_demo_with_default_settings_and_runs_nothing():
+    at = AppTest.from_file(PAGE, default_timeout=30).run()
+    assert not at.exception
+    assert at.radio(key="cmp_src").value == "demo"
+    assert at.multiselect(key="cmp_precisions").value == ["fp32", "fp16", "int8", "int4"]
+    assert at.radio(key="cmp_ref").value == "fp16"
+    assert "Run" in [b.label for b in at.button]
+    assert any("press **Run**" in i.value for i in at.info)
+    assert at.query_params["src"] == "demo" and at.query_params["bs"] == "16"
+
+
+def test_a_link_sets_the_options_and_bad_values_are_reset_with_a_warning():
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.query_params.update({"p": "int8,int4", "ref": "fp32", "bs": "64", "al": "9"})
+    at.run()
+    assert not at.exception
+    assert at.multiselect(key="cmp_precisions").value == ["int8", "int4"]
+    assert at.radio(key="cmp_ref").value == "fp32" and at.selectbox(key="cmp_bs").value == 64
+    assert at.selectbox(key="cmp_al").value == 4
+    assert any("al='9'" in w.value for w in at.warning)
+
+
+def test_upload_choice_without_a_file_says_what_to_do():
+    at = AppTest.from_file(PAGE, default_timeout=30).run()
+    at.radio(key="cmp_src").set_value("upload").run()
+    at.button[0].click().run()
+    assert any("Upload a model first" in e.value for e in at.error)
+
+
+@pytest.mark.slow
+def test_uploaded_onnx_model_is_quantized_compared_and_offered_for_download(tmp_path):
+    model = build_gemm_relu_onnx(tmp_path / "m.onnx").read_bytes()
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.query_params.update({"src": "upload", "p": "fp32,int8,int4", "ref": "fp32", "runs": "3"})
+    at.run()
+    at.file_uploader(key="cmp_model_file").upload("../../evil name.onnx", model)
+    at.run()
+    at.button[0].click().run(timeout=240)
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    table = at.dataframe[0].value
+    assert list(table["Precision"]) == ["FP32 (reference)", "INT8 dynamic", "INT4 weight-only"]
+    assert "max abs err" in table.columns
+    assert any("generated" in w.value for w in at.warning)
+    labels = [b.label for b in at.get("download_button")]
+    assert any(label.startswith("INT4 weight-only") for label in labels) and "Report (JSON)" in labels
+    # a chart control reruns only its fragment: the results stay, nothing is recomputed
+    key_before = at.session_state["cmp_last_key"]
+    at.radio(key="cmp_chart_latency").set_value("p95 (ms)").run()
+    assert at.session_state["cmp_last_key"] == key_before and len(at.session_state["cmp_results"]) == 1
+
+
+@pytest.mark.slow
+def test_a_rejected_upload_shows_the_gate_error_and_no_results():
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.query_params["src"] = "upload"
+    at.run()
+    at.file_uploader(key="cmp_model_file").upload("weights.onnx", b"\x80\x04K\x01.")
+    at.run()
+    at.button[0].click().run(timeout=60)
+    assert any("[unsafe_format_pickle]" in e.value for e in at.error)
+    assert not at.dataframe
+
+
+@pytest.mark.slow
+def test_demo_link_opens_the_demo_results_directly():
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.query_params.update({"src": "demo", "run": "1", "runs": "3"})
+    at.run(timeout=300)
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert list(table["Precision"]) == ["FP32", "FP16 (reference)", "INT8 dynamic", "INT4 weight-only"]
+    assert table.loc[table["Precision"] == "INT8 dynamic", "cosine"].item() >= 0.99
+    assert "Report (JSON)" in [b.label for b in at.get("download_button")]
+    # a second visitor gets the shared demo results without running anything
+    again = AppTest.from_file(PAGE, default_timeout=30)
+    again.query_params.update({"src": "demo", "run": "1", "runs": "3"})
+    again.run(timeout=20)
+    assert again.dataframe and not again.exception
