@@ -1,0 +1,106 @@
+"""The child side of core.jobs: limit and confine this process, then run one target function.
+
+Started by core.jobs.run_job as `python -I -B -c <bootstrap> <spec.json>` (isolated mode: the job directory,
+which holds uploaded files, is never on sys.path). Order matters and is the point of this module:
+resource limits, network guard and filesystem confinement are in place BEFORE the target module is
+imported, so nothing a model triggers runs unconfined. Everything crosses the process boundary as JSON
+files (spec in, progress lines and result out); nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import resource
+import sys
+import traceback
+from pathlib import Path
+
+RESULT_FILE = "result.json"
+PROGRESS_FILE = "progress.jsonl"
+MEMORY_MARKERS = ("MemoryError", "bad_alloc", "Failed to allocate memory", "Cannot allocate memory",
+                  "can't allocate memory", "out of memory", "DefaultCPUAllocator")
+
+
+def _set_limits(limits: dict) -> None:
+    """Soft and hard limits together, so the target cannot raise them again."""
+    memory = int(limits["memory_bytes"])
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    file_bytes = int(limits["file_bytes"])
+    resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class _Progress:
+    """The `progress(stage, fraction)` callable the target receives; one JSON line per call."""
+
+    def __init__(self, path: Path) -> None:
+        self._handle = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - lives for the job
+
+    def __call__(self, stage: str, fraction: float | None = None) -> None:
+        value = None if fraction is None else float(fraction)
+        self._handle.write(json.dumps({"stage": str(stage)[:200], "fraction": value}) + "\n")
+
+
+def _error(code: str, message: str, **extra: str) -> dict:
+    return {"ok": False, "error": {"code": code, "message": message, **extra}}
+
+
+def _looks_like_memory(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__}: {exc}"
+    return isinstance(exc, MemoryError) or any(marker in text for marker in MEMORY_MARKERS)
+
+
+def main(argv: list[str]) -> int:
+    spec_path = Path(argv[0])
+    spec = json.loads(spec_path.read_text(encoding="utf-8"))
+    run_dir, job_dir = Path(spec["run_dir"]), Path(spec["job_dir"])
+    _set_limits(spec["limits"])
+
+    from core import sandbox  # light: ctypes, socket, json
+
+    sandbox.install_network_guard(run_dir / sandbox.NETWORK_LOG)
+    confined = 0
+    if spec["limits"].get("confine", True):
+        confined = sandbox.apply_landlock(job_dir, [Path(p) for p in spec["read_dirs"]])
+    (run_dir / "sandbox.json").write_text(json.dumps({"landlock_abi": confined}), encoding="utf-8")
+
+    result_path = run_dir / RESULT_FILE
+    try:
+        import importlib
+
+        module_name, _, function_name = spec["target"].partition(":")
+        function = getattr(importlib.import_module(module_name), function_name)
+        result = function(spec["payload"], job_dir, _Progress(run_dir / PROGRESS_FILE))
+        if not isinstance(result, dict):
+            raise TypeError(f"{spec['target']} returned {type(result).__name__}, not a dict")
+        _write_json_atomic(result_path, {"ok": True, "result": result})
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes a JSON error for the parent
+        from core.errors import QuantLensError
+
+        if isinstance(exc, QuantLensError):
+            outcome = _error(exc.code, exc.message)
+        elif _looks_like_memory(exc):
+            outcome = _error("resource_limit_memory", "")
+        elif type(exc).__name__ == "PanicException":  # a Rust library (tokenizers, safetensors) gave up
+            outcome = _error("model_crashed_runtime", "The model's native code failed on this input (a panic); it "
+                                                      "cannot be processed.")
+        elif isinstance(exc, OSError) and exc.errno == errno.EFBIG:  # RLIMIT_FSIZE (Python ignores SIGXFSZ)
+            outcome = _error("resource_limit_disk", "")
+        else:
+            traceback.print_exc(file=sys.stderr)
+            outcome = _error("job_failed", "", type=type(exc).__name__)
+        del exc
+        _write_json_atomic(result_path, outcome)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - started through core.jobs' bootstrap
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,219 @@
+"""What the compare page relies on: a job runs in a child, reports progress, returns JSON, and cleans up."""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from core.errors import QuantLensError
+from core.jobs import (
+    JOB_ROOT_ENV,
+    JobLimits,
+    JobQueue,
+    default_job_root,
+    job_directory,
+    new_job_dir,
+    run_job,
+    sweep_stale_job_dirs,
+)
+
+W = "tests.security.workers"
+FAST = JobLimits(timeout_s=10, memory_bytes=512 * 2**20, threads=1)
+
+
+@pytest.fixture
+def job_root(tmp_path: Path) -> Path:
+    root = tmp_path / "jobs"
+    root.mkdir(mode=0o700)
+    return root
+
+
+def test_a_job_returns_its_json_result_and_relays_progress(job_root):
+    seen = []
+    with job_directory(job_root) as job_dir:
+        result = run_job(f"{W}:echo", {"n": 1, "text": "héllo"}, job_dir=job_dir, limits=FAST,
+                         on_progress=lambda stage, fraction: seen.append((stage, fraction)))
+        assert result["payload"] == {"n": 1, "text": "héllo"}
+        assert result["cwd"] == str(job_dir.resolve()) and result["job_dir"] == str(job_dir.resolve())
+        assert sorted(p.name for p in job_dir.iterdir()) == []  # scratch (.run-*) removed, caller's dir kept
+    assert seen == [("starting", 0.0), ("done", 1.0)]
+    assert list(job_root.iterdir()) == []
+
+
+def test_the_child_runs_offline_in_its_own_session_with_a_scrubbed_environment(job_root, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_secret")
+    monkeypatch.setenv("SECRET", "parent-only")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
+    with job_directory(job_root) as job_dir:
+        result = run_job(f"{W}:echo", {}, job_dir=job_dir, limits=JobLimits(threads=3, timeout_s=10))
+    assert result["env"] == {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+                             "OMP_NUM_THREADS": "3", "HTTPS_PROXY": None, "https_proxy": None, "HF_TOKEN": None,
+                             "SECRET": None}
+    assert result["pid"] == result["pgid"] == result["sid"] != os.getpid()
+    assert result["cwd_on_path"] is False
+
+
+def test_progress_lines_are_truncated_and_clamped(job_root):
+    seen = []
+    with job_directory(job_root) as job_dir:
+        run_job(f"{W}:progress_spam", {"n": 5}, job_dir=job_dir, limits=FAST,
+                on_progress=lambda stage, fraction: seen.append((stage, fraction)))
+    assert len(seen) == 6 and len(seen[-1][0]) == 200 and seen[-1][1] == 1.0
+
+
+def test_a_quantlens_error_in_the_child_arrives_with_the_same_code_and_sentence(job_root):
+    with job_directory(job_root) as job_dir, pytest.raises(QuantLensError) as caught:
+        run_job(f"{W}:refuse", {}, job_dir=job_dir, limits=FAST)
+    assert (caught.value.code, caught.value.message) == ("invalid_config", "config.json is not a JSON object.")
+
+
+@pytest.mark.parametrize(("target", "expected"), [("fail", "ValueError"), ("not_a_dict", "TypeError"),
+                                                  ("exit_nonzero", "exit status 3")])
+def test_an_unexpected_failure_names_its_kind_but_leaks_no_detail(job_root, target, expected):
+    with job_directory(job_root) as job_dir, pytest.raises(QuantLensError) as caught:
+        run_job(f"{W}:{target}", {"detail": "TOPSECRET"}, job_dir=job_dir, limits=FAST)
+    assert caught.value.code == "job_failed"
+    assert expected in caught.value.message and "TOPSECRET" not in caught.value.message
+
+
+def test_a_file_over_the_size_limit_is_resource_limit_disk(job_root):
+    with job_directory(job_root) as job_dir, pytest.raises(QuantLensError) as caught:
+        run_job(f"{W}:big_file", {"mib": 4}, job_dir=job_dir,
+                limits=JobLimits(timeout_s=10, memory_bytes=512 * 2**20, file_bytes=2**20))
+    assert caught.value.code == "resource_limit_disk"
+
+
+def test_a_malformed_target_is_a_programming_error(job_root):
+    with pytest.raises(ValueError):
+        run_job("os.system('x')", {}, job_dir=job_root)
+
+
+def test_job_dirs_are_random_private_and_always_removed(job_root):
+    first, second = new_job_dir(job_root), new_job_dir(job_root)
+    assert first != second and len(first.name) == 32
+    assert stat.S_IMODE(first.stat().st_mode) == 0o700
+    with pytest.raises(RuntimeError), job_directory(job_root) as job_dir:
+        (job_dir / "model.onnx").write_bytes(b"x")
+        raise RuntimeError("page crashed mid-job")
+    assert not job_dir.exists()
+
+
+def test_sweeper_removes_only_old_job_dirs(job_root):
+    old, fresh = new_job_dir(job_root), new_job_dir(job_root)
+    (job_root / "not-a-job").mkdir()
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    assert sweep_stale_job_dirs(job_root, older_than_s=3600) == 1
+    assert not old.exists() and fresh.exists() and (job_root / "not-a-job").exists()
+
+
+def test_a_shared_or_foreign_job_root_is_refused(tmp_path, monkeypatch):
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    monkeypatch.setenv(JOB_ROOT_ENV, str(shared))
+    with pytest.raises(QuantLensError) as caught:
+        default_job_root()
+    assert caught.value.code == "job_root_unsafe"
+
+
+def test_default_job_root_is_created_private(tmp_path, monkeypatch):
+    monkeypatch.setenv(JOB_ROOT_ENV, str(tmp_path / "fresh"))
+    root = default_job_root()
+    assert stat.S_IMODE(root.stat().st_mode) == 0o700
+
+
+# ------------------------------------------------------------------------------------------ queue
+class _Gate:
+    """A runner stand-in for queue bookkeeping tests: blocks until released or cancelled (real jobs are below)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.started: list[str] = []
+
+    def __call__(self, target, payload, *, job_dir, limits, on_progress, cancel):
+        self.started.append(payload["who"])
+        while not self.release.is_set():
+            if cancel.is_set():
+                raise QuantLensError("cancelled", "The job was cancelled.")
+            time.sleep(0.01)
+        return {"who": payload["who"]}
+
+
+def _in_thread(queue: JobQueue, session: str, results: dict, positions: dict | None = None) -> threading.Thread:
+    def work():
+        try:
+            results[session] = queue.run(session, f"{W}:echo", {"who": session}, job_dir=Path("."),
+                                         on_wait=(lambda p: positions.setdefault(session, []).append(p))
+                                         if positions is not None else None)
+        except QuantLensError as exc:
+            results[session] = exc.code
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    return thread
+
+
+def _until(predicate, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
+
+
+def test_a_full_queue_answers_busy_instead_of_hanging():
+    gate = _Gate()
+    queue = JobQueue(max_running=1, max_queued=1, runner=gate)
+    results: dict = {}
+    positions: dict = {}
+    a = _in_thread(queue, "A", results)
+    _until(lambda: gate.started == ["A"])
+    b = _in_thread(queue, "B", results, positions)
+    _until(lambda: queue.state().queued == 1)
+    with pytest.raises(QuantLensError) as caught:
+        queue.run("C", f"{W}:echo", {"who": "C"}, job_dir=Path("."))
+    assert caught.value.code == "busy" and "queue is full" in caught.value.message
+    gate.release.set()
+    a.join(5)
+    b.join(5)
+    assert results == {"A": {"who": "A"}, "B": {"who": "B"}} and positions["B"] == [1]
+
+
+def test_one_job_per_session_and_the_second_click_says_where_it_is():
+    gate = _Gate()
+    queue = JobQueue(max_running=1, max_queued=3, runner=gate)
+    results: dict = {}
+    a = _in_thread(queue, "A", results)
+    _until(lambda: gate.started == ["A"])
+    b = _in_thread(queue, "B", results)
+    _until(lambda: queue.state().queued == 1)
+    for session, text in (("A", "already have a job running"), ("B", "you are 1 in line")):
+        with pytest.raises(QuantLensError) as caught:
+            queue.run(session, f"{W}:echo", {"who": session}, job_dir=Path("."))
+        assert caught.value.code == "busy" and text in caught.value.message
+    gate.release.set()
+    a.join(5)
+    b.join(5)
+
+
+def test_cancelling_a_session_stops_its_running_job_and_removes_its_waiting_one():
+    gate = _Gate()
+    queue = JobQueue(max_running=1, max_queued=3, runner=gate)
+    results: dict = {}
+    a = _in_thread(queue, "A", results)
+    _until(lambda: gate.started == ["A"])
+    b = _in_thread(queue, "B", results)
+    c = _in_thread(queue, "C", results)
+    _until(lambda: queue.state().queued == 2)
+    assert queue.cancel("B") and queue.cancel("A") and not queue.cancel("nobody")
+    a.join(5)
+    b.join(5)
+    _until(lambda: gate.started == ["A", "C"])
+    gate.release.set()
+    c.join(5)
+    assert results == {"A": "cancelled", "B": "cancelled", "C": {"who": "C"}}
+    assert queue.state().running == 0 and queue.state().queued == 0
