@@ -108,3 +108,25 @@ def test_inline_reference_matches_shared():
                                              ("bf16", "bf16"), ("AWQ", "AWQ-INT4"), ("float16", "fp16")])
 def test_precision_names_accept_llama_cpp_aliases_and_any_case(alias, name):
     assert get_precision(alias).name == name
+
+
+# bartowski/Meta-Llama-3.1-70B-Instruct-GGUF (llama.cpp imatrix quants), file sizes in GB (10^9 bytes).
+LLAMA31_70B_IMATRIX_GB = {"Q8_0": 74.98, "Q6_K": 57.89, "Q5_K_M": 49.95, "Q5_K_S": 48.66, "Q4_K_M": 42.52,
+                          "Q4_K_S": 40.35, "Q4_0": 40.12, "IQ4_XS": 37.90, "Q3_K_L": 37.14, "Q3_K_M": 34.27,
+                          "IQ3_M": 31.94, "Q3_K_S": 30.91}
+LLAMA31_70B = {"model_type": "llama", "hidden_size": 8192, "intermediate_size": 28672, "num_hidden_layers": 80,
+               "num_attention_heads": 64, "num_key_value_heads": 8, "vocab_size": 128256, "tie_word_embeddings": False}
+
+
+@pytest.mark.parametrize("ftype", sorted(LLAMA31_70B_IMATRIX_GB))
+def test_llama31_70b_imatrix_gguf_sizes_match_published_files_within_half_a_percent(ftype):
+    arch = architecture_from_config(LLAMA31_70B)
+    assert gguf.file_bytes(arch, ftype, imatrix=True) / 1e9 == pytest.approx(LLAMA31_70B_IMATRIX_GB[ftype], rel=0.005)
+
+
+def test_an_importance_matrix_changes_q4_0_and_iq4_xs_like_llama_cpp():
+    arch = architecture_from_config(CONFIGS["llama-3.1-8b"])
+    plain = {p.name: p.ggml_type for p in gguf.plan(arch, "Q4_0")}
+    with_imatrix = {p.name: p.ggml_type for p in gguf.plan(arch, "Q4_0", imatrix=True)}
+    assert plain["blk.0.ffn_down.weight"] == "Q4_0" and with_imatrix["blk.0.ffn_down.weight"] == "Q4_1"
+    assert gguf.uses_imatrix("IQ2_XXS") and not gguf.uses_imatrix("Q4_K_M")
