@@ -178,18 +178,18 @@ MODEL_IDS = [m.id for m in MODELS]
 MODEL_NAMES = {m.id: m.name for m in MODELS}
 HW_BY_ID = {h.id: h for h in HARDWARE}
 
-# Widget values vanish from session_state when the user visits another page, so (re)initialise whenever
-# they are missing: from the URL when it carries a state (a shared link), else from the state saved on the
-# last run here, else the defaults.
-if "w_src" not in st.session_state:
-    saved = st.session_state.get("calc_state")
-    if saved is not None and not any(k in st.query_params for k in saved):
-        initial, url_warnings = dict(saved), []
-    else:
-        initial, url_warnings = read_query_params(st.query_params, MODEL_IDS, list(HW_BY_ID))
-    for k, v in initial.items():
+# Streamlit drops a widget's value when the widget is not drawn (another page, or a hidden input such as the
+# catalog picker while typing a parameter count). So every run restores missing values: from the URL on the
+# first visit or when coming back through a link that carries a state, else from the state saved last run.
+DEFAULTS = defaults(MODEL_IDS, list(HW_BY_ID))
+saved = st.session_state.get("calc_state")
+if saved is None or ("w_src" not in st.session_state and any(k in st.query_params for k in DEFAULTS)):
+    initial, st.session_state["calc_url_warnings"] = read_query_params(st.query_params, MODEL_IDS, list(HW_BY_ID))
+else:
+    initial = saved
+for k, v in initial.items():
+    if f"w_{k}" not in st.session_state:
         st.session_state[f"w_{k}"] = v
-    st.session_state["calc_url_warnings"] = url_warnings
 for w in st.session_state.get("calc_url_warnings", []):
     st.warning(w)
 
@@ -231,7 +231,6 @@ with right:
     c4.selectbox("Runtime", list(RUNTIMES), format_func=RUNTIMES.get, key="w_rt")
     c5.multiselect("Hardware to check", list(HW_BY_ID), format_func=lambda i: HW_BY_ID[i].name, key="w_gpu")
 
-DEFAULTS = defaults(MODEL_IDS, list(HW_BY_ID))
 state = {k: st.session_state.get(f"w_{k}", DEFAULTS[k]) for k in DEFAULTS}
 state["mode"] = mode
 st.session_state["calc_state"] = dict(state)

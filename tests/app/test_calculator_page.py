@@ -169,3 +169,13 @@ def test_an_upload_that_is_not_json_is_refused_in_one_line():
     at.file_uploader(key="w_upload").set_value(("config.json", b"import os\nos.system('x')", "application/json")).run()
     assert not at.exception
     assert any("config_invalid_json" in e for e in at.error.values)
+
+
+def test_switching_the_model_source_and_back_keeps_the_catalog_choice():
+    at = page(model=["google/gemma-2-9b", "microsoft/phi-4"])
+    at.radio(key="w_src").set_value("params").run()
+    assert table_with(at, "Total GiB")["Model"].unique().tolist() == ["7B parameters", "70B parameters"]
+    assert url_list(at, "model") == ["google/gemma-2-9b", "microsoft/phi-4"]
+    at.radio(key="w_src").set_value("catalog").run()
+    assert at.multiselect(key="w_model").value == ["google/gemma-2-9b", "microsoft/phi-4"]
+    assert table_with(at, "Total GiB")["Model"].unique().tolist() == ["Gemma 2 9B", "Phi-4"]
