@@ -389,10 +389,12 @@ def calculate(
     names = [e.precision for e in estimates[0]]
     sweep = tuple(memory_vs_context(focus, names, context_points(min(focus.max_context, 10_000_000)), batch,
                                     kv_precision, runtime))
-    notes: list[str] = []
-    for m in models:
-        notes += [n for n in myth_notes(m, hardware) if n not in notes]
-    return CalculatorResult(models, estimates, fits, details, sweep, tuple(notes))
+    concerned = [m for m in models if myth_notes(m, hardware)]
+    notes: tuple[str, ...] = ()
+    if concerned:
+        sizes = "; ".join(f"{m.name} {weights_bytes(m, 'int4') / GB:.1f} GB" for m in concerned)
+        notes = (f"{MYTH_70B_INT4} Weights at ideal INT4: {sizes}.",)
+    return CalculatorResult(models, estimates, fits, details, sweep, notes)
 
 
 def model_summary(model: ModelSpec) -> dict[str, Any]:

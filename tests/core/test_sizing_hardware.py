@@ -132,3 +132,10 @@ def test_a_context_beyond_the_trained_one_is_computed_with_a_note():
     e = sizing.estimate(sizing.model_from_config(CONFIGS["gpt2"]), "fp16", 4096)
     assert e.kv_cache_bytes == 4096 * 36_864
     assert any("beyond" in n and "1,024" in n for n in e.notes)
+
+
+def test_the_myth_note_is_given_once_for_several_large_models():
+    models = [sizing.model_from_params("70B"), sizing.model_from_params("72B"), sizing.model_from_params("8B")]
+    result = sizing.calculate(models, ["int4"], 0, hardware=(CARD_24,))
+    assert len(result.myth_notes) == 1
+    assert "70B parameters 35.0 GB; 72B parameters 36.0 GB" in result.myth_notes[0]
