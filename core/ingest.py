@@ -28,6 +28,7 @@ nested archives.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -36,6 +37,7 @@ import shutil
 import stat
 import struct
 import zipfile
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -400,10 +402,13 @@ def _extract(archive: zipfile.ZipFile, entries: list[_Entry], staging: Path, lim
                         raise _error("archive_too_large",
                                      f"The file {entry.rel} expands more than {limits.max_ratio} times (a zip bomb).")
                     out.write(chunk)
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, NotImplementedError) as exc:
-            if isinstance(exc, QuantLensError):
-                raise
-            raise _error("unsupported_archive", f"The archive entry {entry.rel} could not be read ({type(exc).__name__}).") from None
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                raise _error("storage_full", "The server has no room for this upload right now; try again later.") from None
+            raise _error("unsupported_archive", f"The archive entry {entry.rel} is damaged and could not be read.") from None
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, struct.error, EOFError, ValueError,
+                NotImplementedError):
+            raise _error("unsupported_archive", f"The archive entry {entry.rel} is damaged and could not be read.") from None
         _refuse_container(sniff(head), head, f"The file {entry.rel}")
     return total
 
@@ -637,8 +642,8 @@ def _validate_zip(src: Path, dest_dir: Path, limits: UploadLimits, digest: str) 
             handle.seek(0)
             try:
                 archive = zipfile.ZipFile(handle)
-            except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, UnicodeDecodeError,
-                    NotImplementedError):
+            except (zipfile.BadZipFile, zipfile.LargeZipFile, struct.error, ValueError, OSError, EOFError,
+                    UnicodeDecodeError, NotImplementedError):
                 raise _error("unsupported_archive", "The upload is not a readable zip archive.") from None
             with archive:
                 entries = _plan_zip(archive, limits)

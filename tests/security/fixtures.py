@@ -11,6 +11,7 @@ import json
 import os
 import stat
 import struct
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -61,7 +62,8 @@ def hf_folder_files(**overrides: bytes | None) -> dict[str, bytes]:
 
 def zip_bytes(entries: list[tuple[str | zipfile.ZipInfo, bytes]], *, compression: int = zipfile.ZIP_DEFLATED) -> bytes:
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=compression) as archive:
+    with warnings.catch_warnings(), zipfile.ZipFile(buffer, "w", compression=compression) as archive:
+        warnings.simplefilter("ignore", UserWarning)  # duplicate names are the point of some fixtures
         for name, data in entries:
             if isinstance(name, zipfile.ZipInfo):
                 archive.writestr(name, data)

@@ -228,3 +228,11 @@ def test_tar_and_other_archives_are_refused_by_content_even_when_named_zip(sandb
 
 def test_truncated_zip_is_refused(sandbox):
     sandbox.rejects(hf_zip()[:-30], "unsupported_archive")
+
+
+def test_corrupt_deflate_data_is_refused_as_an_archive_error(sandbox):
+    """Found by fuzzing: a damaged deflate stream raised zlib.error instead of a QuantLensError."""
+    data = bytearray(hf_zip(top=None, **{"README.md": b"hello " * 2000}))
+    at = data.find(b"README.md") + len(b"README.md") + 20
+    data[at : at + 8] = b"\xff" * 8
+    sandbox.rejects(bytes(data), "unsupported_archive")
