@@ -4,9 +4,34 @@ Kept free of heavy imports so the first page load is fast; torch, transformers a
 imported only inside the compare engine, in a worker process, when a comparison actually runs.
 """
 
+import logging
+
 import streamlit as st
 
+from core.errors import QuantLensError
+from core.versions import installed_version, require_dependency_floors
+
 st.set_page_config(page_title="QuantLens", page_icon=":material/memory:", layout="wide")
+
+
+@st.cache_resource(show_spinner=False)
+def _dependency_check() -> tuple[str | None, tuple[str, ...]]:
+    """Once per process: log versions and refuse to serve uploads on libraries with known, fixed vulnerabilities."""
+    log = logging.getLogger("quantlens")
+    names = ("streamlit", "onnx", "onnxruntime", "torch", "transformers", "optimum")
+    log.info("QuantLens versions: %s", ", ".join(f"{n} {installed_version(n)}" for n in names))
+    try:
+        return None, tuple(require_dependency_floors())
+    except QuantLensError as exc:
+        return exc.one_line(), ()
+
+
+blocking, advisories = _dependency_check()
+if blocking:
+    st.error(blocking)
+    st.stop()
+for text in advisories:
+    st.warning(text)
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
