@@ -279,15 +279,19 @@ def _entry_mode_problem(info: zipfile.ZipInfo) -> tuple[str, str] | None:
     return None
 
 
-def _eocd_entry_count(handle: BinaryIO, size: int) -> int:
-    """Entry count from the end-of-central-directory record, read before zipfile builds its list in memory."""
+def _eocd_entry_count(handle: BinaryIO, size: int) -> tuple[int, int]:
+    """Entry count and central-directory size from the end record, read before zipfile loads the directory.
+
+    zipfile reads the whole central directory into memory and parses every record in it whatever the count
+    says, so both numbers are bounded before it is opened.
+    """
     tail_len = min(size, 22 + 65_535)
     handle.seek(size - tail_len)
     tail = handle.read(tail_len)
     at = tail.rfind(b"PK\x05\x06")
     if at < 0 or at + 22 > len(tail):
         raise _error("unsupported_archive", "The upload is not a readable zip archive.")
-    total, = struct.unpack("<H", tail[at + 10 : at + 12])
+    total, cd_size = struct.unpack("<HI", tail[at + 10 : at + 16])
     locator = tail.rfind(b"PK\x06\x07", 0, at)
     if total == 0xFFFF and locator >= 0:
         (zip64_at,) = struct.unpack("<Q", tail[locator + 8 : locator + 16])
@@ -297,8 +301,8 @@ def _eocd_entry_count(handle: BinaryIO, size: int) -> int:
         record = handle.read(56)
         if not record.startswith(b"PK\x06\x06"):
             raise _error("unsupported_archive", "The upload is not a readable zip archive.")
-        (total,) = struct.unpack("<Q", record[32:40])
-    return total
+        total, cd_size = struct.unpack("<QQ", record[32:48])
+    return total, cd_size
 
 
 def _plan_zip(archive: zipfile.ZipFile, limits: UploadLimits) -> list[_Entry]:
@@ -637,7 +641,8 @@ def _validate_zip(src: Path, dest_dir: Path, limits: UploadLimits, digest: str) 
     try:
         with open(src, "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
-            if _eocd_entry_count(handle, size) > limits.max_entries:
+            entries, directory_bytes = _eocd_entry_count(handle, size)
+            if entries > limits.max_entries or directory_bytes > limits.max_entries * 4096:
                 raise _error("archive_too_large", f"The archive has more than {limits.max_entries} entries.")
             handle.seek(0)
             try:

@@ -332,6 +332,24 @@ class QueueState:
     queued: int
 
 
+class JobSlot:
+    """A running place granted by JobQueue.slot; its jobs stop when the session is cancelled."""
+
+    def __init__(self, runner: Callable[..., dict], cancel: threading.Event) -> None:
+        self._runner, self._cancel = runner, cancel
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def run(self, target: str, payload: dict, *, job_dir: Path, limits: JobLimits = JobLimits(),  # noqa: B008
+            on_progress: Progress | None = None) -> dict:
+        if self._cancel.is_set():
+            raise QuantLensError("cancelled", "The job was cancelled.")
+        return self._runner(target, payload, job_dir=job_dir, limits=limits, on_progress=on_progress,
+                            cancel=self._cancel)
+
+
 class JobQueue:
     """Process-wide admission control: at most `max_running` jobs run and `max_queued` wait; one per session.
 
@@ -340,7 +358,8 @@ class JobQueue:
     """
 
     def __init__(self, max_running: int = 1, max_queued: int = 4, *,
-                 runner: Callable[..., dict] = run_job) -> None:
+                 runner: Callable[..., dict] = run_job, sweep_root: Path | None = None,
+                 sweep_older_than_s: float | None = 3600, sweep_interval_s: float = 60) -> None:
         if max_running < 1 or max_queued < 0:
             raise ValueError("max_running must be >= 1 and max_queued >= 0")
         self.max_running, self.max_queued = max_running, max_queued
@@ -348,6 +367,26 @@ class JobQueue:
         self._lock = threading.Condition()
         self._running: dict[str, _Ticket] = {}
         self._waiting: list[_Ticket] = []
+        # Abandoned job dirs (closed tabs, crashed servers) are swept as a side effect of new submissions,
+        # at most once per interval, so no separate timer thread is needed. None disables it.
+        self._sweep_root, self._sweep_age_s, self._sweep_interval_s = sweep_root, sweep_older_than_s, sweep_interval_s
+        self._last_sweep = float("-inf")
+
+    def _maybe_sweep(self) -> None:
+        if self._sweep_age_s is None:
+            return
+        with self._lock:
+            now = time.monotonic()
+            if now - self._last_sweep < self._sweep_interval_s:
+                return
+            self._last_sweep = now
+        try:
+            removed = sweep_stale_job_dirs(self._sweep_root, self._sweep_age_s)
+        except (OSError, QuantLensError) as exc:
+            log.warning("job dir sweep failed: %s", exc)
+            return
+        if removed:
+            log.info("removed %d stale job directories", removed)
 
     def state(self) -> QueueState:
         with self._lock:
@@ -393,18 +432,29 @@ class JobQueue:
                     self._lock.notify_all()
                 raise
 
-    def run(self, session_id: str, target: str, payload: dict, *, job_dir: Path,
-            limits: JobLimits = JobLimits(), on_progress: Progress | None = None,  # noqa: B008
-            on_wait: Callable[[int], None] | None = None) -> dict:
+    @contextlib.contextmanager
+    def slot(self, session_id: str, *, on_wait: Callable[[int], None] | None = None) -> Iterator[JobSlot]:
+        """Hold one running place for a session: `with queue.slot(sid) as slot: validate...; slot.run(...)`.
+
+        Lets the page do the upload validation (disk and CPU work in the server) inside the same bounded
+        admission as the job itself, so N sessions never unpack N archives at once.
+        """
+        self._maybe_sweep()
         ticket = self._admit(session_id)
         self._wait_turn(ticket, on_wait)
         try:
-            return self._runner(target, payload, job_dir=job_dir, limits=limits, on_progress=on_progress,
-                                cancel=ticket.cancel)
+            yield JobSlot(self._runner, ticket.cancel)
         finally:
             with self._lock:
                 self._running.pop(ticket.session_id, None)
                 self._lock.notify_all()
+
+    def run(self, session_id: str, target: str, payload: dict, *, job_dir: Path,
+            limits: JobLimits = JobLimits(), on_progress: Progress | None = None,  # noqa: B008
+            on_wait: Callable[[int], None] | None = None) -> dict:
+        """Wait for a place, run one job in it, release it (raises `busy` at once if there is no place)."""
+        with self.slot(session_id, on_wait=on_wait) as slot:
+            return slot.run(target, payload, job_dir=job_dir, limits=limits, on_progress=on_progress)
 
     def cancel(self, session_id: str) -> bool:
         """Stop the session's job (running: killed within a poll interval; waiting: removed). True if found."""

@@ -217,3 +217,33 @@ def test_cancelling_a_session_stops_its_running_job_and_removes_its_waiting_one(
     c.join(5)
     assert results == {"A": "cancelled", "B": "cancelled", "C": {"who": "C"}}
     assert queue.state().running == 0 and queue.state().queued == 0
+
+
+def test_the_queue_sweeps_abandoned_job_dirs_when_new_work_arrives(job_root):
+    abandoned, current = new_job_dir(job_root), new_job_dir(job_root)
+    os.utime(abandoned, (time.time() - 7200, time.time() - 7200))
+    gate = _Gate()
+    gate.release.set()
+    queue = JobQueue(runner=gate, sweep_root=job_root, sweep_older_than_s=3600)
+    assert queue.run("A", f"{W}:echo", {"who": "A"}, job_dir=current) == {"who": "A"}
+    assert not abandoned.exists() and current.exists()
+
+
+def test_a_slot_holds_the_place_across_validation_and_the_job(job_root):
+    """The page validates the upload inside the slot: a second session waits for the whole sequence."""
+    from core.ingest import spool_upload, validate_upload
+    from tests.security.fixtures import hf_zip
+
+    queue = JobQueue(max_running=1, max_queued=0, sweep_older_than_s=None)
+    with job_directory(job_root) as job_dir, queue.slot("A") as slot:
+        upload = validate_upload(spool_upload(hf_zip(), job_dir), job_dir)
+        with pytest.raises(QuantLensError) as caught:
+            queue.run("B", f"{W}:echo", {}, job_dir=job_dir)
+        assert caught.value.code == "busy"
+        result = slot.run(f"{W}:echo", {"files": list(upload.files)}, job_dir=job_dir, limits=FAST)
+        assert result["payload"]["files"] == list(upload.files)
+        assert queue.cancel("A") and slot.cancelled
+        with pytest.raises(QuantLensError) as caught:
+            slot.run(f"{W}:echo", {}, job_dir=job_dir, limits=FAST)
+        assert caught.value.code == "cancelled"
+    assert queue.state().running == 0
