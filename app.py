@@ -15,23 +15,24 @@ st.set_page_config(page_title="QuantLens", page_icon=":material/memory:", layout
 
 
 @st.cache_resource(show_spinner=False)
-def _dependency_check() -> tuple[str | None, tuple[str, ...]]:
+def _dependency_check() -> str | None:
     """Once per process: log versions and refuse to serve uploads on libraries with known, fixed vulnerabilities."""
     log = logging.getLogger("quantlens")
     names = ("streamlit", "onnx", "onnxruntime", "torch", "transformers", "optimum")
     log.info("QuantLens versions: %s", ", ".join(f"{n} {installed_version(n)}" for n in names))
     try:
-        return None, tuple(require_dependency_floors())
+        advisories = require_dependency_floors()
     except QuantLensError as exc:
-        return exc.one_line(), ()
+        return exc.one_line()
+    for text in advisories:  # the operator can act on these, a visitor cannot: log, don't show
+        log.warning(text)
+    return None
 
 
-blocking, advisories = _dependency_check()
+blocking = _dependency_check()
 if blocking:
     st.error(blocking)
     st.stop()
-for text in advisories:
-    st.warning(text)
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),

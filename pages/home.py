@@ -21,10 +21,11 @@ with left:
         "fits your GPU at all, and — because decoding reads every weight once per token — how fast it can talk."
     )
     rows = sizing.seed_table()
+    order = list(dict.fromkeys(r["model"] for r in sorted(rows, key=lambda r: r["parameters"])))
     table = (
         pd.DataFrame(rows)
         .pivot(index="model", columns="precision", values="weights_gb")
-        .reindex(columns=["FP16", "INT8", "INT4"])
+        .reindex(index=order, columns=["FP16", "INT8", "INT4"])
     )
     table.index.name = "Weights only (GB = 10⁹ bytes)"
     st.dataframe(table.style.format("{:.1f} GB"), width="stretch")
