@@ -239,8 +239,8 @@ def test_corrupt_deflate_data_is_refused_as_an_archive_error(sandbox):
 
 
 def test_a_central_directory_larger_than_its_entry_count_allows_is_refused_before_parsing(sandbox):
-    """zipfile parses every record in the directory, whatever the count says: 100k entries behind a count of 1."""
-    data = zip_bytes([(f"{i}", b"") for i in range(100_000)], compression=zipfile.ZIP_STORED)
+    """zipfile parses every record in the directory, whatever the count says: 30k entries behind a count of 1."""
+    data = zip_bytes([(f"{i}", b"") for i in range(30_000)], compression=zipfile.ZIP_STORED)
     eocd = data.rfind(b"PK\x05\x06")
     forged = data[: eocd + 8] + struct.pack("<HH", 1, 1) + data[eocd + 12 :]
     sandbox.rejects(forged, "archive_too_large")
