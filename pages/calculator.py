@@ -24,6 +24,7 @@ from core.kv_cache import KV_PRECISIONS
 from core.overhead import RUNTIMES
 from core.precisions import DEFAULT_NAMES, PRECISIONS, get_precision
 from core.training import TRAINING_MODES, training_estimate
+from pages.share import share_link
 
 GB = 10**9
 GIB = 2**30
@@ -235,6 +236,7 @@ state = {k: st.session_state.get(f"w_{k}", DEFAULTS[k]) for k in DEFAULTS}
 state["mode"] = mode
 st.session_state["calc_state"] = dict(state)
 write_query_params(state)
+share_link()
 
 # -------------------------------------------------------------------------------------------- compute
 
