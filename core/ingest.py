@@ -450,6 +450,32 @@ def _find_remote_code_key(value: object, depth: int = 0) -> str | None:
     return None
 
 
+def _find_file_reference(value: object, depth: int = 0) -> tuple[str, str] | None:
+    """A `*_file` / `*_files` key whose value is a path, not a plain file name.
+
+    transformers lets tokenizer_config.json keys such as vocab_file or tokenizer_file override the files it
+    found in the folder, so `"vocab_file": "/srv/app/.streamlit/secrets.toml"` would be read as a vocabulary.
+    """
+    if depth > 32:
+        return None
+    if isinstance(value, dict):
+        for key, child in value.items():
+            if isinstance(key, str) and key.endswith(("_file", "_files")):
+                for item in child if isinstance(child, list) else [child]:
+                    if item is not None and (not isinstance(item, str) or "/" in item or "\\" in item
+                                             or item in ("", ".", "..") or "\x00" in item):
+                        return key, str(item)[:80]
+            found = _find_file_reference(child, depth + 1)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for child in value[:10_000]:
+            found = _find_file_reference(child, depth + 1)
+            if found:
+                return found
+    return None
+
+
 def _config_ints(config: dict, depth: int = 0) -> Iterable[tuple[str, object]]:
     """Every bounded key, at the top level and in nested sub-configs (text_config, vision_config, ...)."""
     for key, value in config.items():
@@ -560,6 +586,11 @@ def _check_folder_contents(root: Path, files: list[str], limits: UploadLimits) -
             if key:
                 raise _error("remote_code_forbidden",
                              f"{rel} asks for custom code ({key}); QuantLens only runs built-in model classes.")
+            reference = _find_file_reference(parsed[rel])
+            if reference:
+                raise _error("index_path_forbidden",
+                             f"{rel} points {reference[0]} at {reference[1]!r}; only plain file names inside the "
+                             "upload are allowed (remove the key or use the file name).")
     if "tokenizer.json" in parsed:
         _check_tokenizer_json(parsed["tokenizer.json"], limits)
     if "tokenizer_config.json" in parsed:

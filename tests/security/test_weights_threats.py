@@ -150,6 +150,20 @@ def test_index_naming_a_tensor_the_shard_lacks_is_invalid(sandbox):
     sandbox.rejects(_sharded({"not.there": "model-00001-of-00001.safetensors"}), "invalid_weights")
 
 
+@pytest.mark.parametrize(("key", "value"), [("vocab_file", "/etc/passwd"), ("tokenizer_file", "../outside/canary.bin"),
+                                            ("merges_file", "sub/../../x"), ("fast_tokenizer_files", ["a", "/abs"]),
+                                            ("vocab_file", "..\\secrets.toml")])
+def test_tokenizer_config_file_keys_pointing_outside_the_folder_are_refused(sandbox, key, value):
+    """Found while reviewing transformers: tokenizer_config.json `*_file` keys override the files found in the
+    folder (tokenization_utils_base: `if args_name not in init_kwargs`), so they could read any path."""
+    sandbox.rejects(hf_zip(**{"tokenizer_config.json": json.dumps({key: value}).encode()}), "index_path_forbidden")
+
+
+def test_tokenizer_config_file_keys_naming_a_local_file_are_accepted(sandbox):
+    config = {"vocab_file": "vocab.txt", "tokenizer_file": None}
+    assert sandbox.validate(hf_zip(**{"tokenizer_config.json": json.dumps(config).encode()})).kind == "hf_folder"
+
+
 # ------------------------------------------------------------------------------------------ threat 13: config
 @pytest.mark.parametrize(("key", "value"), [("hidden_size", 10**6), ("num_hidden_layers", 10**5),
                                             ("vocab_size", 10**9), ("num_attention_heads", -1),
