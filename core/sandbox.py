@@ -125,9 +125,9 @@ def apply_landlock(job_dir: Path, read_dirs: Iterable[Path]) -> int:
                 if not os.path.isdir(path):
                     access &= FS_EXECUTE | FS_READ_FILE | FS_WRITE_FILE | FS_TRUNCATE
                 rule = _PathBeneathAttr(allowed_access=access, parent_fd=fd)
-                if libc.syscall(_SYS_ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(_RULE_PATH_BENEATH),
-                                ctypes.byref(rule), ctypes.c_uint32(0)) < 0:
-                    raise OSError(ctypes.get_errno(), f"landlock_add_rule failed for {path}")
+                # A rule the kernel refuses only means less access (fail closed), so it is skipped.
+                libc.syscall(_SYS_ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(_RULE_PATH_BENEATH),
+                             ctypes.byref(rule), ctypes.c_uint32(0))
             finally:
                 os.close(fd)
         if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
@@ -137,6 +137,20 @@ def apply_landlock(job_dir: Path, read_dirs: Iterable[Path]) -> int:
     finally:
         os.close(ruleset)
     return abi
+
+
+def describe_confinement() -> str:
+    """One line for the server log at start-up: what the job sandbox can enforce on this kernel."""
+    abi = landlock_abi()
+    if abi < 1:
+        return ("Job confinement: Landlock unavailable on this kernel; jobs rely on rlimits, the Python network "
+                "guard and the container for isolation.")
+    parts = ["filesystem (write only in the job dir, read only system/Python/project)"]
+    if abi >= 4:
+        parts.append("TCP connect/bind blocked")
+    if abi >= 6:
+        parts.append("no signals outside the job")
+    return f"Job confinement: Landlock ABI {abi}: " + ", ".join(parts) + "."
 
 
 # ---------------------------------------------------------------------------------------------- network guard

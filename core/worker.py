@@ -66,13 +66,18 @@ def main(argv: list[str]) -> int:
 
     from core import sandbox  # light: ctypes, socket, json
 
+    result_path = run_dir / RESULT_FILE
     sandbox.install_network_guard(run_dir / sandbox.NETWORK_LOG)
-    confined = 0
-    if spec["limits"].get("confine", True):
-        confined = sandbox.apply_landlock(job_dir, [Path(p) for p in spec["read_dirs"]])
+    try:
+        confined = sandbox.apply_landlock(job_dir, [Path(p) for p in spec["read_dirs"]]) if spec["limits"].get(
+            "confine", True) else 0
+    except OSError:  # the kernel offered Landlock but refused to apply it: fail closed, do not run unconfined
+        traceback.print_exc(file=sys.stderr)
+        _write_json_atomic(result_path, _error("sandbox_unavailable", "The job sandbox could not be set up on this "
+                                                                      "server, so the job was not run."))
+        return 0
     (run_dir / "sandbox.json").write_text(json.dumps({"landlock_abi": confined}), encoding="utf-8")
 
-    result_path = run_dir / RESULT_FILE
     try:
         import importlib
 

@@ -295,3 +295,19 @@ def test_a_hub_id_where_a_path_belongs_fails_offline_without_any_connect(job_roo
         result = _run("hub_lookup", {"name": "some-org/some-model"}, job_dir,
                       JobLimits(timeout_s=60, memory_bytes=4 * 2**30))
     assert result["loaded"] is False and result["error"] in {"OSError", "EnvironmentError", "ValueError"}
+
+
+def test_the_server_log_line_says_what_the_sandbox_enforces():
+    from core.sandbox import describe_confinement
+
+    line = describe_confinement()
+    assert line.startswith("Job confinement:") and (("Landlock ABI" in line) == (ABI >= 1))
+
+
+@needs_landlock
+def test_confinement_is_what_blocks_the_outside_write(sandbox, tmp_path):
+    """Guards the Landlock tests: with confinement switched off the same write succeeds."""
+    target = tmp_path / "written-unconfined.txt"
+    limits = JobLimits(timeout_s=10, memory_bytes=300 * 2**20, confine=False)
+    assert _run("write_outside", {"path": str(target)}, sandbox.job_dir, limits) == {"written": True}
+    assert _run("write_outside", {"path": str(target)}, sandbox.job_dir) == {"written": False}
