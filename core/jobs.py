@@ -123,7 +123,7 @@ def sweep_stale_job_dirs(root: Path | None = None, older_than_s: float = 3600) -
 
 
 # ------------------------------------------------------------------------------------------ running one job
-def _child_env(job_dir: Path, run_dir: Path, threads: int) -> dict[str, str]:
+def _child_env(run_dir: Path, threads: int) -> dict[str, str]:
     home, tmp = run_dir / "home", run_dir / "tmp"
     home.mkdir(mode=0o700)
     tmp.mkdir(mode=0o700)
@@ -291,7 +291,7 @@ def run_job(target: str, payload: dict, *, job_dir: Path, limits: JobLimits = Jo
         spec = {"target": target, "payload": payload, "job_dir": str(job_dir), "run_dir": str(run_dir),
                 "limits": asdict(limits), "read_dirs": [str(p) for p in read_roots(PROJECT_ROOT)]}
         (run_dir / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
-        env = _child_env(job_dir, run_dir, limits.threads)
+        env = _child_env(run_dir, limits.threads)
         with open(run_dir / "stderr.log", "wb") as stderr:
             process = subprocess.Popen(
                 [sys.executable, "-I", "-B", "-c", _BOOTSTRAP, str(PROJECT_ROOT), str(run_dir / "spec.json")],
@@ -313,8 +313,8 @@ def run_job(target: str, payload: dict, *, job_dir: Path, limits: JobLimits = Jo
         relay.pump()
         return _outcome(returncode, run_dir, limits, target)
     finally:
-        if process is not None:
-            _kill_group(process.pid)
+        if process is not None and process.returncode is None:  # timeout, cancel or a failing callback
+            _kill_group(process.pid)  # only while unreaped: the group id cannot have been reused yet
             process.wait()
         shutil.rmtree(run_dir, ignore_errors=True)
 

@@ -247,3 +247,18 @@ def test_a_slot_holds_the_place_across_validation_and_the_job(job_root):
             slot.run(f"{W}:echo", {}, job_dir=job_dir, limits=FAST)
         assert caught.value.code == "cancelled"
     assert queue.state().running == 0
+
+
+def test_a_page_rerun_while_waiting_kills_the_child(job_root):
+    """Streamlit raises inside a callback when the user presses Stop or reruns: the job must not live on."""
+    import psutil
+
+    class Rerun(Exception):
+        pass
+
+    def on_progress(stage, fraction):
+        raise Rerun()
+
+    with job_directory(job_root) as job_dir, pytest.raises(Rerun):
+        run_job(f"{W}:spin", {}, job_dir=job_dir, limits=FAST, on_progress=on_progress)
+    assert [p for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE] == []
