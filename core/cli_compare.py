@@ -35,7 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads (default 2)")
     parser.add_argument("--seq-len", type=int, default=128, help="tokens in the latency input (default 128)")
     parser.add_argument("--int8-per-tensor", action="store_true", help="INT8 dynamic with one scale per tensor")
-    parser.add_argument("--int4-block-size", type=int, default=16, help="INT4 weights per scale (power of two >= 16)")
+    parser.add_argument("--int4-block-size", type=int, default=128, help="INT4 weights per scale (power of two >= 16)")
+    parser.add_argument("--int4-8bit-fraction", type=float, default=1 / 3, metavar="F",
+                        help="share of MatMul layers, most damaged by 4 bits, kept at 8 bits (default 0.33; 0 = all 4-bit)")
+    parser.add_argument("--int4-clip-search", action=argparse.BooleanOptionalAction, default=True,
+                        help="calibrated per-block clipping ranges for INT4 (default on)")
     parser.add_argument("--int4-accuracy-level", type=int, default=4, choices=range(5), metavar="{0-4}",
                         help="MatMulNBits compute type: 4 = int8 (fastest on CPU), 0 = default")
     parser.add_argument("--int4-algorithm", choices=["rtn", "hqq"], default="rtn")
@@ -56,7 +60,8 @@ def build_options(args: argparse.Namespace):
         int8_static=Int8StaticConfig(quantize_embeddings=args.quantize_embeddings),
         int4=Int4Config(block_size=args.int4_block_size, accuracy_level=args.int4_accuracy_level,
                         algorithm=args.int4_algorithm, symmetric=args.int4_symmetric,
-                        quantize_embeddings=args.quantize_embeddings),
+                        quantize_embeddings=args.quantize_embeddings, eight_bit_fraction=args.int4_8bit_fraction,
+                        clip_search=args.int4_clip_search),
         runs=args.runs, threads=args.threads, latency_seq_len=args.seq_len,
     )
 

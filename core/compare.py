@@ -397,7 +397,7 @@ def _quantize(precision: str, fp32: Path, out_dir: Path, options: CompareOptions
     if precision == "int8-static":
         return quantize.quantize_int8_static(fp32, target, feeds.calibration, options.int8_static)
     if precision == "int4":
-        return quantize.quantize_int4(fp32, target, options.int4)
+        return quantize.quantize_int4(fp32, target, options.int4, feeds.per_input)
     raise QuantLensError("unknown_precision", f"Unknown precision {precision!r}.")
 
 

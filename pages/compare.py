@@ -42,8 +42,9 @@ ACCURACY_LEVELS = {4: "4: int8 compute (fastest on CPU)", 0: "0: default", 1: "1
 SOURCES = {"demo": "Demo: all-MiniLM-L6-v2 (bundled, offline)", "upload": "Upload a model (.onnx or .zip of a HF folder)"}
 MB = 10**6
 DEMO_CACHE_ROOT = Path(tempfile.gettempdir()) / "quantlens-demo-results"
+MAX_DEMO_RESULTS = 6  # distinct demo settings kept (about 170 MB of files each)
 
-URL_DEFAULTS = {"src": "demo", "p": ",".join(DEFAULT_PRECISIONS), "ref": "fp16", "bs": "16", "al": "4",
+URL_DEFAULTS = {"src": "demo", "p": ",".join(DEFAULT_PRECISIONS), "ref": "fp16", "bs": "128", "al": "4", "f8": "33", "clip": "1",
                 "algo": "rtn", "sym": "0", "emb": "1", "pc": "1", "runs": "20"}
 
 
@@ -113,7 +114,8 @@ def init_state_from_url() -> list[str]:
         "cmp_src": src, "cmp_precisions": precisions, "cmp_ref": ref,
         "cmp_bs": number("bs", BLOCK_SIZES), "cmp_al": number("al", ACCURACY_LEVELS), "cmp_algo": algo,
         "cmp_sym": _flag(qp.get("sym", "0")), "cmp_emb": _flag(qp.get("emb", "1")), "cmp_pc": _flag(qp.get("pc", "1")),
-        "cmp_runs": number("runs", range(3, 201)), "cmp_texts": "\n".join(DEFAULT_TEXTS),
+        "cmp_runs": number("runs", range(3, 201)), "cmp_f8": number("f8", range(0, 101)),
+        "cmp_clip": _flag(qp.get("clip", "1")), "cmp_texts": "\n".join(DEFAULT_TEXTS),
         "cmp_autorun": _flag(qp.get("run", "0")),
     })
     return problems
@@ -125,7 +127,8 @@ def write_url() -> None:
         "src": state["cmp_src"], "p": ",".join(state["cmp_precisions"]), "ref": state["cmp_ref"],
         "bs": str(state["cmp_bs"]), "al": str(state["cmp_al"]), "algo": state["cmp_algo"],
         "sym": "1" if state["cmp_sym"] else "0", "emb": "1" if state["cmp_emb"] else "0",
-        "pc": "1" if state["cmp_pc"] else "0", "runs": str(state["cmp_runs"]),
+        "pc": "1" if state["cmp_pc"] else "0", "runs": str(state["cmp_runs"]), "f8": str(state["cmp_f8"]),
+        "clip": "1" if state["cmp_clip"] else "0",
     }
     if st.query_params.get("run") == "1" and state["cmp_src"] == "demo":
         params["run"] = "1"
@@ -141,7 +144,8 @@ def options_from_state() -> CompareOptions:
         int8=Int8DynamicConfig(per_channel=s["cmp_pc"], quantize_embeddings=s["cmp_emb"]),
         int8_static=Int8StaticConfig(quantize_embeddings=s["cmp_emb"]),
         int4=Int4Config(block_size=s["cmp_bs"], accuracy_level=s["cmp_al"], algorithm=s["cmp_algo"],
-                        symmetric=s["cmp_sym"], quantize_embeddings=s["cmp_emb"]),
+                        symmetric=s["cmp_sym"], quantize_embeddings=s["cmp_emb"], eight_bit_fraction=s["cmp_f8"] / 100,
+                        clip_search=s["cmp_clip"]),
         runs=s["cmp_runs"],
     )
 
@@ -184,7 +188,11 @@ def run_demo(options: CompareOptions, texts: list[str], key: str, status) -> dic
                 if item.is_file() and not item.is_symlink():
                     shutil.copyfile(item, target / item.name)
         entry = {"report": report, "dir": str(target)}
-        store["results"][key] = entry
+        results = store["results"]
+        results[key] = entry
+        while len(results) > MAX_DEMO_RESULTS:  # oldest first (dicts keep insertion order)
+            old = results.pop(next(iter(results)))
+            shutil.rmtree(old["dir"], ignore_errors=True)
         return entry
 
 
@@ -320,7 +328,7 @@ def downloads(report: dict, files_dir: Path) -> None:
         path = files_dir / r["file_name"]
         with cols[index % 4]:
             if path.is_file():
-                st.download_button(f"{r['label']} ({r['size_bytes'] / MB:.1f} MB)", data=lambda p=path: p.read_bytes(),
+                st.download_button(f"{r['precision'].upper()} .onnx, {r['size_bytes'] / MB:.1f} MB", data=lambda p=path: p.read_bytes(),
                                    file_name=r["file_name"], mime="application/octet-stream", on_click="ignore",
                                    key=f"cmp_dl_{r['precision']}", icon=":material/download:")
             else:
@@ -379,6 +387,10 @@ def settings_panel() -> None:
         a.checkbox("INT4 symmetric (no zero points)", key="cmp_sym")
         b.checkbox("Quantize embedding tables", key="cmp_emb", help="Off keeps embeddings in FP32: MiniLM's INT4 file is then only 1.7x smaller.")
         c.checkbox("INT8 per-channel scales", key="cmp_pc", help="Per-tensor drops MiniLM's cosine from 0.994 to 0.965.")
+        a.slider("INT4: layers kept at 8 bits (%)", 0, 100, key="cmp_f8",
+                 help="The layers that 4 bits damage most on your inputs. 0 = plain 4-bit everywhere.")
+        b.checkbox("INT4 calibrated clipping", key="cmp_clip",
+                   help="Per-block clipping ranges that minimise the error on your inputs (RTN only).")
         st.slider("Timed runs per variant", 3, 200, key="cmp_runs")
 
 

@@ -22,7 +22,7 @@ def test_page_opens_on_the_demo_with_default_settings_and_runs_nothing():
     assert at.radio(key="cmp_ref").value == "fp16"
     assert "Run" in [b.label for b in at.button]
     assert any("press **Run**" in i.value for i in at.info)
-    assert at.query_params["src"] == "demo" and at.query_params["bs"] == "16"
+    assert at.query_params["src"] == "demo" and at.query_params["bs"] == "128"
 
 
 def test_a_link_sets_the_options_and_bad_values_are_reset_with_a_warning():
@@ -59,7 +59,7 @@ def test_uploaded_onnx_model_is_quantized_compared_and_offered_for_download(tmp_
     assert "max abs err" in table.columns
     assert any("generated" in w.value for w in at.warning)
     labels = [b.label for b in at.get("download_button")]
-    assert any(label.startswith("INT4 weight-only") for label in labels) and "Report (JSON)" in labels
+    assert any(label.startswith("INT4 .onnx") for label in labels) and "Report (JSON)" in labels
     # a chart control reruns only its fragment: the results stay, nothing is recomputed
     key_before = at.session_state["cmp_last_key"]
     at.radio(key="cmp_chart_latency").set_value("p95 (ms)").run()
