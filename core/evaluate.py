@@ -132,12 +132,17 @@ def time_session(session, feed: dict, runs: int) -> list[float]:
 
 
 def time_interleaved(sessions: dict[str, Any], feed: dict, runs: int) -> dict[str, list[float]]:
-    """Time each session once per round, `runs` rounds: every variant sees the same machine load."""
-    times: dict[str, list[float]] = {name: [] for name in sessions}
-    for _ in range(max(1, runs)):
-        for name, session in sessions.items():
+    """Time each session once per round, `runs` rounds: every variant sees the same machine load.
+
+    The order rotates every round, so no variant always runs right after the same one (cache effects).
+    """
+    names = list(sessions)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for round_index in range(max(1, runs)):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
             t0 = time.perf_counter()
-            session.run(None, feed)
+            sessions[name].run(None, feed)
             times[name].append((time.perf_counter() - t0) * 1000)
     return times
 
