@@ -71,3 +71,30 @@ def test_plumbing_tiny_gpt2_reports_next_token_agreement_kl_and_continuations(ti
     with_text = [s for s in int4.samples if "reference" in s]
     assert len(with_text) == 3 and all(isinstance(s["variant"], str) for s in with_text)
     assert "greedy_continuation_agreement" in int4.quality
+
+
+def test_worker_entry_refuses_a_model_or_inputs_outside_its_job_dir(tiny_onnx_gemm, tmp_path):
+    from core.compare import run_comparison_job
+
+    job = tmp_path / "job"
+    job.mkdir()
+    with pytest.raises(QuantLensError) as err:
+        run_comparison_job({"source": str(tiny_onnx_gemm), "options": {}}, job, lambda m, f: None)
+    assert err.value.code == "bad_payload"
+    inside = job / "model.onnx"
+    inside.write_bytes(tiny_onnx_gemm.read_bytes())
+    with pytest.raises(QuantLensError) as err:
+        run_comparison_job({"source": str(inside), "inputs": {"npz": str(tmp_path / "x.npz")}}, job, lambda m, f: None)
+    assert err.value.code == "bad_payload"
+    assert not (job / "out").exists()
+
+
+def test_plumbing_worker_entry_runs_an_onnx_model_inside_the_job_dir(tiny_onnx_gemm, tmp_path):
+    from core.compare import run_comparison_job
+
+    (tmp_path / "model.onnx").write_bytes(tiny_onnx_gemm.read_bytes())
+    result = run_comparison_job({"source": str(tmp_path / "model.onnx"), "options": {"precisions": ["int4"], "runs": 1}},
+                                tmp_path, lambda m, f: None)
+    assert [r["precision"] for r in result["results"]] == ["fp32", "fp16", "int4"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "model_fp16.onnx", "model_fp32.onnx", "model_int4.onnx", "report.json"]
