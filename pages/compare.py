@@ -170,7 +170,7 @@ def _run_job(payload: dict, job_dir: Path, status) -> dict:
                            on_progress=on_progress, on_wait=on_wait)
 
 
-def run_demo(options: CompareOptions, texts: list[str], key: str, status) -> dict:
+def run_demo(options: CompareOptions, texts: list[str] | None, key: str, status) -> dict:
     """Run (or reuse) the demo comparison; results and files are shared by every session."""
     store = demo_store()
     with store["lock"]:  # a second visitor asking for the same demo waits here, then reuses the result
@@ -284,6 +284,7 @@ def quality_view(report: dict) -> None:
     task = report["model"]["task"]
     reference = report["reference"].upper()
     variants = [r for r in report["results"] if not r["is_reference"]]
+    variants.sort(key=lambda r: r["precision"] == "fp32")  # the quantized variants first, FP32 last
     tabs = st.tabs([r["label"] for r in variants])
     for tab, r in zip(tabs, variants, strict=True):
         with tab:
@@ -445,6 +446,8 @@ def main() -> None:
         else:
             with st.status("Starting", expanded=False) as status:
                 try:
+                    if texts == list(DEFAULT_TEXTS):
+                        texts = None  # the report then says "default texts"
                     if st.session_state["cmp_src"] == "demo":
                         entry = run_demo(options, texts, key, status)
                     else:
