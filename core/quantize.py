@@ -539,8 +539,7 @@ def quantize_int4(src: Path, dst: Path, config: Int4Config = Int4Config(),  # no
     `calibration_feeds` (the user's inputs) weight the clipping search and the damage ranking by the real
     activations; without them both fall back to plain weight error.
     """
-    from onnxruntime.quantization import matmul_nbits_quantizer as nbits
-
+    nbits = _nbits_module()
     _quiet_ort_logging()
     if config.algorithm not in ("rtn", "hqq"):
         raise QuantLensError("bad_option", f"Unknown INT4 algorithm {config.algorithm!r}; use rtn or hqq.")
@@ -605,6 +604,16 @@ def quantize_int4(src: Path, dst: Path, config: Int4Config = Int4Config(),  # no
     settings = asdict(config) | {"quantized_matmuls": counts.get("MatMulNBits", 0), "eight_bit_layers": eight_bit,
                                  "quantized_embeddings": counts.get("GatherBlockQuantized", 0)}
     return QuantizedModel("int4", Path(dst), size, time.perf_counter() - started, settings, tuple(notes))
+
+
+def _nbits_module():
+    """ORT's MatMulNBits quantizer imports `onnx_ir` at module level, which onnxruntime does not install."""
+    try:
+        from onnxruntime.quantization import matmul_nbits_quantizer
+    except ModuleNotFoundError as exc:
+        raise QuantLensError("missing_dependency", f"INT4 needs the Python package {exc.name!r} "
+                                                   "(pip install -r requirements.txt installs onnx-ir).") from None
+    return matmul_nbits_quantizer
 
 
 def _set_accuracy_level(model, level: int) -> None:
