@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import tempfile
 import threading
@@ -46,6 +47,14 @@ MAX_DEMO_RESULTS = 6  # distinct demo settings kept (about 170 MB of files each)
 
 URL_DEFAULTS = {"src": "demo", "p": ",".join(DEFAULT_PRECISIONS), "ref": "fp16", "bs": "128", "al": "4", "f8": "33", "clip": "1",
                 "algo": "rtn", "sym": "0", "emb": "1", "pc": "1", "runs": "20"}
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def plain(text: str) -> str:
+    """Escape Markdown in strings that came from a user or a model (names, link values, error details)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
 
 
 # ------------------------------------------------------------------------------------------ shared resources
@@ -294,7 +303,7 @@ def quality_view(report: dict) -> None:
             extra = {k: v for k, v in r["quality"].items() if not isinstance(v, dict)}
             st.caption("All quality numbers: " + ", ".join(f"{k} = {v:.4g}" for k, v in extra.items()))
             for note in r["notes"]:
-                st.info(note)
+                st.info(plain(note))
             if task == "other" and isinstance(r["quality"].get("per_output"), dict):
                 st.markdown("**Error per output**")
                 st.dataframe(pd.DataFrame(r["quality"]["per_output"]).T, width="stretch")
@@ -347,7 +356,7 @@ def show_report(entry: dict, stale: bool) -> None:
         st.warning("These results are for earlier settings, model or inputs; press **Run** to compare with the current ones.")
     latency = report["inputs"]["latency_input"]
     shape = f"batch 1 x {latency['sequence_length']} tokens" if "sequence_length" in latency else "batch 1"
-    st.subheader(f"Results: {model['name']}")
+    st.subheader("Results: " + plain(model["name"]))
     st.caption(
         f"Task: {model['task']} | {report['inputs']['count']} inputs ({report['inputs']['source']}) | quality vs "
         f"{report['reference'].upper()} | latency on {shape}, {env['intra_op_num_threads']} threads, onnxruntime "
@@ -401,7 +410,7 @@ def main() -> None:
                 "and outputs, measured with ONNX Runtime on this server's CPU. Run benchmarks, not the headline number.")
     problems = init_state_from_url()
     if problems:
-        st.warning("Some settings in the link were not valid and were reset: " + ", ".join(problems))
+        st.warning("Some settings in the link were not valid and were reset: " + plain(", ".join(problems)))
     settings_panel()
     write_url()
 
@@ -434,7 +443,7 @@ def main() -> None:
         inputs_digest = hashlib.sha256(npz if npz is not None else json.dumps(texts).encode()).hexdigest()
         key = result_key(model_digest, options, inputs_digest)
     except QuantLensError as exc:
-        st.error(exc.one_line())
+        st.error(plain(exc.one_line()))
         return
 
     results = st.session_state.setdefault("cmp_results", {})
@@ -458,7 +467,7 @@ def main() -> None:
                     status.update(label="Done", state="complete")
                 except QuantLensError as exc:
                     status.update(label="Failed", state="error")
-                    st.error(exc.one_line())
+                    st.error(plain(exc.one_line()))
     last = st.session_state.get("cmp_last_key")
     if last and last in results:
         show_report(results[last], stale=last != key)
