@@ -277,7 +277,10 @@ def quantize_fp16(src: Path, dst: Path, config: Fp16Config = Fp16Config()) -> Qu
         wrapped.convert_float_to_float16(keep_io_types=config.keep_io_types, use_symbolic_shape_infer=True)
     except Exception:  # symbolic shape inference fails on some graphs; ONNX's own inference then works
         wrapped = OnnxModel(load_model_checked(src))
-        wrapped.convert_float_to_float16(keep_io_types=config.keep_io_types, use_symbolic_shape_infer=False)
+        try:
+            wrapped.convert_float_to_float16(keep_io_types=config.keep_io_types, use_symbolic_shape_infer=False)
+        except Exception as exc:  # the converter raises bare Exceptions and onnx errors alike
+            raise QuantLensError("quantize_failed", f"FP16 conversion failed: {_short(exc)}") from None
     size = save_model_fixed(wrapped.model, dst)
     return QuantizedModel("fp16", Path(dst), size, time.perf_counter() - started, asdict(config))
 
