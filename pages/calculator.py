@@ -24,7 +24,10 @@ from core.kv_cache import KV_PRECISIONS
 from core.overhead import RUNTIMES
 from core.precisions import DEFAULT_NAMES, PRECISIONS, get_precision
 from core.training import TRAINING_MODES, training_estimate
+from pages.routing import ensure_routed
 from pages.share import share_link
+
+ensure_routed()
 
 GB = 10**9
 GIB = 2**30

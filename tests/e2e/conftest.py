@@ -8,6 +8,7 @@ install step cannot hide behind a skip.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -53,10 +54,11 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 90.0) -> 
     raise RuntimeError("streamlit did not become healthy in time")
 
 
-@pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextlib.contextmanager
+def running_app(log_dir: Path) -> Iterator[str]:
+    """`streamlit run app.py` on a free loopback port; fails the test if the server logged a traceback."""
     port = _free_port()
-    log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
+    log_path = log_dir / "server.log"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
@@ -76,6 +78,19 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             proc.kill()
         server_log = log_path.read_text(errors="replace")
         assert "Traceback" not in server_log, f"the server logged a traceback:\n{server_log[-4000:]}"
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with running_app(tmp_path_factory.mktemp("streamlit")) as url:
+        yield url
+
+
+@pytest.fixture()
+def fresh_server_url(tmp_path: Path) -> Iterator[str]:
+    """A server no session has visited yet (some routing only goes wrong on a fresh process)."""
+    with running_app(tmp_path) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -112,11 +127,12 @@ def save_screenshot(pg, name: str) -> Path:
 def wait_for_app(pg, timeout_ms: int = 60_000) -> None:
     """Streamlit renders after the websocket connects; wait until no element is still running."""
     pg.wait_for_selector("[data-testid='stApp']", timeout=timeout_ms)
+    pg.wait_for_selector("[data-testid='stMain'] [data-testid='stElementContainer']", timeout=timeout_ms)
     pg.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
         timeout=timeout_ms,
     )
-    pg.wait_for_timeout(300)
+    pg.wait_for_timeout(500)
 
 
 def assert_no_exception(pg) -> None:
