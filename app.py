@@ -9,6 +9,8 @@ import logging
 import streamlit as st
 
 from core.errors import QuantLensError
+from core.jobs import sweep_stale_job_dirs
+from core.sandbox import describe_confinement
 from core.versions import installed_version, require_dependency_floors
 
 st.set_page_config(page_title="QuantLens", page_icon=":material/memory:", layout="wide")
@@ -20,6 +22,13 @@ def _dependency_check() -> str | None:
     log = logging.getLogger("quantlens")
     names = ("streamlit", "onnx", "onnxruntime", "torch", "transformers", "optimum")
     log.info("QuantLens versions: %s", ", ".join(f"{n} {installed_version(n)}" for n in names))
+    log.info(describe_confinement())
+    try:
+        removed = sweep_stale_job_dirs()
+        if removed:
+            log.info("Removed %d job folder(s) left behind by an earlier run.", removed)
+    except (OSError, QuantLensError) as exc:  # a sweep that cannot run must not keep the app from starting
+        log.warning("Could not sweep old job folders: %s", exc)
     try:
         advisories = require_dependency_floors()
     except QuantLensError as exc:
