@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 SEQ_LEN = 128
+CONTROL = "control: QuantLens int4 loaded twice"
 
 
 def run_demo(out_dir: Path, threads: int) -> tuple[float, dict]:
@@ -88,8 +89,10 @@ def main() -> None:
         variants = {f"QuantLens {r['precision']}": tmp / "demo" / r["file_name"] for r in report["results"]}
         fp32 = variants["QuantLens fp32"]
         variants.update(plain_baselines(fp32, tmp))
+        variants[CONTROL] = variants["QuantLens int4"]  # same file, second session: shows the noise floor
 
         sessions = {name: make_session(path, args.threads) for name, path in variants.items()}
+        load = os.getloadavg()[0]
         specs = input_specs(sessions["QuantLens fp32"])
         feeds = _text_feeds(demo_texts(), specs, _load_tokenizer(demo_model_dir()), {}, SEQ_LEN)
         embeddings = {}
@@ -98,7 +101,6 @@ def main() -> None:
             embeddings[name] = pooled_embeddings(outputs, [o.name for o in session.get_outputs()], feeds.masks)
             for _ in range(5):
                 session.run(None, feeds.latency)
-        load = os.getloadavg()[0]
         times = time_interleaved(sessions, feeds.latency, args.rounds)
 
         ref = embeddings["QuantLens fp32"]
@@ -114,7 +116,9 @@ def main() -> None:
         pairs = {
             "int8": float(np.median(np.array(times["plain ORT int8 (quantize_dynamic defaults)"]) / np.array(times["QuantLens int8"]))),
             "int4": float(np.median(np.array(times["plain ORT int4 (accuracy_level=4)"]) / np.array(times["QuantLens int4"]))),
+            "control": float(np.median(np.array(times[CONTROL]) / np.array(times["QuantLens int4"]))),
         }
+        noise = max(0.05, abs(1 - pairs["control"]))
 
     print(f"Demo model all-MiniLM-L6-v2 | batch 1, seq {SEQ_LEN} | {args.threads} intra-op threads | "
           f"{args.rounds} interleaved rounds | CPU EP | load average at start {load:.2f} on {os.cpu_count()} cores")
@@ -131,11 +135,13 @@ def main() -> None:
     timings = report["timings"]
     checks = [
         (f"INT8 cosine {int8[6]:.4f} >= 0.99 and speed-up {int8[5]:.2f}x >= 2x", int8[6] >= 0.99 and int8[5] >= 2),
+        (f"noise floor: the same INT4 file in two sessions measured {pairs['control']:.2f}x of itself (paired); "
+         f"speed comparisons below allow +-{noise:.0%}", True),
         (f"INT8 vs plain ORT: cosine {int8[6]:.4f} vs {plain8[6]:.4f}, QuantLens {pairs['int8']:.2f}x the plain speed "
-         "(paired)", int8[6] > plain8[6] and pairs["int8"] >= 0.95),
+         "(paired)", int8[6] > plain8[6] and pairs["int8"] >= 1 - noise),
         (f"INT4 cosine {int4[6]:.4f} >= 0.97 and {int4[2]:.2f}x >= 5x smaller", int4[6] >= 0.97 and int4[2] >= 5),
         (f"INT4 vs plain ORT (al=4): cosine {int4[6]:.4f} vs {plain4[6]:.4f}, QuantLens {pairs['int4']:.2f}x the plain "
-         f"speed (paired), size {int4[1] / 1e6:.1f} vs {plain4[1] / 1e6:.1f} MB", int4[6] > plain4[6] and pairs["int4"] >= 0.95),
+         f"speed (paired), size {int4[1] / 1e6:.1f} vs {plain4[1] / 1e6:.1f} MB", int4[6] > plain4[6] and pairs["int4"] >= 1 - noise),
         (f"FP16 speed-up {fp16[5]:.2f}x (reported only: ORT's CPU kernels are fp32)", True),
         (f"demo total {demo_wall:.1f} s < 60 s (export {timings['export_seconds']:.1f} s inside the run)", demo_wall < 60),
     ]
