@@ -3,9 +3,10 @@
 What each number measures (so the page can say it plainly):
 - load_ms: InferenceSession creation (graph optimisation, weight pre-packing) on the CPU execution provider.
 - peak_memory_bytes: the peak resident memory (VmHWM) of the measuring process while the session is created
-  and all inputs and latency runs go through it, minus the resident memory just before. Linux lets a process
-  reset its own peak (`/proc/self/clear_refs` = 5); where that is not allowed we fall back to the resident
-  memory after the runs (`memory_method` says which). It includes weights, ORT's pre-packed copies and
+  and all inputs and warm-up runs go through it, minus the resident memory just before. Linux lets a process
+  reset its own peak (`/proc/self/clear_refs` = 5); where that is not allowed (the job sandbox) a thread
+  samples the resident memory every 5 ms instead, which can miss spikes shorter than that (`memory_method`
+  says which). It includes weights, ORT's pre-packed copies and
   its arena, i.e. what you pay to load and run the model, not just the file size.
 - latency_ms_p50 / p95: wall time of `session.run` on one fixed input (batch 1, the sequence length given),
   after warm-up runs, with `intra_op_num_threads` threads; variants are timed turn by turn (interleaved)
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 
 MEMORY_PEAK = "peak_rss_delta"  # VmHWM after resetting it, minus RSS before
-MEMORY_AFTER = "rss_delta_after_runs"  # fallback: RSS after the runs minus RSS before
+MEMORY_SAMPLED = "sampled_rss_delta"  # fallback: highest RSS seen by a 5 ms sampler thread, minus RSS before
 
 
 @dataclass
@@ -81,6 +82,27 @@ def _peak_bytes() -> int | None:
     return int(match.group(1)) * 1024 if match else None
 
 
+class _RssSampler:
+    """Highest resident memory seen while running, polled every 5 ms on a daemon thread."""
+
+    def __init__(self, interval_s: float = 0.005) -> None:
+        import threading
+
+        self.peak = _rss_bytes()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval_s,), daemon=True)
+        self._thread.start()
+
+    def _run(self, interval_s: float) -> None:
+        while not self._stop.wait(interval_s):
+            self.peak = max(self.peak, _rss_bytes())
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return max(self.peak, _rss_bytes())
+
+
 def _release_memory() -> None:
     gc.collect()
     with contextlib.suppress(OSError, AttributeError):  # glibc only: hand freed arenas back to the OS
@@ -98,7 +120,8 @@ def run_variant(path: Path, feeds: list[dict], latency_feed: dict, *, runs: int 
     """
     _release_memory()
     before = _rss_bytes()
-    method = MEMORY_PEAK if _reset_peak() else MEMORY_AFTER
+    method = MEMORY_PEAK if _reset_peak() else MEMORY_SAMPLED
+    sampler = None if method == MEMORY_PEAK else _RssSampler()
     started = time.perf_counter()
     session = make_session(path, threads)
     load_ms = (time.perf_counter() - started) * 1000
@@ -106,11 +129,11 @@ def run_variant(path: Path, feeds: list[dict], latency_feed: dict, *, runs: int 
     outputs = [session.run(None, feed) for feed in feeds]
     for _ in range(max(1, warmup)):
         session.run(None, latency_feed)
-    times = [] if keep_session else time_session(session, latency_feed, runs)
     extra: dict[str, Any] = {"after": after(session)} if after else {}
-    peak = _peak_bytes() if method == MEMORY_PEAK else None
+    peak = _peak_bytes() if method == MEMORY_PEAK else sampler.stop()  # read before timing: no sampler running then
     if peak is None:
-        method, peak = MEMORY_AFTER, _rss_bytes()
+        method, peak = MEMORY_SAMPLED, _rss_bytes()
+    times = [] if keep_session else time_session(session, latency_feed, runs)
     result = VariantRun(load_ms, max(0, peak - before), method, 0.0, 0.0, 0, threads, names, outputs, extra)
     if times:
         set_latency(result, times)

@@ -368,8 +368,8 @@ def show_report(entry: dict, stale: bool) -> None:
     st.caption("Peak memory: " + (
         "peak resident memory while loading and running the variant, minus the memory before."
         if method == "peak_rss_delta" else
-        "resident memory after loading and running the variant, minus the memory before (the peak could not be "
-        "read in the sandbox, so short-lived spikes are not included)."))
+        "highest resident memory sampled every 5 ms while loading and running the variant, minus the memory "
+        "before (the sandbox hides the exact peak, so spikes shorter than 5 ms can be missed)."))
     charts(report)
     st.subheader("Quality on your inputs")
     quality_view(report)
