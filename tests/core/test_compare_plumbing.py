@@ -29,6 +29,9 @@ def test_plumbing_non_text_onnx_gets_generated_inputs_and_error_metrics(tiny_onn
     assert int4.settings["quantized_matmuls"] == 2, "both Gemm layers are rewritten to MatMul and quantized"
     assert any("Gemm" in note for note in int4.notes)
     assert report.result("int4").quality["cosine_similarity_mean"] > 0.9
+    for result in report.results:
+        assert result.memory_method in ("peak_rss_delta", "sampled_rss_delta") and result.peak_memory_bytes >= 0
+        assert result.load_ms > 0 and 0 < result.latency_ms_p50 <= result.latency_ms_p95
 
 
 def test_plumbing_npz_inputs_are_split_into_samples(tiny_onnx_gemm, tmp_path):
