@@ -14,7 +14,6 @@ import hashlib
 import json
 import re
 import shutil
-import tempfile
 import threading
 import uuid
 from pathlib import Path
@@ -42,7 +41,6 @@ BLOCK_SIZES = (16, 32, 64, 128)
 ACCURACY_LEVELS = {4: "4: int8 compute (fastest on CPU)", 0: "0: default", 1: "1: fp32", 2: "2: fp16", 3: "3: bf16"}
 SOURCES = {"demo": "Demo: all-MiniLM-L6-v2 (bundled, offline)", "upload": "Upload a model (.onnx or .zip of a HF folder)"}
 MB = 10**6
-DEMO_CACHE_ROOT = Path(tempfile.gettempdir()) / "quantlens-demo-results"
 MAX_DEMO_RESULTS = 6  # distinct demo settings kept (about 170 MB of files each)
 
 URL_DEFAULTS = {"src": "demo", "p": ",".join(DEFAULT_PRECISIONS), "ref": "fp16", "bs": "128", "al": "4", "f8": "33", "clip": "1",
@@ -186,11 +184,12 @@ def run_demo(options: CompareOptions, texts: list[str] | None, key: str, status)
         cached = store["results"].get(key)
         if cached and all((Path(cached["dir"]) / r["file_name"]).exists() for r in cached["report"]["results"]):
             return cached
-        from core.jobs import job_directory
+        from core.jobs import default_job_root, job_directory
 
         with job_directory() as job_dir:
             report = _run_job({"source": "demo", "options": options.to_dict(), "inputs": texts}, job_dir, status)
-            target = DEMO_CACHE_ROOT / key
+            # inside the private (0700) job root, never a shared /tmp folder someone else could have planted
+            target = default_job_root() / "demo-results" / key
             shutil.rmtree(target, ignore_errors=True)
             target.mkdir(parents=True, exist_ok=True)
             for item in (job_dir / "out").iterdir():
