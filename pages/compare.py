@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import threading
@@ -33,9 +34,13 @@ from core.compare import (
 from core.errors import QuantLensError
 from core.inputs import DEFAULT_TEXTS, texts_from_bytes, texts_from_string
 from core.quantize import Int4Config, Int8DynamicConfig, Int8StaticConfig
+from core.server_settings import ServerSettings, server_settings
+from pages.routing import ensure_routed
+from pages.share import share_link
+
+ensure_routed()
 
 TARGET = "core.compare:run_comparison_job"
-MAX_MODEL_UPLOAD_MB = 200
 MAX_INPUTS_UPLOAD_MB = 2
 BLOCK_SIZES = (16, 32, 64, 128)
 ACCURACY_LEVELS = {4: "4: int8 compute (fastest on CPU)", 0: "0: default", 1: "1: fp32", 2: "2: fp16", 3: "3: bf16"}
@@ -57,11 +62,27 @@ def plain(text: str) -> str:
 
 # ------------------------------------------------------------------------------------------ shared resources
 @st.cache_resource(show_spinner=False)
+def settings() -> ServerSettings:
+    """The operator's limits (QUANTLENS_* environment variables, DEPLOY.md), read once per server."""
+    return server_settings(os.environ)
+
+
+def job_limits():
+    from core.jobs import JobLimits
+
+    return JobLimits(timeout_s=settings().job_timeout_s, memory_bytes=settings().job_memory_bytes)
+
+
+def max_upload_mb() -> int:
+    return settings().max_model_upload_bytes // 2**20
+
+
+@st.cache_resource(show_spinner=False)
 def job_queue():
-    """One queue for the whole server: at most one comparison runs, a few wait, one per session."""
+    """One queue for the whole server: a bounded number run and wait, one job per session."""
     from core.jobs import JobQueue
 
-    return JobQueue(max_running=1, max_queued=4)
+    return JobQueue(max_running=settings().max_running, max_queued=settings().max_queued)
 
 
 @st.cache_resource(show_spinner=False)
@@ -163,9 +184,7 @@ def result_key(model_digest: str, options: CompareOptions, inputs_digest: str) -
 
 
 # ------------------------------------------------------------------------------------------ running a job
-def _run_job(payload: dict, job_dir: Path, status) -> dict:
-    from core.jobs import JobLimits
-
+def _progress_callbacks(status):
     def on_progress(message: str, fraction: float | None) -> None:
         status.update(label=message + ("" if fraction is None else f" ({fraction:.0%})"))
         status.write(message)
@@ -173,7 +192,12 @@ def _run_job(payload: dict, job_dir: Path, status) -> dict:
     def on_wait(position: int) -> None:
         status.update(label=f"Waiting for the server: you are {position} in line")
 
-    return job_queue().run(session_id(), TARGET, payload, job_dir=job_dir, limits=JobLimits(),
+    return on_progress, on_wait
+
+
+def _run_job(payload: dict, job_dir: Path, status) -> dict:
+    on_progress, on_wait = _progress_callbacks(status)
+    return job_queue().run(session_id(), TARGET, payload, job_dir=job_dir, limits=job_limits(),
                            on_progress=on_progress, on_wait=on_wait)
 
 
@@ -208,9 +232,12 @@ def prepare_upload(data: bytes, job_dir: Path):
     """Spool the uploaded bytes into the job dir (fixed name) and pass them through the upload gate."""
     from core import ingest
 
-    spooled = ingest.spool_upload(data, job_dir, max_bytes=MAX_MODEL_UPLOAD_MB * MB)
+    limits = ingest.UploadLimits(max_upload_bytes=settings().max_model_upload_bytes,
+                                 max_total_bytes=settings().max_unpacked_bytes,
+                                 max_file_bytes=settings().max_unpacked_bytes)
+    spooled = ingest.spool_upload(data, job_dir, max_bytes=limits.max_upload_bytes)
     try:
-        return ingest.validate_upload(spooled, job_dir)
+        return ingest.validate_upload(spooled, job_dir, limits=limits)
     finally:
         spooled.unlink(missing_ok=True)
 
@@ -220,16 +247,20 @@ def run_upload(data: bytes, options: CompareOptions, texts: list[str] | None, np
     from core.jobs import new_job_dir, remove_job_dir
 
     job_dir = new_job_dir()
+    on_progress, on_wait = _progress_callbacks(status)
     try:
-        status.update(label="Checking the upload")
-        validated = prepare_upload(data, job_dir)
-        inputs: list[str] | dict | None = texts if validated.kind == "hf_folder" else None
-        if npz is not None:
-            (job_dir / "inputs.npz").write_bytes(npz)
-            inputs = {"npz": str(job_dir / "inputs.npz")}
-        payload = {"source": str(validated.path), "options": options.to_dict(), "inputs": inputs,
-                   "name": "uploaded model" if validated.kind == "onnx" else None}
-        report = _run_job(payload, job_dir, status)
+        # validation (unzipping, header parsing) happens inside the queue's admission too, so N sessions never
+        # unpack N archives at once
+        with job_queue().slot(session_id(), on_wait=on_wait) as slot:
+            status.update(label="Checking the upload")
+            validated = prepare_upload(data, job_dir)
+            inputs: list[str] | dict | None = texts if validated.kind == "hf_folder" else None
+            if npz is not None:
+                (job_dir / "inputs.npz").write_bytes(npz)
+                inputs = {"npz": str(job_dir / "inputs.npz")}
+            payload = {"source": str(validated.path), "options": options.to_dict(), "inputs": inputs,
+                       "name": "uploaded model" if validated.kind == "onnx" else None}
+            report = slot.run(TARGET, payload, job_dir=job_dir, limits=job_limits(), on_progress=on_progress)
     except BaseException:
         remove_job_dir(job_dir)
         raise
@@ -412,13 +443,14 @@ def main() -> None:
         st.warning("Some settings in the link were not valid and were reset: " + plain(", ".join(problems)))
     settings_panel()
     write_url()
+    share_link("Copy link to these settings")
 
     uploaded = None
     if st.session_state["cmp_src"] == "upload":
         uploaded = st.file_uploader("Model file", type=["onnx", "zip"], key="cmp_model_file",
-                                    max_upload_size=MAX_MODEL_UPLOAD_MB,
+                                    max_upload_size=max_upload_mb(),
                                     help=f"A single-file .onnx, or a .zip of a Hugging Face folder (config.json, "
-                                         f"safetensors, tokenizer). Up to {MAX_MODEL_UPLOAD_MB} MB.")
+                                         f"safetensors, tokenizer). Up to {max_upload_mb()} MB.")
     st.text_area("Inputs: one text per line", key="cmp_texts", height=180,
                  help="Used for text models (the demo and .zip uploads). A .onnx upload gets inputs generated from "
                       "its declared shapes, or an .npz you provide.")
@@ -452,6 +484,7 @@ def main() -> None:
         elif npz is not None and st.session_state["cmp_src"] == "demo":
             st.error("The demo takes texts; an .npz is for uploaded ONNX models.")
         else:
+            failure: QuantLensError | None = None
             with st.status("Starting", expanded=False) as status:
                 try:
                     if texts == list(DEFAULT_TEXTS):
@@ -466,7 +499,9 @@ def main() -> None:
                     status.update(label="Done", state="complete")
                 except QuantLensError as exc:
                     status.update(label="Failed", state="error")
-                    st.error(plain(exc.one_line()))
+                    failure = exc
+            if failure is not None:  # outside the (collapsed) status box, where the user is looking
+                st.error(plain(failure.one_line()))
     last = st.session_state.get("cmp_last_key")
     if last and last in results:
         show_report(results[last], stale=last != key)

@@ -1,0 +1,54 @@
+"""Operator settings of a hosted QuantLens, read from the environment (documented in DEPLOY.md).
+
+A host with 2 GB of memory and one with 64 GB need different job limits; those are deployment facts, so they come
+from environment variables rather than code. Bad values are refused with a clear message at start-up instead of
+silently falling back, so an operator never runs with limits they did not mean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from core.errors import QuantLensError
+
+GIB = 2**30
+MIB = 2**20
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    job_timeout_s: float = 300.0
+    job_memory_bytes: int = 6 * GIB
+    max_running: int = 1
+    max_queued: int = 4
+    max_model_upload_bytes: int = 200 * MIB
+    max_unpacked_bytes: int = 1 * GIB
+
+
+_VARIABLES = {
+    # variable: (field, converter to the field's unit, lowest, highest)
+    "QUANTLENS_JOB_TIMEOUT_S": ("job_timeout_s", float, 5, 3600),
+    "QUANTLENS_JOB_MEMORY_GB": ("job_memory_bytes", lambda v: int(float(v) * GIB), GIB // 4, 512 * GIB),
+    "QUANTLENS_MAX_RUNNING": ("max_running", int, 1, 64),
+    "QUANTLENS_MAX_QUEUED": ("max_queued", int, 0, 1000),
+    "QUANTLENS_MAX_UPLOAD_MB": ("max_model_upload_bytes", lambda v: int(float(v) * MIB), MIB, 4096 * MIB),
+    "QUANTLENS_MAX_UNPACKED_GB": ("max_unpacked_bytes", lambda v: int(float(v) * GIB), 16 * MIB, 64 * GIB),
+}
+
+
+def server_settings(environ: Mapping[str, str]) -> ServerSettings:
+    """Settings from `environ` (pass os.environ); unset variables keep the defaults above."""
+    values: dict[str, float | int] = {}
+    for variable, (field, convert, low, high) in _VARIABLES.items():
+        raw = environ.get(variable, "").strip()
+        if not raw:
+            continue
+        try:
+            value = convert(raw)
+        except ValueError:
+            raise QuantLensError("invalid_setting", f"{variable}={raw!r} is not a number.") from None
+        if not low <= value <= high:
+            raise QuantLensError("invalid_setting", f"{variable}={raw!r} is out of the range this setting allows.")
+        values[field] = value
+    return ServerSettings(**values)
