@@ -120,7 +120,17 @@ def page(browser, server_url):
 def save_screenshot(pg, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
+    # Streamlit scrolls inside its main container, so a "full page" screenshot would stop at the viewport:
+    # grow the viewport to the content's height for the picture, then put it back.
+    size = pg.viewport_size or {"width": 1400, "height": 1000}
+    height = pg.evaluate(
+        "() => Math.max(...[...document.querySelectorAll('[data-testid=\"stMain\"], [data-testid=\"stAppViewContainer\"]')]"
+        ".map(e => e.scrollHeight), document.body.scrollHeight)"
+    )
+    pg.set_viewport_size({"width": size["width"], "height": min(max(int(height) + 40, size["height"]), 8000)})
+    pg.wait_for_timeout(700)
     pg.screenshot(path=str(path), full_page=True)
+    pg.set_viewport_size(size)
     return path
 
 
