@@ -69,6 +69,16 @@ def test_a_shared_link_as_the_first_visit_to_a_fresh_server_gets_the_whole_app(b
         context.close()
 
 
+def test_the_calculator_opens_on_a_real_model_with_its_fit_matrix(page, server_url):
+    page.goto(f"{server_url}/calculator")
+    wait_for_app(page)
+    memory_table_cells(page, containing=("Llama 3.1 8B", "GGUF Q4_K_M"))
+    expect(page.get_by_role("heading", name=re.compile("Does it fit"))).to_be_visible()
+    assert query(page)["model"] == ["meta-llama/Llama-3.1-8B"]  # the default state is a link too
+    assert_no_exception(page)
+    save_screenshot(page, "calculator-default")
+
+
 def test_calculator_input_changes_the_table_and_the_url(page, server_url):
     page.goto(f"{server_url}/calculator?src=params&params=7B&prec=fp16&prec=int4&ctx=0")
     wait_for_app(page)
