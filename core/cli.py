@@ -58,3 +58,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted\n")
         return 130
+    except Exception as exc:  # a bug or an unforeseen input: still one line for scripts, never a traceback
+        sys.stderr.write(f"error: unexpected {type(exc).__name__}: {str(exc)[:300]} [internal_error]\n")
+        return EXIT_FAILURE

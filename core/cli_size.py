@@ -18,7 +18,7 @@ JSON shape (stable; more keys may be added, none removed):
          "overhead_min_bytes": int, "overhead_max_bytes": int,
          "total_bytes": int, "total_min_bytes": int, "total_max_bytes": int,
          "kv_cache_known": bool, "ppl_delta": float|null, "ppl_source": str|null,
-         "hardware": [{"id": str, "name": str, "usable_bytes": int, "fits": bool, "headroom_bytes": int,
+         "hardware": [{"id": str, "name": str, "usable_bytes": int, "fits": bool, "kv_cache_counted": bool, "headroom_bytes": int,
                        "gpus_tensor_parallel": int|null, "gpus_pooled": int|null,
                        "decode_tokens_per_s_ceiling": float}]}   # only with --gpu
       ],
@@ -121,6 +121,8 @@ def build_report(
                     "id": hw.id, "name": hw.name, "usable_bytes": f.usable_bytes, "fits": f.fits,
                     "headroom_bytes": f.headroom_bytes, "gpus_tensor_parallel": f.gpus_tensor_parallel,
                     "gpus_pooled": f.gpus_pooled,
+                    # a bare parameter count has no KV estimate: the verdict then covers weights + overhead only
+                    "kv_cache_counted": e.kv_cache_known or context == 0,
                     "decode_tokens_per_s_ceiling": round(sizing.decode_speed(e, hw).tokens_per_s_per_sequence, 2),
                 })
         rows.append(row)
@@ -160,6 +162,7 @@ def _table(report: dict[str, Any]) -> str:
         if has_hw:
             cells.append(", ".join(
                 f"{h['id']}: {'yes' if h['fits'] else 'no'}" + ("" if h["fits"] else f" (TP {h['gpus_tensor_parallel'] or '>64'})")
+                + ("" if h["kv_cache_counted"] else " (KV cache not counted)")
                 for h in r["hardware"]))
         lines.append(cells)
     widths = [max(len(c), *(len(row[i]) for row in lines)) for i, c in enumerate(cols)]

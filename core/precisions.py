@@ -138,7 +138,8 @@ PRECISIONS: tuple[Precision, ...] = (
 _BY_NAME: dict[str, Precision] = {p.name.lower(): p for p in PRECISIONS}
 # llama-quantize's own aliases, and common spellings.
 _ALIASES = {"q4_k": "q4_k_m", "q5_k": "q5_k_m", "q3_k": "q3_k_m", "awq": "awq-int4", "gptq": "gptq-int4",
-            "bnb-nf4": "nf4", "float16": "fp16", "half": "fp16", "bfloat16": "bf16", "float32": "fp32"}
+            "bnb-nf4": "nf4", "float16": "fp16", "half": "fp16", "bfloat16": "bf16", "float32": "fp32",
+            "mxfp4": "mxfp4_moe"}
 IDEAL_NAMES: tuple[str, ...] = tuple(p.name for p in PRECISIONS if p.is_ideal)
 REAL_NAMES: tuple[str, ...] = tuple(p.name for p in PRECISIONS if not p.is_ideal)
 DEFAULT_NAMES: tuple[str, ...] = ("fp16", "int8", "int4", "Q8_0", "Q4_K_M", "AWQ-INT4", "NF4")

@@ -46,9 +46,9 @@ def server_settings(environ: Mapping[str, str]) -> ServerSettings:
             continue
         try:
             value = convert(raw)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise QuantLensError("invalid_setting", f"{variable}={raw!r} is not a number.") from None
-        if not low <= value <= high:
+        if not (low <= value <= high):  # NaN fails this too
             raise QuantLensError("invalid_setting", f"{variable}={raw!r} is out of the range this setting allows.")
         values[field] = value
     return ServerSettings(**values)

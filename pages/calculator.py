@@ -388,7 +388,8 @@ st.altair_chart(lines, alt="Total memory against context length for each precisi
 if hardware:
     st.subheader(f"Does it fit? {primary.name}, context {ctx:,} x batch {batch}")
     matrix = pd.DataFrame(
-        {e.precision_label: [_fit_cell(fits[(hw.id, e.precision)], hw.kind) for hw in hardware]
+        {e.precision_label: [_fit_cell(fits[(hw.id, e.precision)], hw.kind)
+                             + ("" if e.kv_cache_known or ctx == 0 else " (KV not counted)") for hw in hardware]
          for e in primary_estimates},
         index=[f"{hw.name} ({hw.usable_memory_bytes / GB:.1f} GB usable)" for hw in hardware],
     )

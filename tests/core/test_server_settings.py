@@ -20,7 +20,8 @@ def test_variables_override_the_limits_in_their_documented_units():
 
 
 @pytest.mark.parametrize("variable,value", [("QUANTLENS_JOB_TIMEOUT_S", "soon"), ("QUANTLENS_JOB_TIMEOUT_S", "0"),
-                                            ("QUANTLENS_MAX_RUNNING", "1.5"), ("QUANTLENS_JOB_MEMORY_GB", "-1")])
+                                            ("QUANTLENS_MAX_RUNNING", "1.5"), ("QUANTLENS_JOB_MEMORY_GB", "-1"),
+                                            ("QUANTLENS_JOB_MEMORY_GB", "inf"), ("QUANTLENS_JOB_TIMEOUT_S", "nan")])
 def test_a_bad_value_is_refused_with_the_variable_named(variable, value):
     with pytest.raises(QuantLensError) as err:
         server_settings({variable: value})

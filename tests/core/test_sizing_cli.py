@@ -94,3 +94,22 @@ def test_a_non_json_config_file_is_one_line_error(tmp_path):
     path.write_text("import os; os.system('echo pwned')")
     out = size("--config", str(path))
     assert out.returncode == 1 and "config_invalid_json" in out.stderr and len(out.stderr.splitlines()) == 1
+
+
+def test_a_fit_verdict_for_a_bare_parameter_count_says_the_kv_cache_was_not_counted():
+    out = json.loads(size("--params", "7B", "--context", "100000", "--gpu", "rtx-4090", "--precision", "fp16",
+                          "--format", "json").stdout)
+    assert out["estimates"][0]["hardware"][0]["kv_cache_counted"] is False
+    table = size("--params", "7B", "--context", "100000", "--gpu", "rtx-4090", "--precision", "fp16").stdout
+    assert "KV cache not counted" in table
+
+
+def test_a_fit_verdict_for_a_real_architecture_counts_the_kv_cache():
+    out = json.loads(size("--model", "Llama 3.1 8B", "--context", "100000", "--gpu", "rtx-4090", "--precision", "fp16",
+                          "--format", "json").stdout)
+    hw = out["estimates"][0]["hardware"][0]
+    assert hw["kv_cache_counted"] is True and hw["fits"] is False  # 13 GB of KV on top of 16 GB of weights
+
+
+def test_mxfp4_is_accepted_as_the_name_people_use():
+    assert size("--model", "gpt-oss-20b", "--precision", "mxfp4").returncode == 0
