@@ -228,13 +228,31 @@ def run_demo(options: CompareOptions, texts: list[str] | None, key: str, status)
         return entry
 
 
-def prepare_upload(data: bytes, job_dir: Path):
+def upload_digest(uploaded) -> str:
+    """Content hash of the uploaded model, computed once per upload (not on every rerun of the page)."""
+    if uploaded is None:
+        return "none"
+    cached = st.session_state.get("cmp_upload_digest")
+    if cached and cached[0] == uploaded.file_id:
+        return cached[1]
+    digest = hashlib.sha256()
+    uploaded.seek(0)
+    for chunk in iter(lambda: uploaded.read(2**20), b""):
+        digest.update(chunk)
+    uploaded.seek(0)
+    st.session_state["cmp_upload_digest"] = (uploaded.file_id, digest.hexdigest())
+    return digest.hexdigest()
+
+
+def prepare_upload(data, job_dir: Path):
     """Spool the uploaded bytes into the job dir (fixed name) and pass them through the upload gate."""
     from core import ingest
 
     limits = ingest.UploadLimits(max_upload_bytes=settings().max_model_upload_bytes,
                                  max_total_bytes=settings().max_unpacked_bytes,
                                  max_file_bytes=settings().max_unpacked_bytes)
+    if hasattr(data, "seek"):
+        data.seek(0)  # an UploadedFile is streamed to disk in chunks, never copied whole in memory
     spooled = ingest.spool_upload(data, job_dir, max_bytes=limits.max_upload_bytes)
     try:
         return ingest.validate_upload(spooled, job_dir, limits=limits)
@@ -242,7 +260,7 @@ def prepare_upload(data: bytes, job_dir: Path):
         spooled.unlink(missing_ok=True)
 
 
-def run_upload(data: bytes, options: CompareOptions, texts: list[str] | None, npz: bytes | None, status) -> dict:
+def run_upload(data, options: CompareOptions, texts: list[str] | None, npz: bytes | None, status) -> dict:
     """Validate and compare an uploaded model in its own job dir; the files stay there for download."""
     from core.jobs import new_job_dir, remove_job_dir
 
@@ -468,9 +486,7 @@ def main() -> None:
             texts = texts_from_bytes(inputs_file.getvalue(), inputs_file.name.rsplit(".", 1)[-1].lower())
         else:
             texts = texts_from_string(st.session_state["cmp_texts"])
-        model_bytes = uploaded.getvalue() if uploaded is not None else None
-        model_digest = "demo" if st.session_state["cmp_src"] == "demo" else (
-            hashlib.sha256(model_bytes).hexdigest() if model_bytes else "none")
+        model_digest = "demo" if st.session_state["cmp_src"] == "demo" else upload_digest(uploaded)
         inputs_digest = hashlib.sha256(npz if npz is not None else json.dumps(texts).encode()).hexdigest()
         key = result_key(model_digest, options, inputs_digest)
     except QuantLensError as exc:
@@ -479,7 +495,7 @@ def main() -> None:
 
     results = st.session_state.setdefault("cmp_results", {})
     if clicked or autorun:
-        if st.session_state["cmp_src"] == "upload" and model_bytes is None:
+        if st.session_state["cmp_src"] == "upload" and uploaded is None:
             st.error("Upload a model first, or choose the demo.")
         elif npz is not None and st.session_state["cmp_src"] == "demo":
             st.error("The demo takes texts; an .npz is for uploaded ONNX models.")
@@ -492,7 +508,7 @@ def main() -> None:
                     if st.session_state["cmp_src"] == "demo":
                         entry = run_demo(options, texts, key, status)
                     else:
-                        entry = run_upload(model_bytes, options, texts, npz, status)
+                        entry = run_upload(uploaded, options, texts, npz, status)
                     results.clear()  # one upload's files per session: the previous job dir is left to the sweeper
                     results[key] = entry
                     st.session_state["cmp_last_key"] = key
