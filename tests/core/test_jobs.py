@@ -262,3 +262,11 @@ def test_a_page_rerun_while_waiting_kills_the_child(job_root):
     with job_directory(job_root) as job_dir, pytest.raises(Rerun):
         run_job(f"{W}:spin", {}, job_dir=job_dir, limits=FAST, on_progress=on_progress)
     assert [p for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE] == []
+
+
+
+def test_a_job_is_the_first_process_the_kernel_kills_when_the_host_runs_out_of_memory(job_root):
+    """A container-wide OOM must take the job, not the Streamlit server (oom_score_adj 1000 in the worker)."""
+    with job_directory(job_root) as job_dir:
+        result = run_job(f"{W}:read_oom_score_adj", {}, job_dir=job_dir, limits=FAST)
+    assert result["oom_score_adj"] == 1000

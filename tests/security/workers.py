@@ -216,3 +216,7 @@ def hub_lookup(payload: dict, job_dir: Path, progress) -> dict:
     except Exception as exc:  # noqa: BLE001
         return {"loaded": False, "error": type(exc).__name__}
     return {"loaded": True}
+
+
+def read_oom_score_adj(payload: dict, job_dir: Path, progress) -> dict:
+    return {"oom_score_adj": int(Path("/proc/self/oom_score_adj").read_text())}
