@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 PORT   ?= 8501
 
-.PHONY: app test test-fast lint bench audit browser clean
+.PHONY: app test test-fast lint bench audit browser screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] in ((3, 11), (3, 12)), "QuantLens needs Python 3.11 or 3.12"'
@@ -44,6 +44,13 @@ lint: $(VENV)/.dev-installed
 bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/bench_calculator.py
 	$(BIN)/python bench/bench_compare.py
+	$(BIN)/python bench/bench_first_load.py
+
+# Retake the README's screenshots in a real browser (the e2e tests save them to test-artifacts/screenshots/).
+screenshots: $(VENV)/.dev-installed browser
+	$(BIN)/pytest tests/e2e -k "real_model or demo_link" -p no:cacheprovider
+	cp test-artifacts/screenshots/calculator-default.png docs/screenshot-calculator.png
+	cp test-artifacts/screenshots/compare-demo.png docs/screenshot-compare.png
 
 audit: $(VENV)/.dev-installed
 	bash scripts/audit.sh
