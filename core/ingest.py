@@ -38,10 +38,10 @@ import stat
 import struct
 import zipfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from core import safetensors_header
 from core.errors import QuantLensError
@@ -432,48 +432,56 @@ def _no_constant(name: str) -> object:
     raise ValueError(name)
 
 
-def _find_remote_code_key(value: object, depth: int = 0) -> str | None:
-    if depth > 32:
-        return None
-    if isinstance(value, dict):
-        for key, child in value.items():
-            if key in _REMOTE_CODE_KEYS and child not in (None, False, {}, []):
-                return key
-            found = _find_remote_code_key(child, depth + 1)
-            if found:
-                return found
-    elif isinstance(value, list):
-        for child in value[:10_000]:
-            found = _find_remote_code_key(child, depth + 1)
-            if found:
-                return found
-    return None
+T = TypeVar("T")
 
 
-def _find_file_reference(value: object, depth: int = 0) -> tuple[str, str] | None:
-    """A `*_file` / `*_files` key whose value is a path, not a plain file name.
+def _first_in_json(value: object, match: Callable[[str, object], T | None], depth: int = 0) -> T | None:
+    """Depth-first over a parsed JSON tree: the first `match(key, child)` that is not None.
 
-    transformers lets tokenizer_config.json keys such as vocab_file or tokenizer_file override the files it
-    found in the folder, so `"vocab_file": "/srv/app/.streamlit/secrets.toml"` would be read as a vocabulary.
+    Bounded (depth 32, 10,000 items a list) so a hostile file cannot make the walk itself the attack.
     """
     if depth > 32:
         return None
     if isinstance(value, dict):
         for key, child in value.items():
-            if isinstance(key, str) and key.endswith(("_file", "_files")):
-                for item in child if isinstance(child, list) else [child]:
-                    if item is not None and (not isinstance(item, str) or "/" in item or "\\" in item
-                                             or item in ("", ".", "..") or "\x00" in item):
-                        return key, str(item)[:80]
-            found = _find_file_reference(child, depth + 1)
-            if found:
+            found = match(key, child) if isinstance(key, str) else None
+            if found is None:
+                found = _first_in_json(child, match, depth + 1)
+            if found is not None:
                 return found
     elif isinstance(value, list):
         for child in value[:10_000]:
-            found = _find_file_reference(child, depth + 1)
-            if found:
+            found = _first_in_json(child, match, depth + 1)
+            if found is not None:
                 return found
     return None
+
+
+def _remote_code_key(key: str, child: object) -> str | None:
+    return key if key in _REMOTE_CODE_KEYS and child not in (None, False, {}, []) else None
+
+
+def _find_remote_code_key(value: object) -> str | None:
+    return _first_in_json(value, _remote_code_key)
+
+
+def _file_reference(key: str, child: object) -> tuple[str, str] | None:
+    """A `*_file` / `*_files` key whose value is a path, not a plain file name.
+
+    transformers lets tokenizer_config.json keys such as vocab_file or tokenizer_file override the files it
+    found in the folder, so `"vocab_file": "/srv/app/.streamlit/secrets.toml"` would be read as a vocabulary.
+    """
+    if not key.endswith(("_file", "_files")):
+        return None
+    for item in child if isinstance(child, list) else [child]:
+        if item is not None and (not isinstance(item, str) or "/" in item or "\\" in item
+                                 or item in ("", ".", "..") or "\x00" in item):
+            return key, str(item)[:80]
+    return None
+
+
+def _find_file_reference(value: object) -> tuple[str, str] | None:
+    return _first_in_json(value, _file_reference)
 
 
 def _config_ints(config: dict, depth: int = 0) -> Iterable[tuple[str, object]]:
