@@ -1,8 +1,9 @@
 """`python -m core compare MODEL`: quantize a model with ONNX Runtime and compare the variants.
 
 MODEL is an .onnx file, a Hugging Face folder, a .zip of one, or `demo`. Every model goes through the same
-upload gate as the page (core.ingest) before any ML library opens it. Progress goes to stderr; stdout holds
-only the table or the JSON, so `--format json | jq` works.
+upload gate as the page (core.ingest) before any ML library opens it, and the work runs in a child process
+with limits (core.jobs.run_job), as on the page; `--in-process` skips the child, for debugging only.
+Progress goes to stderr; stdout holds only the table or the JSON, so `--format json | jq` works.
 """
 
 from __future__ import annotations
@@ -47,6 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quantize-embeddings", action=argparse.BooleanOptionalAction, default=True,
                         help="quantize embedding tables too (INT8 and INT4; default on)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    parser.add_argument("--timeout", type=float, default=1800, metavar="S",
+                        help="stop the work after S seconds (default 1800)")
+    parser.add_argument("--memory-gib", type=float, default=6, metavar="G",
+                        help="memory limit of the worker process in GiB (default 6)")
+    parser.add_argument("--in-process", action="store_true",
+                        help="for debugging only: run in this process, without the worker's limits and isolation")
 
 
 def build_options(args: argparse.Namespace):
@@ -118,12 +125,85 @@ def _stdout_to_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-def run(args: argparse.Namespace) -> int:
+TARGET = "core.compare:run_comparison_job"
+
+
+def prepare_out_dir(out: Path | None) -> Path | None:
+    """Create --out (and its parents) up front: a bad folder fails in one line before minutes of work."""
+    if out is None:
+        return None
+    if out.exists() and not out.is_dir():
+        raise QuantLensError("bad_output", f"--out {out} is an existing file; give a folder.")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise QuantLensError("bad_output", f"Cannot create the output folder {out}: {exc.strerror or exc}.") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise QuantLensError("bad_output", f"The output folder {out} is not writable.")
+    return out
+
+
+def _stage_source(model: str, job_dir: Path) -> str:
+    """Copy MODEL into the job folder, then validate the copy (the worker only reads inside its job folder)."""
+    if model == "demo":
+        return "demo"
+    path = Path(model)
+    if not path.exists():
+        raise QuantLensError("file_not_found", f"Model {model} does not exist.")
+    from core import ingest
+
+    if path.is_dir():
+        copy = job_dir / "model"
+        try:
+            shutil.copytree(path, copy, symlinks=True)
+        except (OSError, shutil.Error) as exc:
+            raise QuantLensError("file_unreadable", f"Model folder {model} could not be read: {str(exc)[:150]}") from None
+        return str(ingest.validate_model_path(copy).path)
+    spooled = job_dir / "upload.bin"
+    try:
+        shutil.copyfile(path, spooled)
+    except OSError as exc:
+        raise QuantLensError("file_unreadable", f"Model {model} could not be read: {exc.strerror or exc}.") from None
+    try:
+        return str(ingest.validate_upload(spooled, job_dir).path)  # .onnx or .zip, told apart by content
+    finally:
+        spooled.unlink(missing_ok=True)
+
+
+def _copy_outputs(src: Path, out: Path) -> None:
+    for entry in sorted(src.iterdir()):
+        if entry.is_file() and not entry.is_symlink():
+            try:
+                shutil.copyfile(entry, out / entry.name)
+            except OSError as exc:
+                raise QuantLensError("bad_output", f"Cannot write {entry.name} to {out}: {exc.strerror or exc}.") from None
+
+
+def run_in_worker(args: argparse.Namespace, options, inputs, progress) -> dict:
+    """The comparison in a child process with limits (core.jobs), like the page: the CLI opens untrusted
+    models too. Files come back through the job folder and are copied to --out afterwards."""
+    from core.jobs import JobLimits, job_directory, run_job
+
+    if not (0 < args.timeout <= 86_400) or not (0.5 <= args.memory_gib <= 1024):
+        raise QuantLensError("bad_option", "--timeout must be 1 s to 24 h and --memory-gib 0.5 to 1024.")
+    limits = JobLimits(timeout_s=args.timeout, memory_bytes=int(args.memory_gib * 2**30), threads=args.threads)
+    with job_directory() as job_dir:
+        source = _stage_source(args.model, job_dir)
+        if isinstance(inputs, dict):
+            staged = job_dir / "inputs.npz"
+            shutil.copyfile(inputs["npz"], staged)
+            inputs = {"npz": str(staged)}
+        name = None if source == "demo" else Path(args.model).name
+        payload = {"source": source, "options": options.to_dict(), "inputs": inputs, "name": name}
+        data = run_job(TARGET, payload, job_dir=job_dir, limits=limits, on_progress=progress)
+        if args.out is not None:
+            _copy_outputs(job_dir / "out", args.out)
+    return data
+
+
+def run_in_process(args: argparse.Namespace, options, inputs, progress) -> dict:
     from core.compare import compare_model, to_json_dict, write_report
 
-    options = build_options(args)
-    texts_or_npz = load_inputs(args.inputs)
-    progress = None if args.quiet else (lambda message, fraction: sys.stderr.write(f"[compare] {message}\n"))
     out_dir = args.out
     scratch = None
     if out_dir is None:
@@ -132,13 +212,22 @@ def run(args: argparse.Namespace) -> int:
     try:
         with _validated_source(args.model) as source, _stdout_to_stderr():
             name = None if source == "demo" else Path(args.model).name
-            report = compare_model(source, options, out_dir, progress, inputs=texts_or_npz, name=name)
+            report = compare_model(source, options, out_dir, progress, inputs=inputs, name=name)
             if args.out is not None:
                 write_report(report, out_dir)
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
-    data = to_json_dict(report)
+    return to_json_dict(report)
+
+
+def run(args: argparse.Namespace) -> int:
+    options = build_options(args)
+    texts_or_npz = load_inputs(args.inputs)
+    prepare_out_dir(args.out)
+    progress = None if args.quiet else (lambda message, fraction: sys.stderr.write(f"[compare] {message}\n"))
+    runner = run_in_process if args.in_process else run_in_worker
+    data = runner(args, options, texts_or_npz, progress)
     if args.format == "json":
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
     else:
@@ -159,18 +248,20 @@ def format_table(data: dict, out_dir: Path | None) -> str:
         f"({model['parameter_source']}) | quality vs {data['reference'].upper()}",
         f"Inputs: {data['inputs']['count']} ({data['inputs']['source']}) | latency on {shape}, "
         f"{env['intra_op_num_threads']} threads, onnxruntime {env['onnxruntime']} CPU, timed {env['latency_timing']}",
-        "Sizes in MB (10^6 bytes); predicted = parameters x bits (the calculator's number).",
+        "Sizes in MB (10^6 bytes); predicted = the file size modelled from the FP32 graph and the stored format "
+        "(scales, zero points, layers kept in float); ideal = parameters x bits (the calculator's number).",
         "",
     ]
     from core.compare import quality_headlines
 
     quality_cols = quality_headlines(model["task"])
-    header = ["precision", "size MB", "x smaller", "predicted MB", "peak mem MB", "load ms", "p50 ms", "p95 ms",
+    header = ["precision", "size MB", "x smaller", "predicted MB", "ideal MB", "peak mem MB", "load ms", "p50 ms", "p95 ms",
               "speed-up"] + [c[0] for c in quality_cols]
     rows = []
     for r in data["results"]:
         row = [r["precision"] + (" (ref)" if r["is_reference"] else ""), _mb(r["size_bytes"]),
-               f"{r['size_ratio_vs_fp32']:.2f}", _mb(r["predicted_size_bytes"]), _mb(r["peak_memory_bytes"]),
+               f"{r['size_ratio_vs_fp32']:.2f}", _mb(r["predicted_size_bytes"]), _mb(r.get("predicted_ideal_bytes")),
+               _mb(r["peak_memory_bytes"]),
                f"{r['load_ms']:.0f}", f"{r['latency_ms_p50']:.1f}", f"{r['latency_ms_p95']:.1f}",
                f"{r['speedup_vs_fp32']:.2f}x"]
         for _, key, fmt in quality_cols:

@@ -144,7 +144,7 @@ class VariantResult:
     file_name: str
     size_bytes: int
     size_ratio_vs_fp32: float  # fp32 bytes / this variant's bytes (how many times smaller)
-    predicted_size_bytes: int | None  # the sizing engine's number for this precision, from the parameter count
+    predicted_size_bytes: int | None  # file size predicted from the FP32 graph and the stored format (see below)
     load_ms: float
     peak_memory_bytes: int
     memory_method: str
@@ -157,6 +157,8 @@ class VariantResult:
     notes: list[str] = field(default_factory=list)
     quality: dict[str, Any] = field(default_factory=dict)
     samples: list[dict[str, Any]] = field(default_factory=list)
+    # parameters x bits (the calculator's ideal figure); predicted_size_bytes models the stored format
+    predicted_ideal_bytes: int | None = None
 
 
 @dataclass
@@ -274,6 +276,79 @@ def predicted_bytes(parameters: int, precision: str) -> int:
     except (ImportError, QuantLensError, AttributeError):
         pass
     return int(round(parameters * bits / 8))
+
+
+def predicted_stored_bytes(fp32_path: Path, precision: str, settings: dict[str, Any]) -> int:
+    """The file size this precision's stored format should give, predicted from the FP32 graph and settings.
+
+    Parameters x bits (predicted_bytes) is the calculator's ideal; real files also hold a scale (and zero
+    point) per block or channel, the layers a technique leaves in float (LayerNorm, biases, small or
+    unquantized tables), INT4 layers stored at 8 bits, and the graph itself. This walks the FP32
+    initializers and applies the format each technique writes, so the prediction can be checked against
+    the measured file: a gap means the model of the format (or the quantizer) changed.
+    """
+    import math
+
+    import onnx
+
+    from core.quantize import load_model_checked
+
+    model = load_model_checked(fp32_path)
+    floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16, onnx.TensorProto.DOUBLE)
+    inits = {t.name: t for t in model.graph.initializer}
+    elem_bytes = {onnx.TensorProto.FLOAT: 4, onnx.TensorProto.FLOAT16: 2, onnx.TensorProto.BFLOAT16: 2,
+                  onnx.TensorProto.DOUBLE: 8}
+    matmul_weights: dict[str, str] = {}  # initializer -> consuming MatMul/Gemm node name
+    gather_tables: set[str] = set()
+    for node in model.graph.node:
+        if node.op_type in ("MatMul", "Gemm") and len(node.input) > 1 and node.input[1] in inits \
+                and len(inits[node.input[1]].dims) == 2:
+            matmul_weights[node.input[1]] = node.name if node.op_type == "MatMul" else f"{node.name or node.output[0]}_MatMul"
+        elif node.op_type == "Gather" and node.input and node.input[0] in inits:
+            gather_tables.add(node.input[0])
+    eight_bit = set(settings.get("eight_bit_layers") or ())
+    if precision == "int4" and settings.get("quantize_embeddings", True):
+        from core.quantize import embedding_gathers
+
+        large = set(embedding_gathers(model, float(settings.get("embedding_min_share", 0.0)))[0])
+        int4_tables = {n.input[0] for n in model.graph.node if n.name in large}
+    else:
+        int4_tables = set()
+    total = 0
+    weight_bytes = 0
+    for name, tensor in inits.items():
+        count = math.prod(tensor.dims) if tensor.dims else 1
+        stored = tensor.data_type in floats
+        own = count * elem_bytes.get(tensor.data_type, 4) if stored else len(tensor.raw_data) or count * 8
+        weight_bytes += own
+        if not stored:
+            total += own
+            continue
+        if precision == "fp32":
+            total += count * 4
+        elif precision == "fp16":
+            total += count * 2
+        elif precision in ("int8", "int8-static") and (name in matmul_weights or (
+                name in gather_tables and settings.get("quantize_embeddings", True))):
+            channels = tensor.dims[-1] if name in matmul_weights and settings.get("per_channel", True) else 1
+            total += count + channels * 5  # int8 values + a float scale and an 8-bit zero point per channel
+        elif precision == "int4" and name in matmul_weights:
+            k, n = tensor.dims
+            block = int(settings.get("block_size", 128))
+            blocks = math.ceil(k / block)
+            bits = 8 if matmul_weights[name] in eight_bit else 4
+            zero_points = 0 if settings.get("symmetric") else n * math.ceil(blocks * bits / 8)
+            total += n * blocks * block * bits // 8 + n * blocks * 4 + zero_points
+        elif precision == "int4" and name in int4_tables and len(tensor.dims) == 2:
+            rows, cols = tensor.dims
+            block = int(settings.get("embedding_block_size", 64))
+            blocks = math.ceil(cols / block)
+            zero_points = 0 if settings.get("symmetric") else rows * math.ceil(blocks / 2)
+            total += rows * blocks * block // 2 + rows * blocks * 4 + zero_points
+        else:
+            total += count * 4  # left in float by the technique (LayerNorm, biases, small tables)
+    graph_bytes = max(0, Path(fp32_path).stat().st_size - weight_bytes)
+    return int(total + graph_bytes)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -525,7 +600,9 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
         results.append(VariantResult(
             precision=precision, label=LABELS[precision], file_name=path.name, size_bytes=size,
             size_ratio_vs_fp32=fp32_bytes / size if size else 0.0,
-            predicted_size_bytes=predicted_bytes(parameters, precision),
+            predicted_size_bytes=predicted_stored_bytes(prepared.fp32_path, precision,
+                                                        q.settings if q else {}),
+            predicted_ideal_bytes=predicted_bytes(parameters, precision),
             load_ms=run.load_ms, peak_memory_bytes=run.peak_memory_bytes, memory_method=run.memory_method,
             latency_ms_p50=run.latency_ms_p50, latency_ms_p95=run.latency_ms_p95,
             speedup_vs_fp32=fp32_run.latency_ms_p50 / run.latency_ms_p50 if run.latency_ms_p50 else 0.0,

@@ -55,6 +55,11 @@ def make_session(path: Path, threads: int):
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    # No spin-waiting: variants are timed turn by turn with every session loaded, and an idle session's
+    # spinning pool threads would steal the cores from the one being timed (on 2 cores, measured: p50 40 ms
+    # with spinning vs 15 ms without for MiniLM INT4, and the same file timed 14% apart from itself).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
@@ -157,13 +162,18 @@ def time_session(session, feed: dict, runs: int) -> list[float]:
 def time_interleaved(sessions: dict[str, Any], feed: dict, runs: int) -> dict[str, list[float]]:
     """Time each session once per round, `runs` rounds: every variant sees the same machine load.
 
-    The order rotates every round, so no variant always runs right after the same one (cache effects).
+    The order is shuffled every round (seeded, so runs are repeatable): a rotation keeps the cyclic order,
+    so each variant would always run right after the same one and inherit its cache and thread state.
     """
+    import random
+
     names = list(sessions)
     times: dict[str, list[float]] = {name: [] for name in names}
-    for round_index in range(max(1, runs)):
-        shift = round_index % len(names)
-        for name in names[shift:] + names[:shift]:
+    order = random.Random(0)
+    for _ in range(max(1, runs)):
+        shuffled = names[:]
+        order.shuffle(shuffled)
+        for name in shuffled:
             t0 = time.perf_counter()
             sessions[name].run(None, feed)
             times[name].append((time.perf_counter() - t0) * 1000)

@@ -157,6 +157,44 @@ def generated_feeds(specs: list[InputSpec], count: int = DEFAULT_GENERATED_SAMPL
     return feeds
 
 
+def _shape_text(shape) -> str:
+    return "(" + ", ".join("?" if not isinstance(d, int) or d <= 0 else str(d) for d in shape) + ")"
+
+
+def check_array(spec: InputSpec, arr) -> None:
+    """Refuse an array the model would reject (rank, fixed dims, a dtype that does not convert safely).
+
+    Checked here so the user gets a sentence naming the input, not onnxruntime's InvalidArgument later.
+    A batch axis (the first) of a fixed size is checked too, except that more rows split into samples.
+    """
+    import numpy as np
+
+    if arr.dtype.kind not in "biuf":
+        raise QuantLensError("bad_inputs", f"Input {spec.name} in the .npz has dtype {arr.dtype}; the model expects "
+                                           f"{spec.dtype} (numbers or booleans only).")
+    want = np.dtype(spec.dtype)
+    same_family = (arr.dtype.kind in "iub" and want.kind in "iub") or (arr.dtype.kind in "iubf" and want.kind == "f")
+    widening = np.can_cast(arr.dtype, want, casting="safe")
+    if not (same_family or widening):
+        raise QuantLensError("bad_inputs", f"Input {spec.name} in the .npz has dtype {arr.dtype}; the model expects "
+                                           f"{spec.dtype}, which it cannot be converted to without changing its values.")
+    if arr.ndim != len(spec.shape):
+        raise QuantLensError("bad_inputs", f"Input {spec.name} has {arr.ndim} dims {tuple(arr.shape)} in the .npz; "
+                                           f"the model expects {len(spec.shape)}: {_shape_text(spec.shape)}.")
+    for axis, (have, dim) in enumerate(zip(arr.shape, spec.shape, strict=True)):
+        if isinstance(dim, int) and dim > 0 and have != dim:
+            if axis == 0 and dim == 1 and have > 1:
+                continue  # rows of a batch-1 model: split into one sample per row
+            raise QuantLensError("bad_inputs", f"Input {spec.name} has shape {tuple(arr.shape)} in the .npz; the model "
+                                               f"expects {_shape_text(spec.shape)} (axis {axis} must be {dim}).")
+        if have == 0:
+            raise QuantLensError("bad_inputs", f"Input {spec.name} in the .npz is empty (axis {axis} has size 0).")
+    if arr.dtype.kind in "iu" and want.kind in "iu" and arr.size:
+        info = np.iinfo(want)
+        if arr.min() < info.min or arr.max() > info.max:
+            raise QuantLensError("bad_inputs", f"Input {spec.name} in the .npz has values outside the {spec.dtype} range.")
+
+
 def feeds_from_npz(path: Path, specs: list[InputSpec]) -> list[dict[str, Any]]:
     """Arrays named after the model's inputs; a leading axis of size > 1 is split into one sample per row.
 
@@ -180,8 +218,7 @@ def feeds_from_npz(path: Path, specs: list[InputSpec]) -> list[dict[str, Any]]:
     feeds_count = None
     for spec in specs:
         arr = arrays[spec.name]
-        if len(arr.shape) != len(spec.shape):
-            raise QuantLensError("bad_inputs", f"Input {spec.name} has {arr.ndim} dims in the .npz, the model expects {len(spec.shape)}.")
+        check_array(spec, arr)
         rows = arr.shape[0] if arr.ndim else 1
         feeds_count = rows if feeds_count is None else min(feeds_count, rows)
     count = min(feeds_count or 1, MAX_TEXTS)

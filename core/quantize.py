@@ -15,10 +15,13 @@ ORT tools), with the choices that keep accuracy where the plain defaults lose it
 - INT4: weight-only, block-wise `MatMulNBitsQuantizer` (RTN or HQQ), `accuracy_level` exposed (4 = int8
   compute, the fast CPU path). Block 128 keeps ORT's fast kernel; the accuracy plain RTN loses there (MiniLM
   cosine 0.957) comes back from calibration on the user's inputs: per-block clipping ranges that minimise
-  activation-weighted error, and the third of the layers that 4 bits damage most stored at 8 bits (0.979,
-  same speed, 6.5x smaller). Gemm is rewritten to MatMul first so Gemm layers are quantized too, and the
-  embedding tables (Gather) quantized as an option (`GatherBlockQuantized`): without it MiniLM's INT4 file
-  is only 1.7x smaller than FP32, because the FP32 word embeddings are half the model.
+  activation-weighted error, and the third of the layers that 4 bits damage most stored at 8 bits
+  (MatMulNBits bits=8, same accuracy_level: measured as fast as 4-bit on ORT 1.32). Gemm is rewritten to
+  MatMul first so Gemm layers are quantized too, and the large embedding tables (Gather) quantized as an
+  option (`GatherBlockQuantized`): without it MiniLM's INT4 file is only 1.7x smaller than FP32, because
+  the FP32 word embeddings are half the model. Small tables (positions, token types) stay FP32: each
+  GatherBlockQuantized node costs run time (all three tables: ~4% slower than plain ORT; word table only:
+  ~1%, within noise), for under 1 MB saved. MiniLM: cosine 0.980, 6.2x smaller, plain ORT al=4's speed.
 
 Files are always written to the fixed path the caller gives, with every tensor inside the file (threat 4:
 a re-save never uses a location that came from the model).
@@ -62,9 +65,10 @@ class Int8StaticConfig:
 class Int4Config:
     """Defaults chosen on MiniLM (cosine vs FP32, x smaller, speed vs plain ORT accuracy_level=4):
 
-    plain RTN block 128: 0.957, 7.1x, same speed; block 16: 0.980 but ~30% slower (smaller blocks leave
-    ORT's fast int8-compute path); block 128 + calibrated clipping + the most-damaged third of the layers at
-    8 bits: 0.979, 6.5x, same speed as plain. Calibration uses the user's own inputs.
+    plain RTN block 128: 0.957, 7.1x, same speed; block 32: 0.975 but ~10% slower, block 64 ~15% slower
+    (smaller blocks leave ORT's fast int8-compute path); block 128 + calibrated clipping + the most-damaged
+    third of the layers at 8 bits + only the word-embedding table at 4 bits: 0.980, 6.2x, 0.98-1.0x the
+    plain speed (paired, no thread spinning). Calibration uses the user's own inputs.
     """
 
     block_size: int = 128
@@ -75,6 +79,7 @@ class Int4Config:
     embedding_block_size: int = 64  # embedding rows tolerate bigger blocks; keeps the file >= 5x smaller
     clip_search: bool = True  # per block, the clipping range that minimises activation-weighted error (rtn only)
     eight_bit_fraction: float = 1 / 3  # share of MatMul layers, most damaged by 4 bits, stored at 8 bits
+    embedding_min_share: float = 0.02  # tables under this share of the float weights (positions...) stay float
 
 
 @dataclass(frozen=True)
@@ -551,6 +556,8 @@ def quantize_int4(src: Path, dst: Path, config: Int4Config = Int4Config(),  # no
             raise QuantLensError("bad_option", f"INT4 {label} must be a power of two, at least 16 (got {size}).")
     if config.accuracy_level not in (0, 1, 2, 3, 4):
         raise QuantLensError("bad_option", f"INT4 accuracy_level must be 0-4 (got {config.accuracy_level}).")
+    if not 0 <= config.embedding_min_share <= 1:
+        raise QuantLensError("bad_option", f"INT4 embedding_min_share must be from 0 to 1 (got {config.embedding_min_share}).")
     if not 0 <= config.eight_bit_fraction <= 1:
         raise QuantLensError("bad_option", f"INT4 eight_bit_fraction must be from 0 to 1 (got {config.eight_bit_fraction}).")
     started = time.perf_counter()
@@ -564,8 +571,8 @@ def quantize_int4(src: Path, dst: Path, config: Int4Config = Int4Config(),  # no
         notes.append(f"Clipping ranges of {clipped} layer(s) chosen to minimise error on "
                      f"{'your inputs' if calibration_feeds else 'the weights'}.")
     if eight_bit:
-        notes.append(f"{len(eight_bit)} layer(s) most damaged by 4 bits stored at 8 bits "
-                     f"({config.eight_bit_fraction:.0%} of the MatMul layers).")
+        notes.append(f"Mixed 4/8-bit: {len(eight_bit)} layer(s) most damaged by 4 bits stored at 8 bits "
+                     f"({config.eight_bit_fraction:.0%} of the MatMul layers); the rest at 4 bits.")
     level = config.accuracy_level or None
     if config.algorithm == "hqq":
         algo = nbits.HQQWeightOnlyQuantConfig(block_size=config.block_size, bits=4, op_types_to_quantize=("MatMul",))
@@ -591,15 +598,20 @@ def quantize_int4(src: Path, dst: Path, config: Int4Config = Int4Config(),  # no
                 gather = nbits.DefaultWeightOnlyQuantConfig(
                     block_size=config.embedding_block_size, is_symmetric=config.symmetric,
                     op_types_to_quantize=("Gather",), quant_axes=(("Gather", 1),))
-                quantizer = nbits.MatMulNBitsQuantizer(model, algo_config=gather)
-                quantizer.process()
-                model = quantizer.model.model
+                tables, small = embedding_gathers(model, config.embedding_min_share)
+                if tables:  # (ORT ignores nodes_to_include for Gather; it does honour nodes_to_exclude)
+                    quantizer = nbits.MatMulNBitsQuantizer(model, algo_config=gather, nodes_to_exclude=small)
+                    quantizer.process()
+                    model = quantizer.model.model
+                if small:
+                    notes.append(f"{len(small)} small embedding table(s) (each under {config.embedding_min_share:.0%} of "
+                                 "the weights, e.g. positions) kept in FP32: quantizing them saves little and costs speed.")
     except (ValueError, RuntimeError, KeyError, AssertionError, NotImplementedError) as exc:
         raise QuantLensError("quantize_failed", f"INT4 quantization failed: {_short(exc)}") from None
     counts = _op_counts(model)
     if not counts.get("MatMulNBits"):
         notes.append("No MatMul with a constant weight was found: nothing was quantized to INT4.")
-    if config.quantize_embeddings and not counts.get("GatherBlockQuantized"):
+    if config.quantize_embeddings and not counts.get("GatherBlockQuantized") and not any("small embedding" in n for n in notes):
         notes.append("No embedding table (Gather on a constant) was found to quantize.")
     if not config.quantize_embeddings:
         notes.append("Embedding tables kept in FP32 (quantize_embeddings off): the file stays much larger.")
@@ -607,6 +619,30 @@ def quantize_int4(src: Path, dst: Path, config: Int4Config = Int4Config(),  # no
     settings = asdict(config) | {"quantized_matmuls": counts.get("MatMulNBits", 0), "eight_bit_layers": eight_bit,
                                  "quantized_embeddings": counts.get("GatherBlockQuantized", 0)}
     return QuantizedModel("int4", Path(dst), size, time.perf_counter() - started, settings, tuple(notes))
+
+
+def embedding_gathers(model, min_share: float) -> tuple[list[str], list[str]]:
+    """Gather nodes on a constant table: (tables holding at least `min_share` of the float weights, the rest).
+
+    Why not every table: each quantized table becomes a GatherBlockQuantized node, which costs run time.
+    The word embeddings are the bulk of the bytes (MiniLM: 51% of the weights); position and token-type
+    tables are under 1% together, so keeping them in float costs under 1 MB.
+    """
+    import onnx
+
+    floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16, onnx.TensorProto.DOUBLE)
+    sizes = {}
+    for tensor in model.graph.initializer:
+        count = 1
+        for d in tensor.dims:
+            count *= d
+        sizes[tensor.name] = count if tensor.data_type in floats else 0
+    total = max(1, sum(sizes.values()))
+    large, small = [], []
+    for n in model.graph.node:
+        if n.op_type == "Gather" and n.input and sizes.get(n.input[0]):
+            (large if sizes[n.input[0]] >= min_share * total else small).append(n.name)
+    return large, small
 
 
 def _nbits_module():

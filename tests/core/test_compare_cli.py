@@ -9,6 +9,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -81,3 +82,45 @@ def test_plumbing_zip_of_a_tiny_hf_classifier_runs_through_the_gate(tiny_bert_cl
     data = json.loads(proc.stdout)
     assert data["model"]["task"] == "text-classification" and data["inputs"]["items"] == ["good", "bad", "so-so"]
     assert "top1_agreement" in data["results"][-1]["quality"]
+
+
+def _one_line_error(proc: subprocess.CompletedProcess, code: str) -> None:
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert f"[{code}]" in proc.stderr, proc.stderr
+
+
+def test_out_that_is_an_existing_file_is_one_line_and_exit_1(tiny_onnx_gemm, tmp_path):
+    existing = tmp_path / "somefile.onnx"
+    existing.write_bytes(b"keep me")
+    proc = cli(str(tiny_onnx_gemm), "--precisions", "int8", "--runs", "1", "--out", str(existing), "--quiet", timeout=60)
+    _one_line_error(proc, "bad_output")
+    assert existing.read_bytes() == b"keep me"
+
+
+def test_out_that_cannot_be_created_is_one_line_and_exit_1(tiny_onnx_gemm):
+    proc = cli(str(tiny_onnx_gemm), "--precisions", "int8", "--runs", "1", "--out", "/proc/quantlens-nope", "--quiet", timeout=60)
+    _one_line_error(proc, "bad_output")
+
+
+@pytest.mark.parametrize("arrays", [
+    {"x": np.zeros((2, 5), np.float32)},  # the model's second axis is fixed at 64
+    {"x": np.zeros((2, 64), np.complex64)},  # no numeric conversion the model accepts
+    {"x": np.zeros((2, 64, 1), np.float32)},  # wrong rank
+], ids=["wrong-fixed-dim", "wrong-dtype", "wrong-rank"])
+def test_npz_inputs_that_do_not_fit_the_model_are_one_line_and_exit_1(tiny_onnx_gemm, tmp_path, arrays):
+    path = tmp_path / "x.npz"
+    np.savez(path, **arrays)
+    proc = cli(str(tiny_onnx_gemm), "--precisions", "int8", "--runs", "1", "--inputs", str(path), "--quiet", timeout=120)
+    _one_line_error(proc, "bad_inputs")
+    assert "Input x" in proc.stderr
+
+
+def test_npz_inputs_that_fit_run_in_the_worker_and_files_land_in_out(tiny_onnx_gemm, tmp_path):
+    path = tmp_path / "x.npz"
+    np.savez(path, x=np.ones((3, 64), np.float64))
+    proc = cli(str(tiny_onnx_gemm), "--precisions", "int8", "--reference", "fp32", "--runs", "1", "--inputs", str(path),
+               "--format", "json", "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["inputs"] == {**json.loads(proc.stdout)["inputs"], "source": "npz", "count": 3}
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["model_fp32.onnx", "model_int8.onnx", "report.json"]

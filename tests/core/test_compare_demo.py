@@ -73,3 +73,19 @@ def test_worker_entry_writes_variants_and_report_under_the_job_dir(tmp_path):
     assert result["inputs"]["count"] == 3 and result["inputs"]["source"] == "texts"
     assert (tmp_path / "out" / "report.json").is_file() and (tmp_path / "out" / "model_int8.onnx").is_file()
     assert messages and messages[-1] == "Done"
+
+
+def test_size_prediction_models_the_stored_format_within_5_percent(demo_report):
+    """The calculator's parameters x bits misses INT4's scales, 8-bit layers and float tables; the format model must not."""
+    report, _ = demo_report
+    for r in report.results:
+        assert abs(r.size_bytes / r.predicted_size_bytes - 1) < 0.05, (r.precision, r.size_bytes, r.predicted_size_bytes)
+        assert r.predicted_ideal_bytes == round(report.model["parameters"] * {"fp32": 32, "fp16": 16, "int8": 8, "int4": 4}[r.precision] / 8)
+
+
+def test_int4_with_layers_at_8_bits_says_so_in_its_notes(demo_report):
+    report, _ = demo_report
+    int4 = report.result("int4")
+    assert int4.precision == "int4" and int4.settings["eight_bit_layers"]
+    mixed = [note for note in int4.notes if note.startswith("Mixed 4/8-bit")]
+    assert mixed and f"{len(int4.settings['eight_bit_layers'])} layer(s)" in mixed[0] and "8 bits" in mixed[0]

@@ -72,3 +72,26 @@ def test_npz_rows_become_samples_and_object_arrays_are_refused(tmp_path):
     with pytest.raises(QuantLensError) as err:
         feeds_from_npz(good, [InputSpec("y", "float32", ("batch", 4))])
     assert "lacks" in err.value.message
+
+
+def test_npz_arrays_are_checked_against_the_declared_inputs_before_the_model_runs(tmp_path):
+    specs = [InputSpec("x", "float32", ("batch", 4)), InputSpec("ids", "int64", (1, 3))]
+
+    def npz(**arrays):
+        path = tmp_path / f"inputs{len(list(tmp_path.iterdir()))}.npz"
+        np.savez(path, **arrays)
+        return path
+
+    ok = npz(x=np.zeros((2, 4)), ids=np.zeros((1, 3), np.int32))  # float64 and int32 convert without loss
+    assert feeds_from_npz(ok, specs)[0]["ids"].dtype == np.int64
+    cases = {
+        "axis 1 must be 4": npz(x=np.zeros((2, 5), np.float32), ids=np.zeros((1, 3), np.int64)),
+        "expects 2": npz(x=np.zeros((2, 4, 1), np.float32), ids=np.zeros((1, 3), np.int64)),
+        "int64": npz(x=np.zeros((2, 4), np.float32), ids=np.zeros((1, 3), np.float32)),
+        "numbers or booleans": npz(x=np.array([["a"] * 4]), ids=np.zeros((1, 3), np.int64)),
+        "axis 1 must be 3": npz(x=np.zeros((2, 4), np.float32), ids=np.zeros((1, 2), np.int64)),
+    }
+    for message, path in cases.items():
+        with pytest.raises(QuantLensError) as err:
+            feeds_from_npz(path, specs)
+        assert err.value.code == "bad_inputs" and message in str(err.value), message
