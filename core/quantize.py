@@ -50,6 +50,7 @@ class Int8DynamicConfig:
     per_channel: bool = True
     reduce_range: bool = False  # 7-bit weights, only for CPUs without VNNI that saturate; costs accuracy
     quantize_embeddings: bool = True  # Gather tables to int8 (4x smaller file); off keeps them float
+    fuse_transformer_ops: bool = True  # ORT's transformer optimizer first, for BERT-like encoders (see below)
 
 
 @dataclass(frozen=True)
@@ -301,6 +302,8 @@ def quantize_int8_dynamic(src: Path, dst: Path, config: Int8DynamicConfig = Int8
     gemms = rewrite_gemm_to_matmul(model)
     if gemms:
         notes.append(f"{gemms} Gemm layer(s) rewritten to MatMul+Add so they are quantized too.")
+    if config.fuse_transformer_ops:
+        model = fuse_encoder_ops(model, notes)
     op_types = None if config.quantize_embeddings else ["MatMul", "Attention", "Conv", "LSTM"]
     if not config.quantize_embeddings:
         notes.append("Embedding tables kept in float (quantize_embeddings off).")
@@ -313,6 +316,37 @@ def quantize_int8_dynamic(src: Path, dst: Path, config: Int8DynamicConfig = Int8
         raise QuantLensError("quantize_failed", f"INT8 dynamic quantization failed: {_short(exc)}") from None
     size = _resave_fixed(dst)
     return QuantizedModel("int8", dst, size, time.perf_counter() - started, asdict(config), tuple(notes))
+
+
+def fuse_encoder_ops(model, notes: list[str]):
+    """ORT's transformer optimizer (model_type bert, graph-pattern fusions only, no session) before INT8.
+
+    Why: it fuses each self-attention block into one Attention op, which dynamic quantization turns into
+    QAttention, plus SkipLayerNormalization/BiasGelu/EmbedLayerNormalization: the flow ORT documents for
+    BERT-like models. MiniLM: 2.02x faster than FP32 vs 1.94x unfused, cosine 0.9938 vs 0.9940, same size.
+    Kept only when attention blocks were actually fused (a BERT-like encoder); any other graph, or any
+    optimizer failure, goes on unfused.
+    """
+    import onnx
+
+    try:
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        copy = onnx.ModelProto()
+        copy.CopyFrom(model)
+        optimized = optimize_model(copy, model_type="bert", num_heads=0, hidden_size=0, opt_level=0)
+        fused = optimized.get_fused_operator_statistics()
+    except Exception:  # the optimizer raises whatever its pattern matchers hit; fusion is only an optimisation
+        return model
+    if not fused.get("Attention"):
+        return model
+    names = ("Attention", "SkipLayerNormalization", "BiasGelu", "EmbedLayerNormalization")
+    notes.append("Transformer ops fused first (ORT's optimizer: " + ", ".join(
+        f"{fused[n]} {n}" for n in names if fused.get(n)) + ") so attention runs as one quantized QAttention op.")
+    result = optimized.model
+    if not any(entry.domain == "com.microsoft" for entry in result.opset_import):
+        result.opset_import.append(onnx.helper.make_opsetid("com.microsoft", 1))
+    return result
 
 
 def _resave_fixed(path: Path) -> int:

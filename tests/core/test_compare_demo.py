@@ -89,3 +89,14 @@ def test_int4_with_layers_at_8_bits_says_so_in_its_notes(demo_report):
     assert int4.precision == "int4" and int4.settings["eight_bit_layers"]
     mixed = [note for note in int4.notes if note.startswith("Mixed 4/8-bit")]
     assert mixed and f"{len(int4.settings['eight_bit_layers'])} layer(s)" in mixed[0] and "8 bits" in mixed[0]
+
+
+def test_int8_fuses_the_encoders_attention_before_quantizing(demo_report):
+    """ORT's optimizer fuses MiniLM's attention into one op that INT8 runs as QAttention (the faster path)."""
+    report, out = demo_report
+    int8 = report.result("int8")
+    assert any(note.startswith("Transformer ops fused first") and "6 Attention" in note for note in int8.notes)
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(out / int8.file_name)).graph.node}
+    assert "QAttention" in ops
