@@ -342,9 +342,13 @@ def predicted_stored_bytes(fp32_path: Path, precision: str, settings: dict[str, 
         elif precision == "int4" and name in int4_tables and len(tensor.dims) == 2:
             rows, cols = tensor.dims
             block = int(settings.get("embedding_block_size", 64))
-            blocks = math.ceil(cols / block)
-            zero_points = 0 if settings.get("symmetric") else rows * math.ceil(blocks / 2)
-            total += rows * blocks * block // 2 + rows * blocks * 4 + zero_points
+            while block >= 16 and cols % block:
+                block //= 2
+            if block < 16:
+                total += count * 4
+                continue
+            blocks = cols // block
+            total += rows * cols // 2 + rows * blocks * (4 + 1)  # nibbles + a float scale and uint8 zero point
         else:
             total += count * 4  # left in float by the technique (LayerNorm, biases, small tables)
     graph_bytes = max(0, Path(fp32_path).stat().st_size - weight_bytes)

@@ -85,3 +85,30 @@ def test_a_model_pointing_at_external_data_is_refused_and_never_resaved_there(ti
     with pytest.raises(QuantLensError):
         save_model_fixed(model, tmp_path / "out" / "model.onnx")
     assert not (tmp_path.parent / "victim.bin").exists() and not (tmp_path / "out" / "model.onnx").exists()
+
+
+def test_embedding_table_at_4_bits_looks_up_rows_within_half_a_step_using_plain_onnx_ops(tmp_path):
+    from onnx import TensorProto, helper, numpy_helper
+
+    from core.quantize import quantize_gather_tables_int4
+
+    rng = np.random.default_rng(0)
+    table = rng.standard_normal((300, 96)).astype(np.float32)  # 96 = 3 blocks of 32 once 64 does not divide it
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["table", "ids"], ["rows"], name="embed", axis=0)], "g",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", "seq"])],
+        [helper.make_tensor_value_info("rows", TensorProto.FLOAT, ["batch", "seq", 96])],
+        [numpy_helper.from_array(table, "table")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    assert quantize_gather_tables_int4(model, {"embed"}, block_size=64) == 1
+    assert {n.op_type for n in model.graph.node} <= {"Gather", "Cast", "Mod", "Div", "Unsqueeze", "Concat", "Reshape",
+                                                      "Sub", "Mul", "Shape"}
+    path = tmp_path / "embed4.onnx"
+    size = save_model_fixed(model, path)
+    assert size < table.nbytes / 5  # 4-bit values plus a scale and zero point per 32 values
+    ids = np.array([[0, 5, 299, 5], [1, 2, 3, 4]], np.int64)
+    got = make_session(path, 1).run(None, {"ids": ids})[0]
+    want = table[ids]
+    step = (np.maximum(want.reshape(2, 4, 3, 32).max(-1), 0) - np.minimum(want.reshape(2, 4, 3, 32).min(-1), 0)) / 15
+    assert got.shape == (2, 4, 96)
+    assert np.all(np.abs(got - want).reshape(2, 4, 3, 32) <= step[..., None] / 2 + 1e-6)
