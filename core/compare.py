@@ -266,6 +266,13 @@ def parameter_count(config: dict, fp32_path: Path) -> tuple[int, str]:
     return _count_onnx_parameters(fp32_path), "ONNX initializers"
 
 
+
+def variant_label(precision: str, settings: dict) -> str:
+    """The name a user sees: INT4 with some layers stored at 8 bits says so, rather than passing for pure 4-bit."""
+    if precision == "int4" and settings.get("eight_bit_layers"):
+        return "INT4 weight-only (mixed 4/8-bit)"
+    return LABELS[precision]
+
 def predicted_bytes(parameters: int, precision: str) -> int:
     """The sizing engine's weights-only estimate: parameters x bits per weight (core.precisions when present)."""
     bits: float = BITS[precision]
@@ -602,7 +609,8 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
         quality, samples = _quality(prepared.task, reference, run, feeds, prepared.config)
         q = built.get(precision)
         results.append(VariantResult(
-            precision=precision, label=LABELS[precision], file_name=path.name, size_bytes=size,
+            precision=precision, label=variant_label(precision, q.settings if q else {}), file_name=path.name,
+            size_bytes=size,
             size_ratio_vs_fp32=fp32_bytes / size if size else 0.0,
             predicted_size_bytes=predicted_stored_bytes(prepared.fp32_path, precision,
                                                         q.settings if q else {}),

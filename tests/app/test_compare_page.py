@@ -63,7 +63,7 @@ def test_uploaded_onnx_model_is_quantized_compared_and_offered_for_download(tmp_
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     table = at.dataframe[0].value
-    assert list(table["Precision"]) == ["FP32 (reference)", "INT8 dynamic", "INT4 weight-only"]
+    assert list(table["Precision"]) == ["FP32 (reference)", "INT8 dynamic", "INT4 weight-only (mixed 4/8-bit)"]
     assert "max abs err" in table.columns
     assert any("generated" in w.value for w in at.warning)
     labels = [b.label for b in at.get("download_button")]
@@ -93,7 +93,7 @@ def test_demo_link_opens_the_demo_results_directly():
     at.run(timeout=300)
     assert not at.exception, at.exception
     table = at.dataframe[0].value
-    assert list(table["Precision"]) == ["FP32", "FP16 (reference)", "INT8 dynamic", "INT4 weight-only"]
+    assert list(table["Precision"]) == ["FP32", "FP16 (reference)", "INT8 dynamic", "INT4 weight-only (mixed 4/8-bit)"]
     assert table.loc[table["Precision"] == "INT8 dynamic", "cosine"].item() >= 0.99
     assert "Report (JSON)" in [b.label for b in at.get("download_button")]
     # a second visitor gets the shared demo results without running anything
