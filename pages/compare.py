@@ -228,20 +228,46 @@ def run_demo(options: CompareOptions, texts: list[str] | None, key: str, status)
         return entry
 
 
-def upload_digest(uploaded) -> str:
-    """Content hash of the uploaded model, computed once per upload (not on every rerun of the page)."""
-    if uploaded is None:
-        return "none"
-    cached = st.session_state.get("cmp_upload_digest")
-    if cached and cached[0] == uploaded.file_id:
-        return cached[1]
-    digest = hashlib.sha256()
-    uploaded.seek(0)
-    for chunk in iter(lambda: uploaded.read(2**20), b""):
-        digest.update(chunk)
-    uploaded.seek(0)
-    st.session_state["cmp_upload_digest"] = (uploaded.file_id, digest.hexdigest())
-    return digest.hexdigest()
+def keep_upload(uploaded) -> None:
+    """Move a new upload out of memory: stream it to this session's own folder, hash it once, clear the widget.
+
+    Streamlit keeps an uploaded file in server memory while its widget holds it; many sessions holding 200 MB each
+    would exhaust the host. The bytes are spooled to disk (fixed name, chunked), and the widget gets a new key so
+    Streamlit drops its copy on the rerun. Later runs read the spooled file.
+    """
+    from core import ingest
+    from core.jobs import new_job_dir, remove_job_dir
+
+    previous = st.session_state.pop("cmp_upload", None)
+    if previous:
+        remove_job_dir(Path(previous["dir"]))
+    upload_dir = new_job_dir()
+    try:
+        uploaded.seek(0)
+        spooled = ingest.spool_upload(uploaded, upload_dir, max_bytes=settings().max_model_upload_bytes)
+        digest = hashlib.sha256()
+        with spooled.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(2**20), b""):
+                digest.update(chunk)
+    except BaseException:
+        remove_job_dir(upload_dir)
+        raise
+    st.session_state["cmp_upload"] = {"dir": str(upload_dir), "path": str(spooled), "digest": digest.hexdigest(),
+                                      "name": uploaded.name, "size_bytes": spooled.stat().st_size}
+    st.session_state["cmp_upload_gen"] = st.session_state.get("cmp_upload_gen", 0) + 1
+
+
+def kept_upload() -> dict | None:
+    """This session's spooled upload, if it is still on disk (the sweeper removes folders idle for an hour)."""
+    kept = st.session_state.get("cmp_upload")
+    if kept and Path(kept["path"]).is_file():
+        return kept
+    return None
+
+
+def upload_widget_key() -> str:
+    gen = st.session_state.get("cmp_upload_gen", 0)
+    return "cmp_model_file" if gen == 0 else f"cmp_model_file_{gen}"
 
 
 def prepare_upload(data, job_dir: Path):
@@ -466,12 +492,22 @@ def main() -> None:
     write_url()
     share_link("Copy link to these settings")
 
-    uploaded = None
     if st.session_state["cmp_src"] == "upload":
-        uploaded = st.file_uploader("Model file", type=["onnx", "zip"], key="cmp_model_file",
+        uploaded = st.file_uploader("Model file", type=["onnx", "zip"], key=upload_widget_key(),
                                     max_upload_size=max_upload_mb(),
                                     help=f"A single-file .onnx, or a .zip of a Hugging Face folder (config.json, "
                                          f"safetensors, tokenizer). Up to {max_upload_mb()} MB.")
+        if uploaded is not None:
+            try:
+                keep_upload(uploaded)
+            except QuantLensError as exc:
+                st.error(plain(exc.one_line()))
+                return
+            st.rerun()  # re-render with a fresh, empty uploader: Streamlit then releases the in-memory copy
+        kept = kept_upload()
+        if kept:
+            st.caption(f"Model: **{plain(kept['name'])}** ({kept['size_bytes'] / MB:.1f} MB), kept on the server "
+                       "for this session only. Upload another file to replace it.")
     st.text_area("Inputs: one text per line", key="cmp_texts", height=180,
                  help="Used for text models (the demo and .zip uploads). A .onnx upload gets inputs generated from "
                       "its declared shapes, or an .npz you provide.")
@@ -489,7 +525,8 @@ def main() -> None:
             texts = texts_from_bytes(inputs_file.getvalue(), inputs_file.name.rsplit(".", 1)[-1].lower())
         else:
             texts = texts_from_string(st.session_state["cmp_texts"])
-        model_digest = "demo" if st.session_state["cmp_src"] == "demo" else upload_digest(uploaded)
+        kept = kept_upload()
+        model_digest = "demo" if st.session_state["cmp_src"] == "demo" else (kept["digest"] if kept else "none")
         inputs_digest = hashlib.sha256(npz if npz is not None else json.dumps(texts).encode()).hexdigest()
         key = result_key(model_digest, options, inputs_digest)
     except QuantLensError as exc:
@@ -498,8 +535,10 @@ def main() -> None:
 
     results = st.session_state.setdefault("cmp_results", {})
     if clicked or autorun:
-        if st.session_state["cmp_src"] == "upload" and uploaded is None:
-            st.error("Upload a model first, or choose the demo.")
+        if st.session_state["cmp_src"] == "upload" and kept is None:
+            st.error("Upload a model first, or choose the demo." + (
+                " Your earlier upload was removed after an hour without use." if "cmp_upload" in st.session_state
+                else ""))
         elif npz is not None and st.session_state["cmp_src"] == "demo":
             st.error("The demo takes texts; an .npz is for uploaded ONNX models.")
         else:
@@ -511,7 +550,8 @@ def main() -> None:
                     if st.session_state["cmp_src"] == "demo":
                         entry = run_demo(options, texts, key, status)
                     else:
-                        entry = run_upload(uploaded, options, texts, npz, status)
+                        with open(kept["path"], "rb") as model_file:
+                            entry = run_upload(model_file, options, texts, npz, status)
                     results.clear()  # one upload's files per session: the previous job dir is left to the sweeper
                     results[key] = entry
                     st.session_state["cmp_last_key"] = key

@@ -101,3 +101,32 @@ def test_demo_link_opens_the_demo_results_directly():
     again.query_params.update({"src": "demo", "run": "1", "runs": "3"})
     again.run(timeout=20)
     assert again.dataframe and not again.exception
+
+
+def test_an_upload_is_moved_to_disk_and_the_widget_lets_go_of_its_bytes(tmp_path):
+    """Threat 20: an uploaded model is spooled to this session's folder at once; the uploader is cleared so
+    Streamlit drops its in-memory copy, and the page names the kept file as plain text."""
+    model = build_gemm_relu_onnx(tmp_path / "m.onnx").read_bytes()
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.query_params["src"] = "upload"
+    at.run()
+    at.file_uploader(key="cmp_model_file").upload("**bold** name.onnx", model)
+    at.run()
+    assert not at.exception
+    kept = at.session_state["cmp_upload"]
+    stored = Path(kept["path"])
+    try:
+        assert stored.read_bytes() == model and stored.name != "**bold** name.onnx"
+        assert oct(stored.parent.stat().st_mode & 0o777) == "0o700"
+        assert [w.value for w in at.file_uploader] == [None, None]  # the model widget is empty again
+        assert any("\\*\\*bold\\*\\* name" in c.value for c in at.caption)  # shown as text, not markdown
+
+        # a second upload replaces the first one's folder
+        at.file_uploader(key="cmp_model_file_1").upload("other.onnx", model + b"")
+        at.run()
+        assert not stored.exists() and Path(at.session_state["cmp_upload"]["path"]).is_file()
+    finally:
+        import shutil
+
+        shutil.rmtree(Path(at.session_state["cmp_upload"]["dir"]), ignore_errors=True)
+        shutil.rmtree(stored.parent, ignore_errors=True)
