@@ -40,7 +40,17 @@ def _code(target: str, payload: dict, job_dir: Path, limits: JobLimits = SMALL) 
     return caught.value
 
 
-def _pgid_alive(pgid: int) -> list[int]:
+def _pgid_alive(pgid: int, grace_s: float = 3.0) -> list[int]:
+    """Processes of the group still alive once SIGKILL has had `grace_s` to land (death is asynchronous)."""
+    deadline = time.monotonic() + grace_s
+    while True:
+        alive = _pgid_members(pgid)
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.05)
+
+
+def _pgid_members(pgid: int) -> list[int]:
     alive = []
     for proc in psutil.process_iter(["pid"]):
         try:
@@ -135,7 +145,7 @@ def test_an_onnx_loop_with_2_to_the_40_iterations_times_out(job_root):
         validate_upload(spool_upload(model_bytes(_loop_bomb()), job_dir), job_dir)
         started = time.perf_counter()
         assert _code("onnx_run", {}, job_dir, JobLimits(timeout_s=2, memory_bytes=1 * 2**30)).code == "timeout"
-        assert time.perf_counter() - started < 4
+        assert time.perf_counter() - started < 10  # generous: the point is that 2^40 iterations are cut off by the 2 s limit
 
 
 def test_on_timeout_the_whole_process_group_is_killed_no_orphans(job_root):
@@ -197,7 +207,7 @@ def test_a_redos_tokenizer_regex_ends_within_the_time_limit(job_root):
         started = time.perf_counter()
         error = _code("redos_tokenizer", {"text": "a" * 30 + "!"}, job_dir,
                       JobLimits(timeout_s=2, memory_bytes=1 * 2**30))
-        assert time.perf_counter() - started < 4
+        assert time.perf_counter() - started < 10
     assert error.code in {"timeout", "model_crashed_runtime", "invalid_tokenizer"}
 
 
@@ -235,7 +245,7 @@ def test_real_jobs_through_the_queue_busy_then_cancel_kills_the_child_and_the_ne
     queue.cancel("A")  # the browser session went away
     a.join(5)
     b.join(5)
-    assert time.perf_counter() - started < 3
+    assert time.perf_counter() - started < 6
     assert results == {"A": "cancelled", "B": {"slept": 0.2}}
     assert _pgid_alive(pgid) == []
     assert all(not any(p.name.startswith(".run-") for p in d.iterdir()) for d in dirs.values())
