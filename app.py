@@ -9,8 +9,8 @@ import logging
 import streamlit as st
 
 from core.errors import QuantLensError
-from core.jobs import sweep_stale_job_dirs
-from core.sandbox import describe_confinement
+from core.jobs.runner import sweep_stale_job_dirs
+from core.jobs.sandbox import describe_confinement
 from core.versions import installed_version, require_dependency_floors
 
 st.set_page_config(page_title="QuantLens", page_icon=":material/memory:", layout="wide")

@@ -19,8 +19,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core import architecture, catalog, gguf, sizing, weights  # noqa: E402
-from core.precisions import DEFAULT_NAMES, PRECISIONS  # noqa: E402
+from core import sizing
+from core.sizing import (
+    architecture,
+    catalog,
+    gguf,
+    weights,  # noqa: E402
+)
+from core.sizing.precisions import DEFAULT_NAMES, PRECISIONS  # noqa: E402
 
 HARDWARE_IDS = ("rtx-4090", "rtx-3060-12gb", "h100-sxm-80gb", "apple-m3-max-64gb")
 ALL = tuple(p.name for p in PRECISIONS)
@@ -37,7 +43,7 @@ SCENARIOS = [
 def clear_caches() -> None:
     for fn in (architecture.tensor_inventory, architecture.parameter_count, architecture.active_parameter_count,
                gguf.plan, gguf.file_bytes, weights.weights_bytes, weights.gguf_bits_per_weight,
-               sizing._catalog_spec, catalog.load_models, catalog.load_hardware):
+               sizing.engine._catalog_spec, catalog.load_models, catalog.load_hardware):
         fn.cache_clear()
 
 

@@ -54,7 +54,7 @@ def plain_baselines(fp32: Path, out_dir: Path) -> dict[str, Path]:
     from onnxruntime.quantization import quantize_dynamic
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
-    from core.quantize import _quiet_ort_logging
+    from core.compare.quantize import _quiet_ort_logging
 
     _quiet_ort_logging()
     paths = {}
@@ -79,10 +79,10 @@ def main() -> None:
 
     import numpy as np
 
-    from core.compare import _load_tokenizer, _text_feeds
-    from core.demo import demo_model_dir, demo_texts
-    from core.evaluate import make_session, pooled_embeddings, time_interleaved
-    from core.inputs import input_specs
+    from core.compare.demo import demo_model_dir, demo_texts
+    from core.compare.evaluate import make_session, pooled_embeddings, time_interleaved
+    from core.compare.inputs import input_specs
+    from core.compare.pipeline import _load_tokenizer, _text_feeds
 
     with tempfile.TemporaryDirectory(prefix="quantlens-bench-") as tmp:
         tmp = Path(tmp)

@@ -17,13 +17,14 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core import catalog, sizing
-from core.architecture import parse_config_json, parse_param_count
+from core import sizing
 from core.errors import QuantLensError
-from core.kv_cache import KV_PRECISIONS
-from core.overhead import RUNTIMES
-from core.precisions import DEFAULT_NAMES, PRECISIONS, get_precision
-from core.training import TRAINING_MODES, training_estimate
+from core.sizing import catalog
+from core.sizing.architecture import parse_config_json, parse_param_count
+from core.sizing.kv_cache import KV_PRECISIONS
+from core.sizing.overhead import RUNTIMES
+from core.sizing.precisions import DEFAULT_NAMES, PRECISIONS, get_precision
+from core.sizing.training import TRAINING_MODES, training_estimate
 from pages.routing import ensure_routed
 from pages.share import share_link
 

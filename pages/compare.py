@@ -23,7 +23,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core.compare import (
+from core.compare.inputs import DEFAULT_TEXTS, texts_from_bytes, texts_from_string
+from core.compare.pipeline import (
     DEFAULT_PRECISIONS,
     LABELS,
     PRECISIONS,
@@ -31,21 +32,20 @@ from core.compare import (
     CompareOptions,
     quality_headlines,
 )
+from core.compare.quantize import Int4Config, Int8DynamicConfig, Int8StaticConfig
 from core.errors import QuantLensError
-from core.inputs import DEFAULT_TEXTS, texts_from_bytes, texts_from_string
-from core.quantize import Int4Config, Int8DynamicConfig, Int8StaticConfig
-from core.server_settings import ServerSettings, server_settings
+from core.jobs.server_settings import ServerSettings, server_settings
+from core.units import MB
 from pages.routing import ensure_routed
 from pages.share import share_link
 
 ensure_routed()
 
-TARGET = "core.compare:run_comparison_job"
+TARGET = "core.compare.pipeline:run_comparison_job"
 MAX_INPUTS_UPLOAD_MB = 2
 BLOCK_SIZES = (16, 32, 64, 128)
 ACCURACY_LEVELS = {4: "4: int8 compute (fastest on CPU)", 0: "0: default", 1: "1: fp32", 2: "2: fp16", 3: "3: bf16"}
 SOURCES = {"demo": "Demo: all-MiniLM-L6-v2 (bundled, offline)", "upload": "Upload a model (.onnx or .zip of a HF folder)"}
-MB = 10**6
 MAX_DEMO_RESULTS = 6  # distinct demo settings kept (about 170 MB of files each)
 
 URL_DEFAULTS = {"src": "demo", "p": ",".join(DEFAULT_PRECISIONS), "ref": "fp16", "bs": "128", "al": "4", "f8": "33", "clip": "1",
@@ -68,7 +68,7 @@ def settings() -> ServerSettings:
 
 
 def job_limits():
-    from core.jobs import JobLimits
+    from core.jobs.runner import JobLimits
 
     return JobLimits(timeout_s=settings().job_timeout_s, memory_bytes=settings().job_memory_bytes)
 
@@ -80,7 +80,7 @@ def max_upload_mb() -> int:
 @st.cache_resource(show_spinner=False)
 def job_queue():
     """One queue for the whole server: a bounded number run and wait, one job per session."""
-    from core.jobs import JobQueue
+    from core.jobs.runner import JobQueue
 
     return JobQueue(max_running=settings().max_running, max_queued=settings().max_queued)
 
@@ -208,7 +208,7 @@ def run_demo(options: CompareOptions, texts: list[str] | None, key: str, status)
         cached = store["results"].get(key)
         if cached and all((Path(cached["dir"]) / r["file_name"]).exists() for r in cached["report"]["results"]):
             return cached
-        from core.jobs import default_job_root, job_directory
+        from core.jobs.runner import default_job_root, job_directory
 
         with job_directory() as job_dir:
             report = _run_job({"source": "demo", "options": options.to_dict(), "inputs": texts}, job_dir, status)
@@ -235,8 +235,8 @@ def keep_upload(uploaded) -> None:
     would exhaust the host. The bytes are spooled to disk (fixed name, chunked), and the widget gets a new key so
     Streamlit drops its copy on the rerun. Later runs read the spooled file.
     """
-    from core import ingest
-    from core.jobs import new_job_dir, remove_job_dir
+    from core.gate import ingest
+    from core.jobs.runner import new_job_dir, remove_job_dir
 
     previous = st.session_state.pop("cmp_upload", None)
     if previous:
@@ -272,7 +272,7 @@ def upload_widget_key() -> str:
 
 def prepare_upload(data, job_dir: Path):
     """Spool the uploaded bytes into the job dir (fixed name) and pass them through the upload gate."""
-    from core import ingest
+    from core.gate import ingest
 
     limits = ingest.UploadLimits(max_upload_bytes=settings().max_model_upload_bytes,
                                  max_total_bytes=settings().max_unpacked_bytes,
@@ -288,7 +288,7 @@ def prepare_upload(data, job_dir: Path):
 
 def run_upload(data, options: CompareOptions, texts: list[str] | None, npz: bytes | None, status) -> dict:
     """Validate and compare an uploaded model in its own job dir; the files stay there for download."""
-    from core.jobs import new_job_dir, remove_job_dir
+    from core.jobs.runner import new_job_dir, remove_job_dir
 
     job_dir = new_job_dir()
     on_progress, on_wait = _progress_callbacks(status)

@@ -54,7 +54,7 @@ def tiny_onnx_gemm(tmp_path_factory) -> Path:
 
 
 def _copy_tokenizer(dest: Path) -> None:
-    from core.demo import demo_model_dir
+    from core.compare.demo import demo_model_dir
 
     src = demo_model_dir()
     for name in TOKENIZER_FILES:

@@ -1,4 +1,4 @@
-"""Specification of the data files the sizing engine ships with: core/data/models.json and hardware.json.
+"""Specification of the data files the sizing engine ships with: core/sizing/data/models.json and hardware.json.
 
 These tests read only the JSON files (and, when present, ../shared/reference/configs) with the standard library.
 They hold the catalog to the facts a user would check against: each model's config.json fields must produce the
@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "core" / "data"
+DATA = ROOT / "core" / "sizing" / "data"
 REFERENCE_CONFIGS = ROOT.parent / "shared" / "reference" / "configs"
 
 GiB = 2**30

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from core.compare import CompareOptions, compare_model, run_comparison_job, to_json_dict
+from core.compare.pipeline import CompareOptions, compare_model, run_comparison_job, to_json_dict
 
 pytestmark = pytest.mark.slow
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.errors import QuantLensError
-from core.inputs import (
+from core.compare.inputs import (
     DEFAULT_TEXTS,
     MAX_TEXTS,
     InputSpec,
@@ -16,6 +15,7 @@ from core.inputs import (
     texts_from_bytes,
     texts_from_string,
 )
+from core.errors import QuantLensError
 
 
 def test_typed_text_is_one_input_per_non_empty_line():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.compare import CompareOptions, compare_model
+from core.compare.pipeline import CompareOptions, compare_model
 from core.errors import QuantLensError
 
 ALL = ("fp32", "fp16", "int8", "int8-static", "int4")
@@ -77,7 +77,7 @@ def test_plumbing_tiny_gpt2_reports_next_token_agreement_kl_and_continuations(ti
 
 
 def test_worker_entry_refuses_a_model_or_inputs_outside_its_job_dir(tiny_onnx_gemm, tmp_path):
-    from core.compare import run_comparison_job
+    from core.compare.pipeline import run_comparison_job
 
     job = tmp_path / "job"
     job.mkdir()
@@ -93,7 +93,7 @@ def test_worker_entry_refuses_a_model_or_inputs_outside_its_job_dir(tiny_onnx_ge
 
 
 def test_plumbing_worker_entry_runs_an_onnx_model_inside_the_job_dir(tiny_onnx_gemm, tmp_path):
-    from core.compare import run_comparison_job
+    from core.compare.pipeline import run_comparison_job
 
     (tmp_path / "model.onnx").write_bytes(tiny_onnx_gemm.read_bytes())
     result = run_comparison_job({"source": str(tmp_path / "model.onnx"), "options": {"precisions": ["int4"], "runs": 1}},

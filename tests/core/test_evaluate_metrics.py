@@ -5,9 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.compare import CompareOptions, ComparisonReport, VariantResult
-from core.errors import QuantLensError
-from core.evaluate import (
+from core.compare.evaluate import (
     causal_lm_quality,
     classification_quality,
     embedding_quality,
@@ -15,6 +13,8 @@ from core.evaluate import (
     spearman,
     tensor_error_quality,
 )
+from core.compare.pipeline import CompareOptions, ComparisonReport, VariantResult
+from core.errors import QuantLensError
 
 
 def test_identical_embeddings_score_perfectly():

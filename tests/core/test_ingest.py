@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import QuantLensError
-from core.ingest import (
+from core.gate.ingest import (
     FOLDER_NAME,
     ONNX_NAME,
     SPOOL_NAME,

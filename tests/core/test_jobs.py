@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import QuantLensError
-from core.jobs import (
+from core.jobs.runner import (
     JOB_ROOT_ENV,
     JobLimits,
     JobQueue,
@@ -231,7 +231,7 @@ def test_the_queue_sweeps_abandoned_job_dirs_when_new_work_arrives(job_root):
 
 def test_a_slot_holds_the_place_across_validation_and_the_job(job_root):
     """The page validates the upload inside the slot: a second session waits for the whole sequence."""
-    from core.ingest import spool_upload, validate_upload
+    from core.gate.ingest import spool_upload, validate_upload
     from tests.security.fixtures import hf_zip
 
     queue = JobQueue(max_running=1, max_queued=0, sweep_older_than_s=None)

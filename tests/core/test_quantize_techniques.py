@@ -8,9 +8,8 @@ import numpy as np
 import onnx
 import pytest
 
-from core.errors import QuantLensError
-from core.evaluate import make_session
-from core.quantize import (
+from core.compare.evaluate import make_session
+from core.compare.quantize import (
     Int4Config,
     check_no_external_data,
     load_model_checked,
@@ -20,6 +19,7 @@ from core.quantize import (
     rewrite_gemm_to_matmul,
     save_model_fixed,
 )
+from core.errors import QuantLensError
 
 
 def _run(path: Path, x: np.ndarray) -> np.ndarray:
@@ -90,7 +90,7 @@ def test_a_model_pointing_at_external_data_is_refused_and_never_resaved_there(ti
 def test_embedding_table_at_4_bits_looks_up_rows_within_half_a_step_using_plain_onnx_ops(tmp_path):
     from onnx import TensorProto, helper, numpy_helper
 
-    from core.quantize import quantize_gather_tables_int4
+    from core.compare.quantize import quantize_gather_tables_int4
 
     rng = np.random.default_rng(0)
     table = rng.standard_normal((300, 96)).astype(np.float32)  # 96 = 3 blocks of 32 once 64 does not divide it

@@ -3,7 +3,7 @@
 import pytest
 
 from core.errors import QuantLensError
-from core.server_settings import GIB, MIB, ServerSettings, server_settings
+from core.jobs.server_settings import GIB, MIB, ServerSettings, server_settings
 
 
 def test_no_variables_means_the_documented_defaults():

@@ -4,15 +4,15 @@ import json
 
 import pytest
 
-from core.architecture import (
+from core.errors import QuantLensError
+from core.sizing.architecture import (
     active_parameter_count,
     architecture_from_config,
     parameter_count,
     parse_config_json,
     parse_param_count,
 )
-from core.errors import QuantLensError
-from core.kv_cache import kv_bytes_per_token, kv_cache_bytes
+from core.sizing.kv_cache import kv_bytes_per_token, kv_cache_bytes
 from tests.core.sizing_reference import CONFIGS
 
 GEMMA2_9B = {"model_type": "gemma2", "vocab_size": 256000, "hidden_size": 3584, "intermediate_size": 14336,
@@ -160,7 +160,7 @@ def test_multimodal_config_counts_its_text_model_with_a_warning():
 
 
 def test_every_catalog_model_counts_exactly_its_meta_device_parameters():
-    from core.catalog import DATA_DIR, load_models
+    from core.sizing.catalog import DATA_DIR, load_models
 
     raw = {d["id"]: d for d in json.loads((DATA_DIR / "models.json").read_text())}
     for entry in load_models():

@@ -2,8 +2,9 @@
 
 import pytest
 
-from core import catalog, sizing
-from core.precisions import PRECISIONS
+from core import sizing
+from core.sizing import catalog
+from core.sizing.precisions import PRECISIONS
 
 ALL = [p.name for p in PRECISIONS]
 CATALOG_IDS = [m.id for m in catalog.load_models()]

@@ -7,11 +7,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core import sizing
-from core.architecture import architecture_from_config, parameter_count, parse_config_json, parse_param_count
 from core.errors import QuantLensError
-from core.kv_cache import KV_PRECISIONS
-from core.overhead import RUNTIMES
-from core.precisions import PRECISIONS, get_precision, parse_precision_list
+from core.sizing.architecture import architecture_from_config, parameter_count, parse_config_json, parse_param_count
+from core.sizing.kv_cache import KV_PRECISIONS
+from core.sizing.overhead import RUNTIMES
+from core.sizing.precisions import PRECISIONS, get_precision, parse_precision_list
 from tests.core.sizing_reference import CONFIGS
 
 MODELS = [sizing.model_from_config(c, name) for name, c in CONFIGS.items()] + [sizing.model_from_params("13B")]

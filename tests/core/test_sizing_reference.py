@@ -4,10 +4,11 @@ import json
 
 import pytest
 
-from core import gguf, sizing
-from core.architecture import active_parameter_count, architecture_from_config, parameter_count
-from core.kv_cache import kv_bytes_per_token
-from core.precisions import get_precision
+from core import sizing
+from core.sizing import gguf
+from core.sizing.architecture import active_parameter_count, architecture_from_config, parameter_count
+from core.sizing.kv_cache import kv_bytes_per_token
+from core.sizing.precisions import get_precision
 from tests.core.sizing_reference import (
     CONFIGS,
     GGML_BPW,

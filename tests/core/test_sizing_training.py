@@ -4,7 +4,7 @@ import pytest
 
 from core import sizing
 from core.errors import QuantLensError
-from core.training import lora_parameters, training_estimate
+from core.sizing.training import lora_parameters, training_estimate
 from tests.core.sizing_reference import CONFIGS
 
 GB = 10**9

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import QuantLensError
-from core.ingest import SPOOL_NAME, UploadLimits, ValidatedUpload, spool_upload, validate_upload
+from core.gate.ingest import SPOOL_NAME, UploadLimits, ValidatedUpload, spool_upload, validate_upload
 from tests.security.fixtures import files_containing, tree_snapshot
 
 

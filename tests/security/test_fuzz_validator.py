@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.errors import QuantLensError
-from core.ingest import FOLDER_NAME, ONNX_NAME, SPOOL_NAME, UploadLimits, spool_upload, validate_upload
+from core.gate.ingest import FOLDER_NAME, ONNX_NAME, SPOOL_NAME, UploadLimits, spool_upload, validate_upload
 from tests.security.fixtures import (
     hf_folder_files,
     hf_zip,

@@ -17,8 +17,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from core.errors import QuantLensError
-from core.ingest import spool_upload, validate_upload
-from core.jobs import JobLimits, JobQueue, job_directory
+from core.gate.ingest import spool_upload, validate_upload
+from core.jobs.runner import JobLimits, JobQueue, job_directory
 
 SESSIONS = 8
 ROUNDS = 2

@@ -9,8 +9,8 @@ import pytest
 from onnx import TensorProto, helper
 
 from core.errors import QuantLensError
-from core.ingest import ONNX_NAME
-from core.onnx_scan import scan_onnx_bytes
+from core.gate.ingest import ONNX_NAME
+from core.gate.onnx_scan import scan_onnx_bytes
 from tests.security.fixtures import external_tensor, mark_external, model_bytes, onnx_model
 
 TRAVERSALS = ["../outside/canary.bin", "sub/../../outside/canary.bin", "/etc/passwd", "canary.bin"]
@@ -125,7 +125,7 @@ def test_the_scan_imports_no_onnx_or_runtime_library(tmp_path):
     path = tmp_path / "m.onnx"
     path.write_bytes(model_bytes(onnx_model(initializer_external="../x")))
     code = (
-        "import sys; from pathlib import Path; from core.ingest import validate_model_path\n"
+        "import sys; from pathlib import Path; from core.gate.ingest import validate_model_path\n"
         "from core.errors import QuantLensError\n"
         f"try:\n    validate_model_path(Path({str(path)!r}))\nexcept QuantLensError as e:\n    print(e.code)\n"
         "heavy = [m for m in ('onnx', 'onnxruntime', 'torch', 'transformers', 'numpy', 'safetensors') if m in sys.modules]\n"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from core.ingest import UploadLimits
+from core.gate.ingest import UploadLimits
 from tests.security.fixtures import hf_zip
 
 CORE = Path(__file__).resolve().parents[2] / "core"

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from core.errors import QuantLensError
-from core.safetensors_header import parse_header_bytes, read_header
+from core.gate.safetensors_header import parse_header_bytes, read_header
 from tests.security.fixtures import TINY_CONFIG, hf_folder_files, hf_zip, raw_safetensors, tiny_safetensors, zip_bytes
 
 
@@ -188,7 +188,7 @@ def test_config_rejection_happens_in_the_pre_validator_in_under_a_second(tmp_pat
                                       ).items():
         (folder / name).write_bytes(data)
     code = (
-        "import sys, time; from pathlib import Path; from core.ingest import validate_model_dir\n"
+        "import sys, time; from pathlib import Path; from core.gate.ingest import validate_model_dir\n"
         "from core.errors import QuantLensError\nstart = time.perf_counter()\n"
         f"try:\n    validate_model_dir(Path({str(folder)!r}))\nexcept QuantLensError as e:\n    print(e.code)\n"
         "print(time.perf_counter() - start < 1.0, 'torch' in sys.modules, 'transformers' in sys.modules)\n"

@@ -18,9 +18,9 @@ import pytest
 from onnx import TensorProto, helper
 
 from core.errors import QuantLensError
-from core.ingest import spool_upload, validate_upload
-from core.jobs import JobLimits, JobQueue, job_directory, new_job_dir, run_job
-from core.sandbox import landlock_abi
+from core.gate.ingest import spool_upload, validate_upload
+from core.jobs.runner import JobLimits, JobQueue, job_directory, new_job_dir, run_job
+from core.jobs.sandbox import landlock_abi
 from tests.security.fixtures import model_bytes, onnx_model, tree_snapshot
 
 W = "tests.security.workers"
@@ -308,7 +308,7 @@ def test_a_hub_id_where_a_path_belongs_fails_offline_without_any_connect(job_roo
 
 
 def test_the_server_log_line_says_what_the_sandbox_enforces():
-    from core.sandbox import describe_confinement
+    from core.jobs.sandbox import describe_confinement
 
     line = describe_confinement()
     assert line.startswith("Job confinement:") and (("Landlock ABI" in line) == (ABI >= 1))

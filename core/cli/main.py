@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from core.errors import QuantLensError
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "size": ("core.cli_size", "Memory needed by a model at each precision (weights, KV cache, overhead)."),
-    "compare": ("core.cli_compare", "Quantize a model with ONNX Runtime and compare it against its reference."),
+    "size": ("core.cli.size", "Memory needed by a model at each precision (weights, KV cache, overhead)."),
+    "compare": ("core.cli.compare", "Quantize a model with ONNX Runtime and compare it against its reference."),
 }
 
 EXIT_USAGE = 2

@@ -36,15 +36,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core import catalog, sizing
-from core.architecture import MAX_CONFIG_BYTES
+from core import sizing
 from core.errors import QuantLensError
-from core.kv_cache import KV_PRECISIONS
-from core.overhead import RUNTIMES
-from core.precisions import DEFAULT_NAMES, Precision, parse_precision_list
-
-GB = 10**9
-GIB = 2**30
+from core.sizing import catalog
+from core.sizing.architecture import MAX_CONFIG_BYTES
+from core.sizing.kv_cache import KV_PRECISIONS
+from core.sizing.overhead import RUNTIMES
+from core.sizing.precisions import DEFAULT_NAMES, Precision, parse_precision_list
+from core.units import GB, GIB
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,7 +75,7 @@ def _load_config(path_text: str) -> dict[str, Any]:
         raise QuantLensError("config_not_found", f"No config file at {path_text}.") from None
     except OSError as exc:
         raise QuantLensError("config_not_found", f"Cannot read {path_text}: {exc.strerror}.") from None
-    from core.architecture import parse_config_json
+    from core.sizing.architecture import parse_config_json
 
     return parse_config_json(data)
 

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.architecture import Architecture, tensor_inventory
 from core.errors import QuantLensError
-from core.kv_cache import check_context_batch
-from core.overhead import FIXED_OVERHEAD_BYTES
-from core.precisions import get_precision
-from core.weights import weights_bytes
+from core.sizing.architecture import Architecture, tensor_inventory
+from core.sizing.kv_cache import check_context_batch
+from core.sizing.overhead import FIXED_OVERHEAD_BYTES
+from core.sizing.precisions import get_precision
+from core.sizing.weights import weights_bytes
 
 TRAINING_MODES: dict[str, str] = {
     "full": "Full fine-tune (mixed-precision Adam)",

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from core.compare.inputs import DEFAULT_TEXTS
 from core.errors import QuantLensError
-from core.inputs import DEFAULT_TEXTS
 
 DEMO_NAME = "all-MiniLM-L6-v2 (demo)"
 DEMO_SOURCE = "demo"

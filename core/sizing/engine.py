@@ -15,8 +15,9 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
 
-from core import catalog as _catalog
-from core.architecture import (
+from core.errors import QuantLensError
+from core.sizing import catalog as _catalog
+from core.sizing.architecture import (
     Architecture,
     active_parameter_count,
     architecture_from_config,
@@ -24,16 +25,14 @@ from core.architecture import (
     parse_config_json,
     parse_param_count,
 )
-from core.errors import QuantLensError
-from core.hardware import MYTH_70B_INT4, DecodeSpeed, Fit, Hardware, check_fit, decode_speed_ceiling
-from core.kv_cache import check_context_batch, get_kv_precision, kv_cache_bytes
-from core.overhead import get_runtime, runtime_overhead
-from core.precisions import Precision, get_precision
-from core.weights import weights_bytes as _weights_bytes
-from core.weights import weights_note
+from core.sizing.hardware import MYTH_70B_INT4, DecodeSpeed, Fit, Hardware, check_fit, decode_speed_ceiling
+from core.sizing.kv_cache import check_context_batch, get_kv_precision, kv_cache_bytes
+from core.sizing.overhead import get_runtime, runtime_overhead
+from core.sizing.precisions import Precision, get_precision
+from core.sizing.weights import weights_bytes as _weights_bytes
+from core.sizing.weights import weights_note
+from core.units import GB, GIB
 
-GB = 10**9
-GIB = 2**30
 DEFAULT_MAX_CONTEXT = 131_072
 
 
@@ -404,7 +403,7 @@ def model_summary(model: ModelSpec) -> dict[str, Any]:
     "MLA latent 576"), head_dim, sliding_window (e.g. "4096 tokens on 21 of 42 layers" or ""),
     kv_bytes_per_token_fp16, max_context. Architecture fields are None for a bare parameter count.
     """
-    from core.kv_cache import kv_bytes_per_token
+    from core.sizing.kv_cache import kv_bytes_per_token
 
     a = model.architecture
     out: dict[str, Any] = {"name": model.name, "parameters": model.parameters,

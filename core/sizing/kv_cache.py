@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.architecture import Architecture
 from core.errors import QuantLensError
+from core.sizing.architecture import Architecture
 
 MAX_CONTEXT = 100_000_000
 MAX_BATCH = 100_000

@@ -43,7 +43,7 @@ from core.errors import QuantLensError
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 JOB_ROOT_ENV = "QUANTLENS_JOB_ROOT"
 _JOB_NAME = re.compile(r"^[0-9a-f]{32}$")
 _TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -52,7 +52,7 @@ POLL_S = 0.05
 MAX_RESULT_BYTES = 64 * 2**20
 MAX_PROGRESS_LINE = 4096
 _BOOTSTRAP = (
-    "import sys; sys.path.insert(0, sys.argv[1]); from core.worker import main; sys.exit(main(sys.argv[2:]))"
+    "import sys; sys.path.insert(0, sys.argv[1]); from core.jobs.worker import main; sys.exit(main(sys.argv[2:]))"
 )
 
 Progress = Callable[[str, "float | None"], None]
@@ -207,7 +207,7 @@ def _read_result(path: Path) -> dict | None:
 
 
 def _network_attempt(run_dir: Path) -> str | None:
-    from core.sandbox import NETWORK_LOG
+    from core.jobs.sandbox import NETWORK_LOG
 
     path = run_dir / NETWORK_LOG
     if not path.exists():
@@ -247,7 +247,7 @@ def _outcome(returncode: int, run_dir: Path, limits: JobLimits, target: str) -> 
 
     tail = _stderr_tail(run_dir / "stderr.log")
     log.warning("job %s ended with status %s: %s", target, returncode, tail)
-    from core.worker import MEMORY_MARKERS
+    from core.jobs.worker import MEMORY_MARKERS
 
     if returncode < 0:
         sig = -returncode
@@ -282,7 +282,7 @@ def run_job(target: str, payload: dict, *, job_dir: Path, limits: JobLimits = Jo
     job_dir = Path(job_dir).resolve()
     if not job_dir.is_dir():
         raise ValueError(f"job_dir {job_dir} is not a directory")
-    from core.sandbox import read_roots
+    from core.jobs.sandbox import read_roots
 
     run_dir = job_dir / f".run-{secrets.token_hex(8)}"
     run_dir.mkdir(mode=0o700)

@@ -22,7 +22,7 @@ from core.errors import QuantLensError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from core.compare import PRECISIONS
+    from core.compare.pipeline import PRECISIONS
 
     parser.add_argument("model", metavar="MODEL", help="an .onnx file, a Hugging Face folder, a .zip of one, or `demo`")
     parser.add_argument("--precisions", default="fp32,fp16,int8,int4",
@@ -57,8 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_options(args: argparse.Namespace):
-    from core.compare import CompareOptions
-    from core.quantize import Int4Config, Int8DynamicConfig, Int8StaticConfig
+    from core.compare.pipeline import CompareOptions
+    from core.compare.quantize import Int4Config, Int8DynamicConfig, Int8StaticConfig
 
     return CompareOptions(
         precisions=tuple(p for p in args.precisions.split(",") if p.strip()),
@@ -75,7 +75,7 @@ def build_options(args: argparse.Namespace):
 
 def load_inputs(path: Path | None):
     """None (defaults), a list of texts, or {"npz": path}."""
-    from core import inputs
+    from core.compare import inputs
 
     if path is None:
         return None
@@ -95,7 +95,7 @@ def _validated_source(model: str) -> Iterator[str | Path]:
     path = Path(model)
     if not path.exists():
         raise QuantLensError("file_not_found", f"Model {model} does not exist.")
-    from core import ingest
+    from core.gate import ingest
 
     if path.is_file():
         with open(path, "rb") as handle:
@@ -125,7 +125,7 @@ def _stdout_to_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-TARGET = "core.compare:run_comparison_job"
+TARGET = "core.compare.pipeline:run_comparison_job"
 
 
 def prepare_out_dir(out: Path | None) -> Path | None:
@@ -150,7 +150,7 @@ def _stage_source(model: str, job_dir: Path) -> str:
     path = Path(model)
     if not path.exists():
         raise QuantLensError("file_not_found", f"Model {model} does not exist.")
-    from core import ingest
+    from core.gate import ingest
 
     if path.is_dir():
         copy = job_dir / "model"
@@ -182,7 +182,7 @@ def _copy_outputs(src: Path, out: Path) -> None:
 def run_in_worker(args: argparse.Namespace, options, inputs, progress) -> dict:
     """The comparison in a child process with limits (core.jobs), like the page: the CLI opens untrusted
     models too. Files come back through the job folder and are copied to --out afterwards."""
-    from core.jobs import JobLimits, job_directory, run_job
+    from core.jobs.runner import JobLimits, job_directory, run_job
 
     if not (0 < args.timeout <= 86_400) or not (0.5 <= args.memory_gib <= 1024):
         raise QuantLensError("bad_option", "--timeout must be 1 s to 24 h and --memory-gib 0.5 to 1024.")
@@ -202,7 +202,7 @@ def run_in_worker(args: argparse.Namespace, options, inputs, progress) -> dict:
 
 
 def run_in_process(args: argparse.Namespace, options, inputs, progress) -> dict:
-    from core.compare import compare_model, to_json_dict, write_report
+    from core.compare.pipeline import compare_model, to_json_dict, write_report
 
     out_dir = args.out
     scratch = None
@@ -252,7 +252,7 @@ def format_table(data: dict, out_dir: Path | None) -> str:
         "(scales, zero points, layers kept in float); ideal = parameters x bits (the calculator's number).",
         "",
     ]
-    from core.compare import quality_headlines
+    from core.compare.pipeline import quality_headlines
 
     quality_cols = quality_headlines(model["task"])
     header = ["precision", "size MB", "x smaller", "predicted MB", "ideal MB", "peak mem MB", "load ms", "p50 ms", "p95 ms",

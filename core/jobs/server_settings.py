@@ -11,9 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from core.errors import QuantLensError
-
-GIB = 2**30
-MIB = 2**20
+from core.units import GIB, MIB
 
 
 @dataclass(frozen=True)

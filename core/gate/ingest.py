@@ -43,9 +43,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
-from core import safetensors_header
 from core.errors import QuantLensError
-from core.onnx_scan import scan_onnx_file
+from core.gate import safetensors_header
+from core.gate.onnx_scan import scan_onnx_file
 
 CHUNK_BYTES = 1 << 20
 ONNX_NAME = "model.onnx"

@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from core.compare.quantize import Fp16Config, Int4Config, Int8DynamicConfig, Int8StaticConfig
 from core.errors import QuantLensError
-from core.quantize import Fp16Config, Int4Config, Int8DynamicConfig, Int8StaticConfig
 
 Progress = Callable[[str, float | None], None]
 
@@ -206,11 +206,11 @@ class _Prepared:
 
 
 def _prepare(source: Path | str, out_dir: Path, name: str | None) -> _Prepared:
-    from core import export
-    from core.quantize import load_model_checked, save_model_fixed
+    from core.compare import export
+    from core.compare.quantize import load_model_checked, save_model_fixed
 
     if str(source) == "demo":
-        from core.demo import DEMO_NAME, demo_model_dir
+        from core.compare.demo import DEMO_NAME, demo_model_dir
 
         exported = export.export_hf_folder(demo_model_dir(), out_dir)
         return _Prepared(exported.onnx_path, exported.task, DEMO_NAME, "demo", exported.model_dir, exported.config,
@@ -239,7 +239,7 @@ def _count_onnx_parameters(path: Path) -> int:
     """Elements of all floating-point initializers: the weights, counted the way the sizing engine counts."""
     import onnx
 
-    from core.quantize import load_model_checked
+    from core.compare.quantize import load_model_checked
 
     model = load_model_checked(path)
     total = 0
@@ -257,8 +257,8 @@ def parameter_count(config: dict, fp32_path: Path) -> tuple[int, str]:
     """Parameters from config.json through the sizing engine when it knows the architecture, else from the graph."""
     if config:
         try:
-            from core.architecture import architecture_from_config
-            from core.architecture import parameter_count as arch_count
+            from core.sizing.architecture import architecture_from_config
+            from core.sizing.architecture import parameter_count as arch_count
 
             return int(arch_count(architecture_from_config(config))), "config.json (core.architecture)"
         except (ImportError, QuantLensError, KeyError, ValueError, TypeError):
@@ -277,7 +277,7 @@ def predicted_bytes(parameters: int, precision: str) -> int:
     """The sizing engine's weights-only estimate: parameters x bits per weight (core.precisions when present)."""
     bits: float = BITS[precision]
     try:
-        from core.precisions import get_precision
+        from core.sizing.precisions import get_precision
 
         bits = float(get_precision(precision.split("-")[0]).bits_per_weight)
     except (ImportError, QuantLensError, AttributeError):
@@ -298,7 +298,7 @@ def predicted_stored_bytes(fp32_path: Path, precision: str, settings: dict[str, 
 
     import onnx
 
-    from core.quantize import load_model_checked
+    from core.compare.quantize import load_model_checked
 
     model = load_model_checked(fp32_path)
     floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16, onnx.TensorProto.DOUBLE)
@@ -315,7 +315,7 @@ def predicted_stored_bytes(fp32_path: Path, precision: str, settings: dict[str, 
             gather_tables.add(node.input[0])
     eight_bit = set(settings.get("eight_bit_layers") or ())
     if precision == "int4" and settings.get("quantize_embeddings", True):
-        from core.quantize import embedding_gathers
+        from core.compare.quantize import embedding_gathers
 
         large = set(embedding_gathers(model, float(settings.get("embedding_min_share", 0.0)))[0])
         int4_tables = {n.input[0] for n in model.graph.node if n.name in large}
@@ -447,8 +447,8 @@ def _array_feeds(feeds: list[dict], source: str) -> _Feeds:
 
 
 def _build_feeds(prepared: _Prepared, inputs, options: CompareOptions) -> _Feeds:
-    from core import inputs as model_inputs
-    from core.evaluate import make_session
+    from core.compare import inputs as model_inputs
+    from core.compare.evaluate import make_session
 
     session = make_session(prepared.fp32_path, 1)
     specs = model_inputs.input_specs(session)
@@ -473,7 +473,7 @@ def _build_feeds(prepared: _Prepared, inputs, options: CompareOptions) -> _Feeds
 
 
 def _quantize(precision: str, fp32: Path, out_dir: Path, options: CompareOptions, feeds: _Feeds):
-    from core import quantize
+    from core.compare import quantize
 
     target = out_dir / FILE_NAMES[precision]
     if precision == "fp16":
@@ -488,8 +488,8 @@ def _quantize(precision: str, fp32: Path, out_dir: Path, options: CompareOptions
 
 
 def _quality(task: str, ref, var, feeds: _Feeds, config: dict) -> tuple[dict, list[dict]]:
-    from core import evaluate
-    from core.export import TASK_CLASSIFICATION, TASK_FEATURES, TASK_GENERATION
+    from core.compare import evaluate
+    from core.compare.export import TASK_CLASSIFICATION, TASK_FEATURES, TASK_GENERATION
 
     if task == TASK_FEATURES:
         r = evaluate.pooled_embeddings(ref.outputs, ref.output_names, feeds.masks)
@@ -516,7 +516,7 @@ def _quality(task: str, ref, var, feeds: _Feeds, config: dict) -> tuple[dict, li
 
 def _continuations(feeds: _Feeds, steps: int, config: dict, max_positions: int):
     """`after` hook for causal LMs: greedy continuations of the first prompts, decoded to text."""
-    from core.evaluate import greedy_continuation
+    from core.compare.evaluate import greedy_continuation
 
     tokenizer = feeds.tokenizer
     eos = getattr(tokenizer, "eos_token_id", None) if tokenizer is not None else config.get("eos_token_id")
@@ -541,8 +541,8 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
     None for defaults (texts for text models, generated arrays otherwise). Writes FILE_NAMES[p] for each
     precision and returns the report (the caller decides whether to write it; see write_report).
     """
-    from core import evaluate
-    from core.export import TASK_GENERATION
+    from core.compare import evaluate
+    from core.compare.export import TASK_GENERATION
 
     options = options or CompareOptions()
     out_dir = Path(out_dir)
@@ -566,7 +566,7 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
         built[precision] = _quantize(precision, prepared.fp32_path, out_dir, options, feeds)
         done += 1
 
-    from core.quantize import model_file_bytes
+    from core.compare.quantize import model_file_bytes
 
     runs: dict[str, evaluate.VariantRun] = {}
     max_positions = _max_positions(prepared.config)

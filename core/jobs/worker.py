@@ -75,7 +75,7 @@ def main(argv: list[str]) -> int:
     run_dir, job_dir = Path(spec["run_dir"]), Path(spec["job_dir"])
     _set_limits(spec["limits"])
 
-    from core import sandbox  # light: ctypes, socket, json
+    from core.jobs import sandbox  # light: ctypes, socket, json
 
     result_path = run_dir / RESULT_FILE
     sandbox.install_network_guard(run_dir / sandbox.NETWORK_LOG)

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 
-from core import gguf
-from core.architecture import Architecture, architecture_from_config, tensor_inventory
-from core.precisions import Precision
+from core.sizing import gguf
+from core.sizing.architecture import Architecture, architecture_from_config, tensor_inventory
+from core.sizing.precisions import Precision
 
 # Llama-3-8B's shape: the reference for "bits per weight" of a GGUF type when no architecture is known.
 LLAMA3_8B_CONFIG = {
@@ -37,7 +37,7 @@ def _ceil(x: Fraction) -> int:
 @lru_cache(maxsize=64)
 def gguf_bits_per_weight(ftype: str, arch: Architecture | None = None) -> Fraction:
     """Whole-file bits per parameter of a GGUF type on `arch` (default: Llama-3-8B's shape)."""
-    from core.architecture import parameter_count
+    from core.sizing.architecture import parameter_count
 
     a = arch or architecture_from_config(LLAMA3_8B_CONFIG)
     return Fraction(8 * gguf.file_bytes(a, ftype), parameter_count(a))

@@ -26,11 +26,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.architecture import Architecture
 from core.errors import QuantLensError
-
-GIB = 2**30
-MIB = 2**20
+from core.sizing.architecture import Architecture
+from core.units import GIB, MIB
 
 RUNTIMES: dict[str, str] = {
     "llama.cpp": "llama.cpp (GGUF; CUDA/Metal/CPU)",

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import QuantLensError
-from core.hardware import Hardware, hardware_from_dict
+from core.sizing.hardware import Hardware, hardware_from_dict
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 

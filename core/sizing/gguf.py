@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from core.architecture import Architecture, Tensor, tensor_inventory
 from core.errors import QuantLensError
+from core.sizing.architecture import Architecture, Tensor, tensor_inventory
 
 
 @dataclass(frozen=True)

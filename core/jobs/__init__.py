@@ -1,0 +1,25 @@
+"""Jobs: the only way a model is ever opened — in a confined worker process with time and memory limits.
+
+Modules: runner (job folders, `run_job`, the one-slot queue the page shares), worker (the child's entry point:
+rlimits, network guard and Landlock before the target module is imported), sandbox (those confinement layers),
+server_settings (operator limits read from the environment once).
+"""
+
+from core.jobs.runner import (
+    JobLimits,
+    JobQueue,
+    JobSlot,
+    QueueState,
+    default_job_root,
+    job_directory,
+    new_job_dir,
+    remove_job_dir,
+    run_job,
+    sweep_stale_job_dirs,
+)
+from core.jobs.server_settings import ServerSettings, server_settings
+
+__all__ = [
+    "JobLimits", "JobQueue", "JobSlot", "QueueState", "ServerSettings", "default_job_root", "job_directory",
+    "new_job_dir", "remove_job_dir", "run_job", "server_settings", "sweep_stale_job_dirs",
+]
