@@ -54,9 +54,9 @@ def plain_baselines(fp32: Path, out_dir: Path) -> dict[str, Path]:
     from onnxruntime.quantization import quantize_dynamic
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
-    from core.compare.quantize import _quiet_ort_logging
+    from core.compare.onnx_io import quiet_ort_logging
 
-    _quiet_ort_logging()
+    quiet_ort_logging()
     paths = {}
     path = out_dir / "plain_int8.onnx"
     quantize_dynamic(str(fp32), str(path))
@@ -81,8 +81,8 @@ def main() -> None:
 
     from core.compare.demo import demo_model_dir, demo_texts
     from core.compare.evaluate import make_session, pooled_embeddings, time_interleaved
+    from core.compare.feeds import load_tokenizer, text_feeds
     from core.compare.inputs import input_specs
-    from core.compare.pipeline import _load_tokenizer, _text_feeds
 
     with tempfile.TemporaryDirectory(prefix="quantlens-bench-") as tmp:
         tmp = Path(tmp)
@@ -95,7 +95,7 @@ def main() -> None:
         sessions = {name: make_session(path, args.threads) for name, path in variants.items()}
         load = os.getloadavg()[0]
         specs = input_specs(sessions["QuantLens fp32"])
-        feeds = _text_feeds(demo_texts(), specs, _load_tokenizer(demo_model_dir()), {}, SEQ_LEN)
+        feeds = text_feeds(demo_texts(), specs, load_tokenizer(demo_model_dir()), {}, SEQ_LEN)
         embeddings = {}
         for name, session in sessions.items():
             outputs = [session.run(None, feed) for feed in feeds.per_input]

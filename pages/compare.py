@@ -24,15 +24,17 @@ import pandas as pd
 import streamlit as st
 
 from core.compare.inputs import DEFAULT_TEXTS, texts_from_bytes, texts_from_string
-from core.compare.pipeline import (
+from core.compare.report import REPORT_NAME, quality_headlines
+from core.compare.settings import (
     DEFAULT_PRECISIONS,
     LABELS,
     PRECISIONS,
-    REPORT_NAME,
     CompareOptions,
-    quality_headlines,
+    Int4Config,
+    Int8DynamicConfig,
+    Int8StaticConfig,
+    spec,
 )
-from core.compare.quantize import Int4Config, Int8DynamicConfig, Int8StaticConfig
 from core.errors import QuantLensError
 from core.jobs.server_settings import ServerSettings, server_settings
 from core.units import MB
@@ -468,16 +470,17 @@ def settings_panel() -> None:
                  help="FP16 is what you would deploy without quantizing; FP32 is the exported original.")
     with st.expander("Quantization options"):
         a, b, c = st.columns(3)
-        a.selectbox("INT4 block size", BLOCK_SIZES, key="cmp_bs", help="Weights per scale: smaller is more accurate and larger.")
-        b.selectbox("INT4 accuracy level", list(ACCURACY_LEVELS), format_func=ACCURACY_LEVELS.get, key="cmp_al")
-        c.radio("INT4 algorithm", ["rtn", "hqq"], format_func=str.upper, horizontal=True, key="cmp_algo")
+        a.selectbox("INT4 block size", BLOCK_SIZES, key="cmp_bs", help=spec(Int4Config, "block_size").help)
+        b.selectbox("INT4 accuracy level", list(ACCURACY_LEVELS), format_func=ACCURACY_LEVELS.get, key="cmp_al",
+                     help=spec(Int4Config, "accuracy_level").help)
+        c.radio("INT4 algorithm", list(spec(Int4Config, "algorithm").choices), format_func=str.upper, horizontal=True, key="cmp_algo")
         a.checkbox("INT4 symmetric (no zero points)", key="cmp_sym")
-        b.checkbox("Quantize embedding tables", key="cmp_emb", help="Off keeps embeddings in FP32: MiniLM's INT4 file is then only 1.7x smaller.")
-        c.checkbox("INT8 per-channel scales", key="cmp_pc", help="Per-tensor drops MiniLM's cosine from 0.994 to 0.965.")
+        b.checkbox("Quantize embedding tables", key="cmp_emb", help=spec(Int4Config, "quantize_embeddings").help)
+        c.checkbox("INT8 per-channel scales", key="cmp_pc", help=spec(Int8DynamicConfig, "per_channel").help)
         a.slider("INT4: layers kept at 8 bits (%)", 0, 100, key="cmp_f8",
-                 help="The layers that 4 bits damage most on your inputs. 0 = plain 4-bit everywhere.")
+                 help=spec(Int4Config, "eight_bit_fraction").help)
         b.checkbox("INT4 calibrated clipping", key="cmp_clip",
-                   help="Per-block clipping ranges that minimise the error on your inputs (RTN only).")
+                   help=spec(Int4Config, "clip_search").help)
         st.slider("Timed runs per variant", 3, 200, key="cmp_runs")
 
 

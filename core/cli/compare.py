@@ -22,30 +22,51 @@ from core.errors import QuantLensError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from core.compare.pipeline import PRECISIONS
+    """Flags for the technique settings take their defaults, choices and help from core.compare.settings."""
+    from core.compare.settings import (
+        DEFAULT_PRECISIONS,
+        PRECISIONS,
+        CompareOptions,
+        Int4Config,
+        Int8DynamicConfig,
+        default,
+        spec,
+    )
+
+    def helped(cls, name: str, extra: str = "") -> str:
+        return f"{spec(cls, name).help}{extra} (default {default(cls, name)!s:.6})".replace("%", "%%")
 
     parser.add_argument("model", metavar="MODEL", help="an .onnx file, a Hugging Face folder, a .zip of one, or `demo`")
-    parser.add_argument("--precisions", default="fp32,fp16,int8,int4",
+    parser.add_argument("--precisions", default=",".join(DEFAULT_PRECISIONS),
                         help=f"comma-separated, from {','.join(PRECISIONS)} (fp32 and the reference are always included)")
-    parser.add_argument("--reference", default="fp16", choices=["fp16", "fp32"], help="quality is measured against this")
+    parser.add_argument("--reference", default=default(CompareOptions, "reference"),
+                        choices=list(spec(CompareOptions, "reference").choices), help=helped(CompareOptions, "reference"))
     parser.add_argument("--inputs", type=Path, metavar="FILE",
                         help=".txt (one text per line), .csv (a `text` column) or .npz (arrays named after the inputs)")
     parser.add_argument("--out", type=Path, metavar="DIR", help="write the quantized .onnx files and report.json here")
     parser.add_argument("--format", choices=["table", "json"], default="table")
-    parser.add_argument("--runs", type=int, default=20, help="timed runs per variant (default 20)")
-    parser.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads (default 2)")
-    parser.add_argument("--seq-len", type=int, default=128, help="tokens in the latency input (default 128)")
-    parser.add_argument("--int8-per-tensor", action="store_true", help="INT8 dynamic with one scale per tensor")
-    parser.add_argument("--int4-block-size", type=int, default=128, help="INT4 weights per scale (power of two >= 16)")
-    parser.add_argument("--int4-8bit-fraction", type=float, default=1 / 3, metavar="F",
-                        help="share of MatMul layers, most damaged by 4 bits, kept at 8 bits (default 0.33; 0 = all 4-bit)")
-    parser.add_argument("--int4-clip-search", action=argparse.BooleanOptionalAction, default=True,
-                        help="calibrated per-block clipping ranges for INT4 (default on)")
-    parser.add_argument("--int4-accuracy-level", type=int, default=4, choices=range(5), metavar="{0-4}",
-                        help="MatMulNBits compute type: 4 = int8 (fastest on CPU), 0 = default")
-    parser.add_argument("--int4-algorithm", choices=["rtn", "hqq"], default="rtn")
-    parser.add_argument("--int4-symmetric", action="store_true", help="INT4 without zero points")
-    parser.add_argument("--quantize-embeddings", action=argparse.BooleanOptionalAction, default=True,
+    parser.add_argument("--runs", type=int, default=default(CompareOptions, "runs"), help=helped(CompareOptions, "runs"))
+    parser.add_argument("--threads", type=int, default=default(CompareOptions, "threads"),
+                        help=helped(CompareOptions, "threads"))
+    parser.add_argument("--seq-len", type=int, default=default(CompareOptions, "latency_seq_len"),
+                        help=helped(CompareOptions, "latency_seq_len"))
+    parser.add_argument("--int8-per-tensor", action="store_true",
+                        help="INT8 dynamic with one scale per tensor instead of per channel. "
+                             + spec(Int8DynamicConfig, "per_channel").help)
+    parser.add_argument("--int4-block-size", type=int, default=default(Int4Config, "block_size"),
+                        help=helped(Int4Config, "block_size"))
+    parser.add_argument("--int4-8bit-fraction", type=float, default=default(Int4Config, "eight_bit_fraction"),
+                        metavar="F", help=helped(Int4Config, "eight_bit_fraction"))
+    parser.add_argument("--int4-clip-search", action=argparse.BooleanOptionalAction,
+                        default=default(Int4Config, "clip_search"), help=helped(Int4Config, "clip_search"))
+    parser.add_argument("--int4-accuracy-level", type=int, default=default(Int4Config, "accuracy_level"),
+                        choices=list(spec(Int4Config, "accuracy_level").choices), metavar="{0-4}",
+                        help=helped(Int4Config, "accuracy_level"))
+    parser.add_argument("--int4-algorithm", choices=list(spec(Int4Config, "algorithm").choices),
+                        default=default(Int4Config, "algorithm"), help=helped(Int4Config, "algorithm"))
+    parser.add_argument("--int4-symmetric", action="store_true", help=spec(Int4Config, "symmetric").help)
+    parser.add_argument("--quantize-embeddings", action=argparse.BooleanOptionalAction,
+                        default=default(Int4Config, "quantize_embeddings"),
                         help="quantize embedding tables too (INT8 and INT4; default on)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     parser.add_argument("--timeout", type=float, default=1800, metavar="S",
@@ -57,8 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_options(args: argparse.Namespace):
-    from core.compare.pipeline import CompareOptions
-    from core.compare.quantize import Int4Config, Int8DynamicConfig, Int8StaticConfig
+    from core.compare.settings import CompareOptions, Int4Config, Int8DynamicConfig, Int8StaticConfig
 
     return CompareOptions(
         precisions=tuple(p for p in args.precisions.split(",") if p.strip()),
@@ -252,7 +272,7 @@ def format_table(data: dict, out_dir: Path | None) -> str:
         "(scales, zero points, layers kept in float); ideal = parameters x bits (the calculator's number).",
         "",
     ]
-    from core.compare.pipeline import quality_headlines
+    from core.compare.report import quality_headlines
 
     quality_cols = quality_headlines(model["task"])
     header = ["precision", "size MB", "x smaller", "predicted MB", "ideal MB", "peak mem MB", "load ms", "p50 ms", "p95 ms",

@@ -85,7 +85,7 @@ def export_hf_folder(model_dir: Path, out_dir: Path, *, opset: int = EXPORT_OPSE
     """Export a validated HF folder to `out_dir/model_fp32.onnx` (FP32, dynamic batch and sequence axes)."""
     import onnx
 
-    from core.compare.quantize import save_model_fixed
+    from core.compare.onnx_io import save_model_fixed
 
     started = time.perf_counter()
     model_dir, out_dir = Path(model_dir).resolve(), Path(out_dir)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.compare.pipeline import CompareOptions, compare_model
+from core.compare import CompareOptions, compare_model
 from core.errors import QuantLensError
 
 ALL = ("fp32", "fp16", "int8", "int8-static", "int4")

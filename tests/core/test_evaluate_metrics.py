@@ -13,7 +13,8 @@ from core.compare.evaluate import (
     spearman,
     tensor_error_quality,
 )
-from core.compare.pipeline import CompareOptions, ComparisonReport, VariantResult
+from core.compare.report import ComparisonReport, VariantResult
+from core.compare.settings import CompareOptions
 from core.errors import QuantLensError
 
 

@@ -9,16 +9,12 @@ import onnx
 import pytest
 
 from core.compare.evaluate import make_session
-from core.compare.quantize import (
-    Int4Config,
-    check_no_external_data,
-    load_model_checked,
-    quantize_fp16,
-    quantize_int4,
-    quantize_int8_dynamic,
-    rewrite_gemm_to_matmul,
-    save_model_fixed,
-)
+from core.compare.graph import rewrite_gemm_to_matmul
+from core.compare.onnx_io import check_no_external_data, load_model_checked, save_model_fixed
+from core.compare.settings import Int4Config
+from core.compare.techniques.fp16 import quantize_fp16
+from core.compare.techniques.int4 import quantize_int4
+from core.compare.techniques.int8_dynamic import quantize_int8_dynamic
 from core.errors import QuantLensError
 
 
@@ -61,15 +57,19 @@ def test_int8_dynamic_is_per_channel_by_default_and_writes_one_file(tiny_onnx_ge
     assert result.size_bytes == (tmp_path / "int8.onnx").stat().st_size
 
 
-@pytest.mark.parametrize("config, message", [
-    (Int4Config(block_size=24), "power of two"),
-    (Int4Config(algorithm="gptq"), "rtn or hqq"),
-    (Int4Config(accuracy_level=7), "0-4"),
+@pytest.mark.parametrize("settings, message", [
+    ({"block_size": 24}, "power of two"),
+    ({"algorithm": "gptq"}, "rtn, hqq"),
+    ({"accuracy_level": 7}, "0, 1, 2, 3, 4"),
+    ({"eight_bit_fraction": 1.5}, "from 0 to 1"),
+    ({"block_size": True}, "an integer"),
 ])
-def test_bad_int4_settings_get_a_clear_error(tiny_onnx_gemm, tmp_path, config, message):
+def test_bad_int4_settings_are_refused_when_written_before_any_work(settings, message):
+    """The settings validate themselves, so a bad value never reaches the worker after FP16 and INT8 have run."""
     with pytest.raises(QuantLensError) as err:
-        quantize_int4(tiny_onnx_gemm, tmp_path / "x.onnx", config)
+        Int4Config(**settings)
     assert err.value.code == "bad_option" and message in err.value.message
+    assert "int4." in err.value.message
 
 
 def test_a_model_pointing_at_external_data_is_refused_and_never_resaved_there(tiny_onnx_gemm, tmp_path):
@@ -90,7 +90,7 @@ def test_a_model_pointing_at_external_data_is_refused_and_never_resaved_there(ti
 def test_embedding_table_at_4_bits_looks_up_rows_within_half_a_step_using_plain_onnx_ops(tmp_path):
     from onnx import TensorProto, helper, numpy_helper
 
-    from core.compare.quantize import quantize_gather_tables_int4
+    from core.compare.techniques.int4 import quantize_gather_tables_int4
 
     rng = np.random.default_rng(0)
     table = rng.standard_normal((300, 96)).astype(np.float32)  # 96 = 3 blocks of 32 once 64 does not divide it

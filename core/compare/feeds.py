@@ -1,0 +1,115 @@
+"""The user's inputs (texts, an .npz, or generated arrays) turned into onnxruntime feeds.
+
+One feed per input for quality, one batch-1 feed of the latency length for timing, and equal-shape feeds for
+calibration. Public so bench/ builds exactly the feeds the pipeline does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.compare.prepare import PreparedModel
+from core.compare.settings import CompareOptions
+from core.errors import QuantLensError
+
+
+@dataclass
+class Feeds:
+    per_input: list[dict]  # one feed per text/sample (batch 1)
+    labels: list[str]  # what the user sees for each input
+    masks: list[Any]
+    latency: dict  # one batch-1 feed of the latency sequence length
+    calibration: list[dict]  # equal-shape feeds for static calibration
+    source: str
+    tokenizer: Any = None
+
+
+def load_tokenizer(model_dir: Path):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True, trust_remote_code=False)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise QuantLensError("no_tokenizer", "The model folder has no usable tokenizer (tokenizer.json, or vocab "
+                                             f"files with tokenizer_config.json): {str(exc)[:120]}") from None
+
+
+def max_positions(config: dict) -> int:
+    for key in ("max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length"):
+        value = config.get(key)
+        if isinstance(value, int) and value > 0:
+            return min(value, 4096)
+    return 512
+
+
+def text_feeds(texts: list[str], specs, tokenizer, config: dict, latency_len: int) -> Feeds:
+    import numpy as np
+
+    max_len = max_positions(config)
+    names = {s.name for s in specs}
+    supported = {"input_ids", "attention_mask", "token_type_ids", "position_ids"}
+    unsupported = sorted(names - supported)
+    if unsupported:
+        raise QuantLensError("unsupported_input", f"The model has inputs QuantLens cannot build from text: {', '.join(unsupported)}.")
+
+    def complete(ids: np.ndarray, mask: np.ndarray) -> dict:
+        feed = {"input_ids": ids.astype(np.int64)}
+        if "attention_mask" in names:
+            feed["attention_mask"] = mask.astype(np.int64)
+        if "token_type_ids" in names:
+            feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
+        if "position_ids" in names:
+            feed["position_ids"] = np.arange(ids.shape[1], dtype=np.int64)[None, :]
+        return feed
+
+    per_input, masks = [], []
+    for text in texts:
+        ids = np.asarray(tokenizer(text, truncation=True, max_length=max_len)["input_ids"], dtype=np.int64)[None, :]
+        if ids.shape[1] == 0:
+            ids = np.zeros((1, 1), np.int64)
+        mask = np.ones_like(ids)
+        per_input.append(complete(ids, mask))
+        masks.append(mask)
+    seq = max(1, min(latency_len, max_len))
+    flat = np.concatenate([f["input_ids"][0] for f in per_input])
+    latency_ids = np.resize(flat, seq)[None, :]  # the users' tokens, repeated to the latency length
+    latency = complete(latency_ids, np.ones_like(latency_ids))
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    width = max(f["input_ids"].shape[1] for f in per_input)
+    calibration = []
+    for f in per_input:
+        n = f["input_ids"].shape[1]
+        ids = np.full((1, width), pad_id, np.int64)
+        ids[0, :n] = f["input_ids"][0]
+        mask = np.zeros((1, width), np.int64)
+        mask[0, :n] = 1
+        calibration.append(complete(ids, mask))
+    return Feeds(per_input, list(texts), masks, latency, calibration, "texts", tokenizer)
+
+
+def array_feeds(feeds: list[dict], source: str) -> Feeds:
+    labels = [f"sample {i + 1}" for i in range(len(feeds))]
+    return Feeds(feeds, labels, [None] * len(feeds), feeds[0], feeds, source)
+
+
+def build_feeds(prepared: PreparedModel, inputs, options: CompareOptions) -> Feeds:
+    from core.compare import inputs as model_inputs
+    from core.compare.evaluate import make_session
+
+    session = make_session(prepared.fp32_path, 1)
+    specs = model_inputs.input_specs(session)
+    del session
+    if isinstance(inputs, dict) and "npz" in inputs:
+        return array_feeds(model_inputs.feeds_from_npz(Path(inputs["npz"]), specs), "npz")
+    if prepared.model_dir is None:
+        if inputs:
+            raise QuantLensError("no_tokenizer", "Texts need a tokenizer: upload the Hugging Face folder as a .zip, "
+                                                 "or give this ONNX model an .npz of input arrays.")
+        return array_feeds(model_inputs.generated_feeds(specs), "generated")
+    texts = model_inputs.clean_texts(list(inputs)) if inputs else list(model_inputs.DEFAULT_TEXTS)
+    tokenizer = load_tokenizer(prepared.model_dir)
+    feeds = text_feeds(texts, specs, tokenizer, prepared.config, options.latency_seq_len)
+    feeds.source = "texts" if inputs else "default texts"
+    return feeds

@@ -1,0 +1,114 @@
+"""Loading and saving ONNX files: external data is refused, and files only ever go where we say.
+
+Files are always written to the fixed path the caller gives, with every tensor inside the file (threat 4 in
+docs/threats.md: a re-save never uses a location that came from the model).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from core.errors import QuantLensError
+
+MAX_SINGLE_FILE_BYTES = 1_900_000_000  # protobuf's 2 GiB limit, with room for the graph itself
+
+
+def iter_tensors(model):
+    """Every TensorProto in the model: initializers, sparse tensors, attribute tensors, subgraphs, functions."""
+    import onnx
+
+    def from_graph(graph):
+        yield from graph.initializer
+        for sparse in graph.sparse_initializer:
+            yield sparse.values
+            yield sparse.indices
+        for node in graph.node:
+            yield from from_node(node)
+
+    def from_node(node):
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.TENSOR:
+                yield attr.t
+            elif attr.type == onnx.AttributeProto.TENSORS:
+                yield from attr.tensors
+            elif attr.type == onnx.AttributeProto.SPARSE_TENSOR:
+                yield attr.sparse_tensor.values
+                yield attr.sparse_tensor.indices
+            elif attr.type == onnx.AttributeProto.SPARSE_TENSORS:
+                for sparse in attr.sparse_tensors:
+                    yield sparse.values
+                    yield sparse.indices
+            elif attr.type == onnx.AttributeProto.GRAPH:
+                yield from from_graph(attr.g)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for sub in attr.graphs:
+                    yield from from_graph(sub)
+
+    yield from from_graph(model.graph)
+    for function in model.functions:
+        for node in function.node:
+            yield from from_node(node)
+
+
+def check_no_external_data(model) -> None:
+    import onnx
+
+    for tensor in iter_tensors(model):
+        if tensor.data_location == onnx.TensorProto.EXTERNAL or len(tensor.external_data):
+            raise QuantLensError("external_data_forbidden",
+                                 "The model refers to tensor data in other files; QuantLens accepts single-file models only.")
+
+
+def load_model_checked(path: Path):
+    """onnx.load without following any external-data reference, then refuse the model if it has one."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    check_no_external_data(model)
+    return model
+
+
+def save_model_fixed(model, path: Path) -> int:
+    """Write `model` to exactly `path`: one file, or for a >1.9 GB model `path` + `<name>.data` beside it.
+
+    Returns the bytes written. Any external-data location the model carried is dropped first.
+    """
+    import onnx
+
+    check_no_external_data(model)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if model.ByteSize() < MAX_SINGLE_FILE_BYTES:
+        onnx.save_model(model, str(path), save_as_external_data=False)
+        return path.stat().st_size
+    data_name = path.name + ".data"
+    (path.parent / data_name).unlink(missing_ok=True)
+    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=data_name, size_threshold=1024)
+    return path.stat().st_size + (path.parent / data_name).stat().st_size
+
+
+def model_file_bytes(path: Path) -> int:
+    """Size on disk of a model written by save_model_fixed (the .onnx plus its fixed-name data file, if any)."""
+    path = Path(path)
+    data = path.parent / (path.name + ".data")
+    return path.stat().st_size + (data.stat().st_size if data.exists() else 0)
+
+
+def resave_fixed(path: Path) -> int:
+    """Reload what an ORT tool wrote and save it again through save_model_fixed (one file, fixed name)."""
+    model = load_model_checked(path)
+    return save_model_fixed(model, path)
+
+
+def quiet_ort_logging() -> None:
+    """ORT's quantization modules call logging.basicConfig(level=INFO) on import; keep our output readable."""
+    logging.getLogger().setLevel(logging.WARNING)
+    for name in ("onnxruntime", "onnxruntime.quantization", "onnxruntime.transformers"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def short_error(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return (text[:200] + "...") if len(text) > 200 else (text or exc.__class__.__name__)

@@ -1,0 +1,112 @@
+"""The comparison's result as typed data: what the CLI prints, the page draws and report.json holds."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.compare.settings import LABELS
+
+REPORT_NAME = "report.json"
+
+
+SCHEMA_VERSION = 1
+
+
+# The three numbers that summarise quality for each task: (column title, quality key, format).
+QUALITY_HEADLINES: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "feature-extraction": (("cosine", "cosine_similarity_mean", "{:.4f}"), ("worst cos", "cosine_similarity_min", "{:.4f}"),
+                           ("NN kept", "neighbour_top1_agreement", "{:.0%}")),
+    "text-classification": (("labels kept", "top1_agreement", "{:.0%}"), ("max p shift", "probability_shift_max", "{:.3f}"),
+                            ("cosine", "cosine_similarity_mean", "{:.4f}")),
+    "text-generation": (("top-1 kept", "top1_agreement", "{:.0%}"), ("KL mean", "kl_divergence_mean", "{:.4f}"),
+                        ("cosine", "cosine_similarity_mean", "{:.4f}")),
+    "other": (("max abs err", "max_abs_error", "{:.3g}"), ("mean rel err", "mean_rel_error", "{:.2%}"),
+              ("cosine", "cosine_similarity_mean", "{:.4f}")),
+}
+
+
+def quality_headlines(task: str) -> tuple[tuple[str, str, str], ...]:
+    return QUALITY_HEADLINES.get(task, QUALITY_HEADLINES["other"])
+
+
+@dataclass
+class VariantResult:
+    precision: str
+    label: str
+    file_name: str
+    size_bytes: int
+    size_ratio_vs_fp32: float  # fp32 bytes / this variant's bytes (how many times smaller)
+    predicted_size_bytes: int | None  # file size predicted from the FP32 graph and the stored format (see below)
+    load_ms: float
+    peak_memory_bytes: int
+    memory_method: str
+    latency_ms_p50: float
+    latency_ms_p95: float
+    speedup_vs_fp32: float  # fp32 p50 / this p50
+    quantize_seconds: float
+    is_reference: bool
+    settings: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    quality: dict[str, Any] = field(default_factory=dict)
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    # parameters x bits (the calculator's ideal figure); predicted_size_bytes models the stored format
+    predicted_ideal_bytes: int | None = None
+
+
+@dataclass
+class ComparisonReport:
+    model: dict[str, Any]
+    reference: str
+    inputs: dict[str, Any]
+    results: list[VariantResult]
+    options: dict[str, Any]
+    environment: dict[str, Any]
+    timings: dict[str, float]
+    warnings: list[str] = field(default_factory=list)
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ComparisonReport:
+        results = [VariantResult(**r) for r in data["results"]]
+        return cls(**{**data, "results": results})
+
+    def result(self, precision: str) -> VariantResult:
+        for r in self.results:
+            if r.precision == precision:
+                return r
+        raise KeyError(precision)
+
+
+def variant_label(precision: str, settings: dict) -> str:
+    """The name a user sees: INT4 with some layers stored at 8 bits says so, rather than passing for pure 4-bit."""
+    if precision == "int4" and settings.get("eight_bit_layers"):
+        return "INT4 weight-only (mixed 4/8-bit)"
+    return LABELS[precision]
+
+
+def write_report(report: ComparisonReport, out_dir: Path) -> Path:
+    import json
+
+    path = Path(out_dir) / REPORT_NAME
+    path.write_text(json.dumps(report.to_dict(), indent=2, default=_json_default), encoding="utf-8")
+    return path
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def to_json_dict(report: ComparisonReport) -> dict[str, Any]:
+    """report.to_dict() with numpy scalars turned into Python numbers (what json.dumps accepts)."""
+    import json
+
+    return json.loads(json.dumps(report.to_dict(), default=_json_default))

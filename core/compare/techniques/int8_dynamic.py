@@ -1,0 +1,40 @@
+"""INT8 dynamic: int8 weights, activations quantized at run time from each input's own range."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from core.compare.graph import fuse_encoder_ops, rewrite_gemm_to_matmul
+from core.compare.onnx_io import load_model_checked, quiet_ort_logging, resave_fixed, short_error
+from core.compare.settings import Int8DynamicConfig
+from core.compare.techniques.base import QuantizedModel
+from core.errors import QuantLensError
+
+
+def quantize_int8_dynamic(src: Path, dst: Path, config: Int8DynamicConfig = Int8DynamicConfig()) -> QuantizedModel:  # noqa: B008
+    """int8 weights, activations quantized at run time from each input's own range (no calibration)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quiet_ort_logging()
+    started = time.perf_counter()
+    model = load_model_checked(src)
+    notes = []
+    gemms = rewrite_gemm_to_matmul(model)
+    if gemms:
+        notes.append(f"{gemms} Gemm layer(s) rewritten to MatMul+Add so they are quantized too.")
+    if config.fuse_transformer_ops:
+        model = fuse_encoder_ops(model, notes)
+    op_types = None if config.quantize_embeddings else ["MatMul", "Attention", "Conv", "LSTM"]
+    if not config.quantize_embeddings:
+        notes.append("Embedding tables kept in float (quantize_embeddings off).")
+    dst = Path(dst)
+    try:
+        quantize_dynamic(model, dst, per_channel=config.per_channel, reduce_range=config.reduce_range,
+                         weight_type=QuantType.QInt8, op_types_to_quantize=op_types,
+                         use_external_data_format=False, extra_options={"DefaultTensorType": 1})
+    except (ValueError, RuntimeError, KeyError, AssertionError) as exc:
+        raise QuantLensError("quantize_failed", f"INT8 dynamic quantization failed: {short_error(exc)}") from None
+    size = resave_fixed(dst)
+    return QuantizedModel("int8", dst, size, time.perf_counter() - started, asdict(config), tuple(notes))
