@@ -75,11 +75,12 @@ def test_worker_entry_writes_variants_and_report_under_the_job_dir(tmp_path):
     assert messages and messages[-1] == "Done"
 
 
-def test_size_prediction_models_the_stored_format_within_5_percent(demo_report):
+def test_size_prediction_models_the_stored_format_within_half_a_percent(demo_report):
     """The calculator's parameters x bits misses INT4's scales, 8-bit layers and float tables; the format model must not."""
     report, _ = demo_report
     for r in report.results:
-        assert abs(r.size_bytes / r.predicted_size_bytes - 1) < 0.05, (r.precision, r.size_bytes, r.predicted_size_bytes)
+        # the README promises 0.5% on the demo (measured: FP16 +0.06%, INT8 -0.21%, INT4 +0.09%)
+        assert abs(r.size_bytes / r.predicted_size_bytes - 1) < 0.005, (r.precision, r.size_bytes, r.predicted_size_bytes)
         assert r.predicted_ideal_bytes == round(report.model["parameters"] * {"fp32": 32, "fp16": 16, "int8": 8, "int4": 4}[r.precision] / 8)
 
 
