@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 PORT   ?= 8501
 
-.PHONY: app test test-fast lint bench audit browser screenshots clean
+.PHONY: app test test-fast test-under-load lint bench audit browser screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] in ((3, 11), (3, 12)), "QuantLens needs Python 3.11 or 3.12"'
@@ -37,6 +37,10 @@ test: $(VENV)/.dev-installed browser
 
 test-fast: $(VENV)/.dev-installed
 	$(BIN)/pytest -m "not slow and not e2e"
+
+# The browser and load tests three times in a row with two CPU-bound processes beside them (run before you stop).
+test-under-load: $(VENV)/.dev-installed browser
+	bash scripts/under_load.sh 3
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
