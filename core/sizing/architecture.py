@@ -720,3 +720,15 @@ def active_parameter_count(a: Architecture) -> int:
     expert = sum(t.numel for t in tensor_inventory(a) if t.role in ("expert", "expert_bias"))
     inactive = expert - expert * a.moe.experts_per_token // a.moe.num_experts
     return total - inactive
+
+
+@lru_cache(maxsize=256)
+def embedding_parameter_count(a: Architecture) -> int:
+    """The input lookup tables (token, position, token-type embeddings): read one row per token, never a matmul.
+
+    OpenAI's "3.6B active" for gpt-oss-20b leaves the token embedding out but keeps the (untied) unembedding.
+    A tied table is also the output layer, which every token multiplies with, so it is not subtracted.
+    """
+    lookups = ("embedding", "position")
+    return sum(t.numel for t in tensor_inventory(a) if t.role in lookups
+               and not (t.role == "embedding" and a.tie_word_embeddings))
