@@ -75,11 +75,12 @@ def test_table_labels_gb_and_gib():
      (("--params", "7B", "--precision", "int5"), 1, "unknown_precision"),
      (("--model", "no-such-model"), 1, "unknown_model"),
      (("--config", "/no/such/config.json"), 1, "config_not_found"),
-     (("--params", "7B", "--context", "-5"), 1, "invalid_number"),
+     (("--params", "7B", "--context", "-5"), 2, "invalid_context"),
      (("--params", "7B", "--gpu", "rtx-9999"), 1, "unknown_hardware"),
      (("--params", "7B", "--model", "gpt2"), 2, "not allowed"),
      ((), 2, "required"),
-     (("--params", "7B", "--context", "lots"), 2, "invalid int")],
+     (("--params", "7B", "--context", "lots"), 2, "invalid_context"),
+     (("--params", "-7B"), 1, "Parameter count must be at least 1, got '-7B'")],
 )
 def test_bad_arguments_exit_non_zero_with_one_clear_line(args, code, needle):
     out = size(*args)
