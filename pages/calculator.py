@@ -246,9 +246,8 @@ with right:
     st.multiselect("Precisions (ideal and real formats)", [p.name for p in PRECISIONS],
                    format_func=lambda n: get_precision(n).label, key="w_prec")
     c1, c2, c3 = st.columns(3)
-    c1.text_input("Context (tokens; 0 = weights only)", key="w_ctx", placeholder="8192, 32k, 128k",
-                  help="Tokens per sequence: 8192, 32k, 128k or 1e5. k = 1024, as llama.cpp and vLLM count "
-                       "(128k = 131,072).")
+    # no help= tooltip: it would share the label, and the browser tests find the box by its label
+    c1.text_input("Context (tokens; 0 = weights only)", key="w_ctx", placeholder="8192, 32k, 128k (k = 1024)")
     c2.number_input("Batch (sequences)", min_value=1, max_value=MAX_BATCH, step=1, key="w_batch")
     c3.selectbox("KV cache precision", list(KV_PRECISIONS), format_func=lambda k: KV_PRECISIONS[k].label, key="w_kv")
     c4, c5 = st.columns([1, 2])
@@ -268,6 +267,8 @@ except QuantLensError as exc:  # a typo must not silently become another number:
     st.error(f"Context: {exc.one_line()}")
     state["ctx"] = saved["ctx"] if saved and isinstance(saved.get("ctx"), int) else DEFAULTS["ctx"]
 st.session_state["calc_state"] = dict(state)
+if state["ctx"] and state["ctx"] % 1024 == 0 and state["ctx"] >= 1024:
+    c1.caption(f"= {state['ctx']:,} tokens (k = 1024, as llama.cpp and vLLM count)")
 write_query_params(state)
 share_link()
 
