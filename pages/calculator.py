@@ -23,6 +23,7 @@ from core.sizing import catalog
 from core.sizing.architecture import parse_config_json, parse_param_count
 from core.sizing.kv_cache import KV_PRECISIONS
 from core.sizing.overhead import RUNTIMES
+from core.sizing.parsing import parse_context
 from core.sizing.precisions import DEFAULT_NAMES, PRECISIONS, get_precision
 from core.sizing.training import TRAINING_MODES, training_estimate
 from pages.routing import ensure_routed
@@ -80,7 +81,7 @@ def defaults(model_ids: list[str], gpu_ids: list[str]) -> dict:
     return {
         "src": "catalog", "model": [first] if isinstance(first, str) else list(first), "params": "7B 70B",
         "prec": list(DEFAULT_NAMES), "ctx": 4096, "batch": 1, "kv": "fp16", "rt": "llama.cpp", "mode": "inference",
-        "rank": 16, "gpu": [g for g in DEFAULT_GPUS if g in gpu_ids] or gpu_ids[:3], "cfg": "",
+        "rank": 16, "gpu": [g for g in DEFAULT_GPUS if g in gpu_ids] or gpu_ids[:3], "cfg": "", "imatrix": False,
     }
 
 
@@ -124,7 +125,22 @@ def read_query_params(qp, model_ids: list[str], gpu_ids: list[str]) -> tuple[dic
             except QuantLensError:
                 bad("prec", v, "unknown precision")
         state["prec"] = picked or state["prec"]
-    for key, lo, hi in (("ctx", 0, MAX_CONTEXT), ("batch", 1, MAX_BATCH), ("rank", 1, 1024)):
+    if "ctx" in qp:  # the same words as the context box and the CLI: 8192, 32k, 128k (k = 1024), 1e5
+        v = qp["ctx"]
+        try:
+            n = parse_context(v)
+            if n > MAX_CONTEXT:
+                raise QuantLensError("invalid_context", "too large")
+            state["ctx"] = n
+        except QuantLensError:
+            bad("ctx", v, f"must be a number of tokens from 0 to {MAX_CONTEXT:,}, like 8192 or 128k")
+    if "imatrix" in qp:
+        v = qp["imatrix"]
+        if v in ("0", "1"):
+            state["imatrix"] = v == "1"
+        else:
+            bad("imatrix", v, "use 1 or 0")
+    for key, lo, hi in (("batch", 1, MAX_BATCH), ("rank", 1, 1024)):
         if key in qp:
             v = qp[key]
             if v.isdigit() and lo <= int(v) <= hi:
@@ -158,7 +174,8 @@ def read_query_params(qp, model_ids: list[str], gpu_ids: list[str]) -> tuple[dic
 
 def write_query_params(state: dict) -> None:
     """Page state -> URL (lists become repeated keys); only touched when something changed."""
-    target = {k: ([str(x) for x in v] if isinstance(v, list) else str(v)) for k, v in state.items() if v not in ("", [])}
+    target = {k: ([str(x) for x in v] if isinstance(v, list) else str(int(v)) if isinstance(v, bool) else str(v))
+              for k, v in state.items() if v not in ("", []) and v is not False}
     if state.get("gpu") == []:
         target["gpu"] = ""  # "no hardware" is a choice too; an absent key would mean the defaults
     current = {k: (st.query_params.get_all(k) if isinstance(target.get(k), list) else st.query_params.get(k))
@@ -194,7 +211,7 @@ else:
     initial = saved
 for k, v in initial.items():
     if f"w_{k}" not in st.session_state:
-        st.session_state[f"w_{k}"] = v
+        st.session_state[f"w_{k}"] = str(v) if k == "ctx" else v  # the context box is text (128k, 1e5)
 for w in st.session_state.get("calc_url_warnings", []):
     st.warning(w)
 
@@ -229,16 +246,29 @@ with right:
     st.multiselect("Precisions (ideal and real formats)", [p.name for p in PRECISIONS],
                    format_func=lambda n: get_precision(n).label, key="w_prec")
     c1, c2, c3 = st.columns(3)
-    c1.number_input("Context (tokens; 0 = weights only)", min_value=0, max_value=MAX_CONTEXT, step=1024, key="w_ctx")
+    # no help= tooltip: it would share the label, and the browser tests find the box by its label
+    c1.text_input("Context (tokens; 0 = weights only)", key="w_ctx", placeholder="8192, 32k, 128k (k = 1024)")
     c2.number_input("Batch (sequences)", min_value=1, max_value=MAX_BATCH, step=1, key="w_batch")
     c3.selectbox("KV cache precision", list(KV_PRECISIONS), format_func=lambda k: KV_PRECISIONS[k].label, key="w_kv")
     c4, c5 = st.columns([1, 2])
     c4.selectbox("Runtime", list(RUNTIMES), format_func=RUNTIMES.get, key="w_rt")
     c5.multiselect("Hardware to check", list(HW_BY_ID), format_func=lambda i: HW_BY_ID[i].name, key="w_gpu")
+    st.checkbox("GGUF made with an importance matrix (imatrix), as most published GGUFs are", key="w_imatrix",
+                help="llama.cpp picks other tensor types for some GGUF types (Q4_0, IQ4_XS, IQ4_NL...) when "
+                     "quantizing with an imatrix; bartowski's and unsloth's files are made that way.")
 
 state = {k: st.session_state.get(f"w_{k}", DEFAULTS[k]) for k in DEFAULTS}
 state["mode"] = mode
+try:
+    state["ctx"] = parse_context(state["ctx"])
+    if state["ctx"] > MAX_CONTEXT:
+        raise QuantLensError("invalid_context", f"Context is above the page's limit of {MAX_CONTEXT:,} tokens.")
+except QuantLensError as exc:  # a typo must not silently become another number: say so, keep the last good one
+    st.error(f"Context: {exc.one_line()}")
+    state["ctx"] = saved["ctx"] if saved and isinstance(saved.get("ctx"), int) else DEFAULTS["ctx"]
 st.session_state["calc_state"] = dict(state)
+if state["ctx"] and state["ctx"] % 1024 == 0 and state["ctx"] >= 1024:
+    c1.caption(f"= {state['ctx']:,} tokens (k = 1024, as llama.cpp and vLLM count)")
 write_query_params(state)
 share_link()
 
@@ -299,7 +329,8 @@ if mode != "inference":
                "moments) plus activations. LoRA: frozen 16-bit base + adapters. QLoRA: frozen NF4 base + adapters.")
     st.stop()
 
-result = sizing.calculate(models, precisions, ctx, batch, kv, rt, hardware)
+result = sizing.calculate(models, precisions, ctx, batch, kv, rt, hardware,
+                          imatrix=True if state.get("imatrix") else None)
 compute_ms = (time.perf_counter() - started) * 1000
 for note in result.myth_notes:
     st.warning(note)
@@ -309,7 +340,8 @@ table = pd.DataFrame([
      "KV cache GB": e.kv_cache_bytes / GB if e.kv_cache_known else None, "Overhead GB": e.overhead_bytes / GB,
      "Overhead range GB": f"{e.overhead_min_bytes / GB:.2f} - {e.overhead_max_bytes / GB:.2f}",
      "Total GB": e.total_bytes / GB, "Total GiB": e.total_bytes / GIB,
-     "ppl Δ (llama.cpp)": _ppl(get_precision(e.precision).ppl_delta)}
+     "ppl Δ (llama.cpp)": _ppl(get_precision(e.precision).ppl_delta),
+     "GGUF imatrix": {True: "yes", False: "no", None: ""}[e.gguf_imatrix]}
     for es in result.estimates for e in es
 ])
 csv_rows = pd.DataFrame([
@@ -348,6 +380,8 @@ st.download_button("Download table (CSV, bytes)", csv_rows.to_csv(index=False).e
 notes = sorted({n for es in estimates.values() for e in es for n in e.notes})
 for n in notes:
     st.caption(n)
+for rule in dict.fromkeys(e.kv_cache_rule for e in primary_estimates if e.kv_cache_rule):
+    st.caption(f"KV cache rule: {rule}")
 if rt == "vllm":
     st.caption("vLLM reserves gpu_memory_utilization (default 0.9) of the card up front and fills it with KV cache, "
                "so nvidia-smi shows ~90% used whatever the model; the total here is what this context needs.")

@@ -48,6 +48,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((arg for arg in argv if not arg.startswith("-")), None)
+    if command in SUBCOMMANDS:  # a subcommand may rewrite values argparse would misread (`--params -7B`)
+        prepare = getattr(importlib.import_module(SUBCOMMANDS[command][0]), "prepare_argv", None)
+        argv = prepare(argv) if prepare else argv
     parser = build_parser(command if command in SUBCOMMANDS else None)
     args = parser.parse_args(argv)
     try:

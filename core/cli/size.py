@@ -7,17 +7,21 @@ integers; the table shows GB (10^9 bytes) and GiB (2^30 bytes), labelled.
 JSON shape (stable; more keys may be added, none removed):
 
     {
-      "model": {"name": str, "parameters": int, "active_parameters": int, "source": "params"|"catalog"|"config",
+      "model": {"name": str, "parameters": int, "active_parameters": int,
+                "parameters_without_embeddings": int|null, "active_parameters_without_embeddings": int|null,
+                "source": "params"|"catalog"|"config",
                 "catalog_id": str|null, "architecture_known": bool, "warnings": [str],
                 "architecture": {"model_type", "layers", "hidden_size", "attention", "head_dim", "sliding_window",
                                  "kv_bytes_per_token_fp16", "max_context"}},   # values null for --params
-      "settings": {"context": int, "batch": int, "kv_precision": str, "runtime": str},
+      "settings": {"context": int, "batch": int, "kv_precision": str, "runtime": str, "imatrix": bool},
       "estimates": [
         {"precision": str, "label": str, "family": str,
          "weights_bytes": int, "kv_cache_bytes": int, "overhead_bytes": int,
          "overhead_min_bytes": int, "overhead_max_bytes": int,
          "total_bytes": int, "total_min_bytes": int, "total_max_bytes": int,
-         "kv_cache_known": bool, "ppl_delta": float|null, "ppl_source": str|null,
+         "kv_cache_known": bool, "kv_cache_rule": str|null,   # the runtime's KV allocation rule, in words
+         "gguf_imatrix": bool|null,   # GGUF rows: sized as made with an importance matrix; null otherwise
+         "ppl_delta": float|null, "ppl_source": str|null,
          "hardware": [{"id": str, "name": str, "usable_bytes": int, "fits": bool, "kv_cache_counted": bool, "headroom_bytes": int,
                        "gpus_tensor_parallel": int|null, "gpus_pooled": int|null,
                        "decode_tokens_per_s_ceiling": float}]}   # only with --gpu
@@ -42,6 +46,7 @@ from core.sizing import catalog
 from core.sizing.architecture import MAX_CONFIG_BYTES
 from core.sizing.kv_cache import KV_PRECISIONS
 from core.sizing.overhead import RUNTIMES
+from core.sizing.parsing import parse_context
 from core.sizing.precisions import DEFAULT_NAMES, Precision, parse_precision_list
 from core.units import GB, GIB
 
@@ -53,13 +58,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--config", metavar="FILE", help="a Hugging Face config.json (parsed as JSON only)")
     parser.add_argument("--precision", default=",".join(DEFAULT_NAMES), metavar="LIST",
                         help="comma-separated precisions (fp16,int8,int4,Q4_K_M,AWQ-INT4,NF4,...), or all / ideal / real")
-    parser.add_argument("--context", type=int, default=0, metavar="N", help="context length in tokens (0 = weights only)")
+    parser.add_argument("--context", type=_context, default=0, metavar="N",
+                        help="context length in tokens: 8192, 32k, 128k (k = 1024), 1e5 (0 = weights only)")
     parser.add_argument("--batch", type=int, default=1, metavar="N", help="concurrent sequences (default 1)")
     parser.add_argument("--kv-precision", default="fp16", choices=sorted(KV_PRECISIONS), help="KV cache precision")
-    parser.add_argument("--runtime", default="llama.cpp", choices=sorted(RUNTIMES), help="runtime for the overhead estimate")
+    parser.add_argument("--runtime", default="llama.cpp", choices=sorted(RUNTIMES),
+                        help="runtime whose KV cache rule and overhead are used (default llama.cpp)")
+    parser.add_argument("--imatrix", action="store_true",
+                        help="size GGUF types as made with an importance matrix, as most published GGUFs are "
+                             "(bartowski, unsloth); without it, only the types that require one assume it")
     parser.add_argument("--gpu", action="append", default=[], metavar="ID",
                         help="catalog hardware id or name to check the fit on (repeatable)")
     parser.add_argument("--format", default="table", choices=("table", "json", "csv"), help="output format")
+
+
+def _context(text: str) -> int:
+    """argparse type: `128k`, `32K`, `1e5` -> tokens; a bad value is a usage error naming what was typed."""
+    try:
+        return parse_context(text)
+    except QuantLensError as exc:
+        raise argparse.ArgumentTypeError(exc.one_line()) from None
+
+
+VALUE_OPTIONS = ("--params", "--context", "--batch")
+
+
+def prepare_argv(argv: list[str]) -> list[str]:
+    """`--params -7B` reaches the validator as `--params=-7B`: argparse would otherwise read `-7B` as an option
+    and say only "expected one argument", instead of what is wrong with the value."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in VALUE_OPTIONS and i + 1 < len(argv) and argv[i + 1].startswith("-") and argv[i + 1] != "--" \
+                and not argv[i + 1].startswith("--"):
+            out.append(f"{arg}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(arg)
+        i += 1
+    return out
 
 
 def _load_config(path_text: str) -> dict[str, Any]:
@@ -96,9 +134,10 @@ def build_report(
     kv_precision: str,
     runtime: str,
     hardware: tuple[Any, ...] = (),
+    imatrix: bool | None = None,
 ) -> dict[str, Any]:
     """The JSON document `--format json` prints (see the module docstring for its shape)."""
-    estimates = sizing.estimate_all(model, precisions, context, batch, kv_precision, runtime)
+    estimates = sizing.estimate_all(model, precisions, context, batch, kv_precision, runtime, imatrix)
     notes: list[str] = []
     rows = []
     for p, e in zip(precisions, estimates, strict=True):
@@ -110,7 +149,8 @@ def build_report(
             "weights_bytes": e.weights_bytes, "kv_cache_bytes": e.kv_cache_bytes, "overhead_bytes": e.overhead_bytes,
             "overhead_min_bytes": e.overhead_min_bytes, "overhead_max_bytes": e.overhead_max_bytes,
             "total_bytes": e.total_bytes, "total_min_bytes": e.total_min_bytes, "total_max_bytes": e.total_max_bytes,
-            "kv_cache_known": e.kv_cache_known, "ppl_delta": p.ppl_delta, "ppl_source": p.ppl_source,
+            "kv_cache_known": e.kv_cache_known, "kv_cache_rule": e.kv_cache_rule or None,
+            "gguf_imatrix": e.gguf_imatrix, "ppl_delta": p.ppl_delta, "ppl_source": p.ppl_source,
         }
         if hardware:
             row["hardware"] = []
@@ -129,12 +169,16 @@ def build_report(
     return {
         "model": {
             "name": model.name, "parameters": model.parameters, "active_parameters": model.active_parameters,
+            "parameters_without_embeddings": model.parameters_without_embeddings,
+            "active_parameters_without_embeddings": model.active_parameters_without_embeddings,
             "source": model.source, "catalog_id": model.catalog_id,
             "architecture_known": model.architecture is not None, "warnings": list(model.warnings),
             "architecture": {k: v for k, v in sizing.model_summary(model).items()
-                             if k not in ("name", "parameters", "active_parameters")},
+                             if k not in ("name", "parameters", "active_parameters", "parameters_without_embeddings",
+                                          "active_parameters_without_embeddings")},
         },
-        "settings": {"context": context, "batch": batch, "kv_precision": kv_precision, "runtime": runtime},
+        "settings": {"context": context, "batch": batch, "kv_precision": kv_precision, "runtime": runtime,
+                     "imatrix": bool(imatrix)},
         "estimates": rows,
         "notes": notes,
     }
@@ -152,8 +196,11 @@ def _table(report: dict[str, Any]) -> str:
         cols.append("Fits")
     lines = []
     for r in report["estimates"]:
+        label = r["label"]
+        if r["gguf_imatrix"] is not None:
+            label += " (imatrix)" if r["gguf_imatrix"] else " (no imatrix)"
         cells = [
-            r["label"], f"{r['weights_bytes'] / GB:.2f}",
+            label, f"{r['weights_bytes'] / GB:.2f}",
             f"{r['kv_cache_bytes'] / GB:.2f}" if r["kv_cache_known"] else "n/a",
             f"{r['overhead_bytes'] / GB:.2f} ({r['overhead_min_bytes'] / GB:.2f}-{r['overhead_max_bytes'] / GB:.2f})",
             f"{r['total_bytes'] / GB:.2f}", f"{r['total_bytes'] / GIB:.2f}",
@@ -170,6 +217,9 @@ def _table(report: dict[str, Any]) -> str:
     for row in lines:
         out.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
     out.append("GB = 10^9 bytes, GiB = 2^30 bytes. Overhead is an estimate (min-max range).")
+    rules = [r["kv_cache_rule"] for r in report["estimates"] if r.get("kv_cache_rule")]
+    if rules:
+        out.append(f"KV cache: {rules[0]}")
     out += [f"note: {n}" for n in report["model"]["warnings"] + report["notes"]]
     return "\n".join(out) + "\n"
 
@@ -192,7 +242,8 @@ def run(args: argparse.Namespace) -> int:
     model = _model(args)
     precisions = parse_precision_list(args.precision)
     hardware = tuple(catalog.find_hardware(h) for h in args.gpu)
-    report = build_report(model, precisions, args.context, args.batch, args.kv_precision, args.runtime, hardware)
+    report = build_report(model, precisions, args.context, args.batch, args.kv_precision, args.runtime, hardware,
+                          imatrix=True if args.imatrix else None)
     if args.format == "json":
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     elif args.format == "csv":

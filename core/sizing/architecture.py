@@ -16,14 +16,14 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 
 from core.errors import QuantLensError
+from core.sizing.families import FAMILIES, TEXT_CONFIG_TYPES, family, is_known
+from core.sizing.parsing import MAX_PARAMETERS, parse_param_count  # noqa: F401 - re-exported
 
 MAX_CONFIG_BYTES = 1_000_000
-MAX_PARAMETERS = 10**14  # 100 trillion: far above any published model, far below int overflow worries
 
 # Upper bounds for config values (threat 13, "config-driven OOM"): generous for real models.
 _BOUNDS: dict[str, int] = {
@@ -40,11 +40,7 @@ _BOUNDS: dict[str, int] = {
     "rank": 1_000_000,
 }
 
-SUPPORTED_MODEL_TYPES = (
-    "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma", "gemma2",
-    "gemma3_text", "gemma3", "phi3", "gpt2", "gpt_neox", "deepseek_v2", "deepseek_v3", "bert", "gpt_oss",
-    "falcon", "olmo2", "phi",
-)
+SUPPORTED_MODEL_TYPES = tuple(FAMILIES)  # one table (core.sizing.families) for counting and the warning
 
 
 @dataclass(frozen=True)
@@ -125,10 +121,12 @@ class Architecture:
     pooler: bool = False
     is_encoder: bool = False
     attention_sinks: bool = False
+    mxfp4_experts: bool = False  # gpt-oss: routed experts are stored in MXFP4 in every GGUF file
     moe: MoE | None = None
     moe_layers: tuple[bool, ...] = ()
     mla: MLA | None = None
     layer_windows: tuple[int, ...] = ()  # per layer: 0 = full attention, n = sliding window of n tokens
+    window_kind: str = "sliding"  # "chunked": Llama 4 attends within fixed chunks of n tokens (same cache cap)
     max_position_embeddings: int = 0
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
@@ -142,53 +140,6 @@ class Architecture:
     @property
     def has_sliding_window(self) -> bool:
         return any(w > 0 for w in self.layer_windows)
-
-
-# --------------------------------------------------------------------------------------------------
-# Parameter count strings
-# --------------------------------------------------------------------------------------------------
-
-_SUFFIXES = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9, "t": 10**12}
-
-
-def parse_param_count(value: Any) -> int:
-    """"7B", "1.5e9", "350M", "70b", "1,000,000", 7e9 -> an exact integer number of parameters.
-
-    Decimal arithmetic keeps "1.5e9" exact (no float rounding). Anything else is a QuantLensError.
-    """
-    if isinstance(value, bool):
-        raise QuantLensError("invalid_param_count", f"Parameter count must be a number like 7B or 350M, not {value!r}.")
-    if isinstance(value, int):
-        number = Decimal(value)
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise QuantLensError("invalid_param_count", "Parameter count must be a finite number like 7B or 350M.")
-        number = Decimal(repr(value))
-    elif isinstance(value, str):
-        text = value.strip().lower().replace(",", "").replace("_", "").replace(" ", "")
-        if text.endswith("params"):
-            text = text[: -len("params")]
-        elif text.endswith("parameters"):
-            text = text[: -len("parameters")]
-        if len(text) > 40 or not text:
-            raise QuantLensError("invalid_param_count", f"Parameter count {value!r} is not a number like 7B, 1.5e9 or 350M.")
-        suffix = text[-1] if text[-1] in "kmbgt" else ""
-        digits = text[:-1] if suffix else text
-        try:
-            number = Decimal(digits) * _SUFFIXES[suffix]
-        except (InvalidOperation, ValueError):
-            raise QuantLensError(
-                "invalid_param_count", f"Parameter count {value!r} is not a number like 7B, 1.5e9 or 350M."
-            ) from None
-        if not number.is_finite():
-            raise QuantLensError("invalid_param_count", f"Parameter count {value!r} is not finite.")
-    else:
-        raise QuantLensError("invalid_param_count", f"Parameter count must be a number like 7B or 350M, not {type(value).__name__}.")
-    if number < 1:
-        raise QuantLensError("invalid_param_count", f"Parameter count must be at least 1, got {value!r}.")
-    if number > MAX_PARAMETERS:
-        raise QuantLensError("invalid_param_count", f"Parameter count {value!r} is above the 100T limit.")
-    return int(number.to_integral_value())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -263,6 +214,8 @@ class _Reader:
 def _layer_windows(r: _Reader, model_type: str, num_layers: int) -> tuple[int, ...]:
     """Per-layer attention window (0 = full). Mirrors how each family decides which layers slide."""
     cfg = r.cfg
+    if family(model_type).window_rule == "llama4":
+        return _llama4_chunks(r, num_layers)
     layer_types = cfg.get("layer_types")
     window = r.int("sliding_window", "window", default=0, minimum=0) if cfg.get("sliding_window") is not None else 0
     if isinstance(layer_types, list) and layer_types:
@@ -276,19 +229,36 @@ def _layer_windows(r: _Reader, model_type: str, num_layers: int) -> tuple[int, .
         return tuple(window if t == "sliding_attention" and window else 0 for t in layer_types)
     if not window:
         return (0,) * num_layers
-    if model_type in ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe"):
+    rule = family(model_type).window_rule
+    if rule == "qwen":
         if not r.bool("use_sliding_window", False):
             return (0,) * num_layers
         first = r.int("max_window_layers", "num_layers", default=num_layers, minimum=0)
         return tuple(window if i >= first else 0 for i in range(num_layers))
-    if model_type == "gemma2":
+    if rule == "gemma2":
         return tuple(window if i % 2 == 0 else 0 for i in range(num_layers))
-    if model_type in ("gemma3_text", "gemma3"):
+    if rule == "gemma3":
         pattern = r.int("sliding_window_pattern", "num_layers", default=6)
         return tuple(window if (i + 1) % pattern != 0 else 0 for i in range(num_layers))
-    if model_type in ("mistral", "phi3", "mixtral", "starcoder2") or r.bool("use_sliding_window", True):
+    if rule == "all" or r.bool("use_sliding_window", True):
         return (window,) * num_layers
     return (0,) * num_layers
+
+
+def _llama4_chunks(r: _Reader, num_layers: int) -> tuple[int, ...]:
+    """Llama 4: RoPE layers attend within `attention_chunk_size` chunks, every `no_rope_layer_interval`-th
+    layer (NoPE) attends globally (transformers Llama4TextConfig: no_rope_layers default
+    `int((i + 1) % no_rope_layer_interval != 0)`; layer_types "chunked_attention" where no_rope_layers[i])."""
+    chunk = r.int("attention_chunk_size", "window", default=0, minimum=0) if r.has("attention_chunk_size") else 0
+    if not chunk:
+        return (0,) * num_layers
+    rope = r.cfg.get("no_rope_layers")
+    if isinstance(rope, list) and rope:
+        if len(rope) != num_layers or not all(isinstance(x, int) and not isinstance(x, bool) for x in rope):
+            raise QuantLensError("config_invalid_value", "config.json no_rope_layers must list 0 or 1 for every layer.")
+        return tuple(chunk if x else 0 for x in rope)
+    interval = r.int("no_rope_layer_interval", "num_layers", default=4)
+    return tuple(chunk if (i + 1) % interval != 0 else 0 for i in range(num_layers))
 
 
 def _moe(r: _Reader, model_type: str, num_layers: int, intermediate: int) -> tuple[MoE | None, tuple[bool, ...]]:
@@ -306,6 +276,8 @@ def _moe(r: _Reader, model_type: str, num_layers: int, intermediate: int) -> tup
             "config_invalid_value", f"config.json routes each token to {top_k} experts but has only {n_experts}."
         )
     expert_size = r.int("moe_intermediate_size", "intermediate_size", default=intermediate)
+    if model_type == "llama4_text":  # experts use intermediate_size; dense layers intermediate_size_mlp
+        expert_size = r.int("intermediate_size", "intermediate_size")
     shared = 0
     shared_size = 0
     shared_gate = False
@@ -313,6 +285,9 @@ def _moe(r: _Reader, model_type: str, num_layers: int, intermediate: int) -> tup
         shared_size = r.int("shared_expert_intermediate_size", "intermediate_size", default=0, minimum=0)
         shared = 1 if shared_size else 0
         shared_gate = bool(shared)
+    elif model_type == "llama4_text":
+        # modeling_llama4.py Llama4TextMoe: one shared expert of `intermediate_size` beside the routed ones
+        shared, shared_size = 1, expert_size
     elif cfg.get("n_shared_experts"):
         shared = r.int("n_shared_experts", "num_experts", minimum=0)
         shared_size = expert_size * shared
@@ -336,6 +311,17 @@ def _moe(r: _Reader, model_type: str, num_layers: int, intermediate: int) -> tup
         if not isinstance(mlp_only, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in mlp_only):
             raise QuantLensError("config_invalid_value", "config.json mlp_only_layers must be a list of layer numbers.")
         layers = tuple(i not in mlp_only and (i + 1) % step == 0 for i in range(num_layers))
+    elif model_type == "llama4_text":
+        # Llama4TextConfig: moe_layers default list(range(step - 1, num_hidden_layers, step))
+        explicit = cfg.get("moe_layers")
+        if isinstance(explicit, list) and explicit:
+            if not all(isinstance(i, int) and not isinstance(i, bool) for i in explicit):
+                raise QuantLensError("config_invalid_value", "config.json moe_layers must be a list of layer numbers.")
+            chosen = set(explicit)
+        else:
+            step = r.int("interleave_moe_layer_step", "num_layers", default=1)
+            chosen = set(range(step - 1, num_layers, step))
+        layers = tuple(i in chosen for i in range(num_layers))
     else:
         layers = (True,) * num_layers
     return moe, layers
@@ -369,20 +355,21 @@ def architecture_from_config(config: dict[str, Any]) -> Architecture:
     if isinstance(text_config, dict) and not config.get("hidden_size") and not config.get("n_embd"):
         warnings.append("Only the language model (text_config) is counted; a vision or audio tower is not included.")
         inner = dict(text_config)
-        inner.setdefault("model_type", model_type + "_text" if model_type == "gemma3" else model_type)
+        inner.setdefault("model_type", TEXT_CONFIG_TYPES.get(model_type, model_type))
         if "tie_word_embeddings" in config and "tie_word_embeddings" not in text_config:
             inner["tie_word_embeddings"] = config["tie_word_embeddings"]
         arch = architecture_from_config({k: v for k, v in inner.items() if k != "text_config"})
         return _with_warnings(arch, warnings)
-    if model_type not in SUPPORTED_MODEL_TYPES:
+    if not is_known(model_type):
         label = repr(model_type) if model_type else "no model_type"
         warnings.append(
             f"Unknown model family ({label}); counted as a Llama-style decoder from the standard fields (best effort)."
         )
     r = _Reader(config)
-    if model_type == "gpt2":
+    reader = family(model_type).reader
+    if reader == "gpt2":
         arch = _gpt2(r)
-    elif model_type == "bert":
+    elif reader == "bert":
         arch = _bert(r)
     else:
         arch = _decoder(r, model_type)
@@ -481,60 +468,41 @@ def _decoder(r: _Reader, model_type: str) -> Architecture:
     else:
         _check_divisible(hidden, heads, "hidden_size", "num_attention_heads")
         head_dim = hidden // heads
-    intermediate = r.int(("intermediate_size", "ffn_hidden_size", "n_inner"), "intermediate_size",
-                         default=4 * hidden if model_type in ("gpt_neox", "falcon", "starcoder2") else None)
+    fam = family(model_type)
+    if model_type == "llama4_text":  # dense layers' MLP; the experts use intermediate_size (see _moe)
+        intermediate = r.int(("intermediate_size_mlp", "intermediate_size"), "intermediate_size")
+    else:
+        intermediate = r.int(("intermediate_size", "ffn_hidden_size", "n_inner"), "intermediate_size",
+                             default=4 * hidden if model_type in ("gpt_neox", "falcon", "starcoder2") else None)
     vocab = r.int(("vocab_size", "padded_vocab_size"), "vocab_size")
-    tie_default = model_type in ("gemma", "gemma2", "gemma3_text", "gemma3", "falcon")  # these tie by default
-    tie = r.bool("tie_word_embeddings", tie_default)
+    tie = r.bool("tie_word_embeddings", fam.tie_default)
 
+    # Static rules come from the families table; the config switches below are named per family.
     attention_bias = r.bool("attention_bias", False)
     mlp_bias = r.bool("mlp_bias", False)
-    qkv_bias = attention_bias
-    o_bias = attention_bias
-    gated = True
-    norm = "rms"
-    norms_per_layer = 2
-    qk_norm = False
-    fused_qkv = False
-    fused_gate_up = False
-    sinks = False
-    qk_full = False
+    qkv_bias = attention_bias or fam.qkv_bias
+    o_bias = attention_bias or fam.o_bias
+    gated = fam.gated_mlp
+    norm = fam.norm
+    norms_per_layer = fam.norms_per_layer
+    qk_norm = fam.qk_norm
+    qk_full = fam.qk_norm_full_width
+    fused_qkv = fam.fused_qkv
+    fused_gate_up = fam.fused_gate_up
+    sinks = fam.attention_sinks
     lm_head_bias = False
 
-    if model_type in ("qwen2", "qwen2_moe"):
-        qkv_bias, o_bias = True, False
-    elif model_type in ("qwen3", "qwen3_moe"):
-        qk_norm = True
-    elif model_type == "gemma2":
-        norms_per_layer = 4
-    elif model_type in ("gemma3_text", "gemma3"):
-        norms_per_layer = 4
-        qk_norm = True
-    elif model_type == "phi3":
-        fused_qkv = fused_gate_up = True
-    elif model_type == "gpt_neox":
-        fused_qkv, gated, norm = True, False, "layer"
-        qkv_bias = o_bias = mlp_bias = r.bool("attention_bias", True)
+    if model_type == "gpt_neox":
+        qkv_bias = o_bias = r.bool("attention_bias", True)
         mlp_bias = True
     elif model_type == "starcoder2":
-        gated, norm = False, "layer"
         qkv_bias = o_bias = mlp_bias = r.bool("use_bias", True)
     elif model_type == "falcon":
-        fused_qkv, gated, norm = True, False, "layer"
         qkv_bias = o_bias = mlp_bias = r.bool("bias", False)
         norms_per_layer = 2 if cfg.get("new_decoder_architecture") else (1 if r.bool("parallel_attn", True) else 2)
-    elif model_type == "gpt_oss":
-        qkv_bias = o_bias = True
-        sinks = True
-    elif model_type == "olmo2":
-        qk_norm = qk_full = True
     elif model_type == "phi":
-        gated, norm, norms_per_layer = False, "layer", 1
-        qkv_bias = o_bias = mlp_bias = lm_head_bias = True
+        mlp_bias = lm_head_bias = True
         qk_norm = r.bool("qk_layernorm", False)
-    elif model_type == "cohere":
-        norm = "layer_no_bias"
-        norms_per_layer = 1
     elif model_type == "internlm2":
         qkv_bias = o_bias = r.bool("bias", False)
 
@@ -575,10 +543,12 @@ def _decoder(r: _Reader, model_type: str) -> Architecture:
         fused_qkv=fused_qkv,
         fused_gate_up=fused_gate_up,
         attention_sinks=sinks,
+        mxfp4_experts=fam.mxfp4_experts and moe is not None,
         moe=moe,
         moe_layers=moe_layers,
         mla=mla,
         layer_windows=_layer_windows(r, model_type, layers),
+        window_kind=fam.window_kind,
         max_position_embeddings=positions,
     )
 
@@ -750,3 +720,15 @@ def active_parameter_count(a: Architecture) -> int:
     expert = sum(t.numel for t in tensor_inventory(a) if t.role in ("expert", "expert_bias"))
     inactive = expert - expert * a.moe.experts_per_token // a.moe.num_experts
     return total - inactive
+
+
+@lru_cache(maxsize=256)
+def embedding_parameter_count(a: Architecture) -> int:
+    """The input lookup tables (token, position, token-type embeddings): read one row per token, never a matmul.
+
+    OpenAI's "3.6B active" for gpt-oss-20b leaves the token embedding out but keeps the (untied) unembedding.
+    A tied table is also the output layer, which every token multiplies with, so it is not subtracted.
+    """
+    lookups = ("embedding", "position")
+    return sum(t.numel for t in tensor_inventory(a) if t.role in lookups
+               and not (t.role == "embedding" and a.tie_word_embeddings))

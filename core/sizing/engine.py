@@ -21,12 +21,14 @@ from core.sizing.architecture import (
     Architecture,
     active_parameter_count,
     architecture_from_config,
+    embedding_parameter_count,
     parameter_count,
     parse_config_json,
     parse_param_count,
 )
+from core.sizing.gguf import uses_imatrix
 from core.sizing.hardware import MYTH_70B_INT4, DecodeSpeed, Fit, Hardware, check_fit, decode_speed_ceiling
-from core.sizing.kv_cache import check_context_batch, get_kv_precision, kv_cache_bytes
+from core.sizing.kv_cache import check_context_batch, get_kv_precision, kv_cache_plan
 from core.sizing.overhead import get_runtime, runtime_overhead
 from core.sizing.precisions import Precision, get_precision
 from core.sizing.weights import weights_bytes as _weights_bytes
@@ -44,6 +46,9 @@ class ModelSpec:
     parameters: int
     active_parameters: int
     architecture: Architecture | None = None
+    # Without the input embedding table (a lookup, not a matmul): how OpenAI quotes gpt-oss-20b's 3.6B active.
+    parameters_without_embeddings: int | None = None
+    active_parameters_without_embeddings: int | None = None
     source: str = "params"  # "params" | "catalog" | "config"
     catalog_id: str | None = None
     warnings: tuple[str, ...] = ()
@@ -70,11 +75,14 @@ def model_from_params(value: Any, name: str | None = None) -> ModelSpec:
 
 
 def model_from_architecture(arch: Architecture, name: str, source: str, catalog_id: str | None = None) -> ModelSpec:
+    embeddings = embedding_parameter_count(arch)
     return ModelSpec(
         name=name,
         parameters=parameter_count(arch),
         active_parameters=active_parameter_count(arch),
         architecture=arch,
+        parameters_without_embeddings=parameter_count(arch) - embeddings,
+        active_parameters_without_embeddings=active_parameter_count(arch) - embeddings,
         source=source,
         catalog_id=catalog_id,
         warnings=arch.warnings,
@@ -134,6 +142,8 @@ class MemoryEstimate:
     runtime: str
     kv_cache_known: bool
     notes: tuple[str, ...] = ()
+    kv_cache_rule: str = ""  # which runtime rule sized the KV cache, in words
+    gguf_imatrix: bool | None = None  # GGUF rows: made with an importance matrix or not; None for other formats
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -141,10 +151,10 @@ class MemoryEstimate:
         return d
 
 
-def weights_bytes(model: ModelSpec, precision: str | Precision) -> int:
+def weights_bytes(model: ModelSpec, precision: str | Precision, imatrix: bool | None = None) -> int:
     """Weights at a precision (ideal: exact bits x parameters; real formats: per tensor when known)."""
     p = precision if isinstance(precision, Precision) else get_precision(precision)
-    return _weights_bytes(p, model.parameters, model.architecture)
+    return _weights_bytes(p, model.parameters, model.architecture, imatrix)
 
 
 def estimate(
@@ -154,14 +164,20 @@ def estimate(
     batch: int = 1,
     kv_precision: str = "fp16",
     runtime: str = "llama.cpp",
+    imatrix: bool | None = None,
 ) -> MemoryEstimate:
-    """Weights + KV cache + runtime overhead for `batch` sequences of `context` tokens (0 = weights only)."""
+    """Weights + KV cache + runtime overhead for `batch` sequences of `context` tokens (0 = weights only).
+
+    `imatrix`: GGUF rows as made with (True) or without (False) an importance matrix; None = only for the
+    types llama.cpp cannot make without one. The KV cache follows `runtime`'s own allocation rule."""
     p = precision if isinstance(precision, Precision) else get_precision(precision)
     check_context_batch(context, batch)
     kv_p = get_kv_precision(kv_precision)
     runtime = get_runtime(runtime)
     arch = model.architecture
-    weights = _weights_bytes(p, model.parameters, arch)
+    weights = _weights_bytes(p, model.parameters, arch, imatrix)
+    gguf_imatrix = uses_imatrix(p.gguf_ftype, imatrix) if p.family == "gguf" and p.gguf_ftype else None
+    kv_rule = ""
     notes: list[str] = []
     note = weights_note(p, arch)
     if note:
@@ -172,7 +188,8 @@ def estimate(
         if context:
             notes.append("KV cache not counted: it depends on layers, KV heads and head size, which a bare parameter count lacks.")
     else:
-        kv = kv_cache_bytes(arch, context, batch, kv_p.name)
+        kv_plan = kv_cache_plan(arch, context, batch, kv_p.name, runtime)
+        kv, kv_rule = kv_plan.bytes, kv_plan.rule
         kv_known = True
         if arch.is_encoder and context:
             notes.append("Encoder model: no KV cache (nothing is generated token by token).")
@@ -201,6 +218,8 @@ def estimate(
         runtime=runtime,
         kv_cache_known=kv_known,
         notes=tuple(notes) + (over.notes if context else ()),
+        kv_cache_rule=kv_rule,
+        gguf_imatrix=gguf_imatrix,
     )
 
 
@@ -211,8 +230,9 @@ def estimate_all(
     batch: int = 1,
     kv_precision: str = "fp16",
     runtime: str = "llama.cpp",
+    imatrix: bool | None = None,
 ) -> tuple[MemoryEstimate, ...]:
-    return tuple(estimate(model, p, context, batch, kv_precision, runtime) for p in precisions)
+    return tuple(estimate(model, p, context, batch, kv_precision, runtime, imatrix) for p in precisions)
 
 
 SEED_MODELS = (7 * 10**9, 70 * 10**9)
@@ -255,12 +275,13 @@ def memory_vs_context(
     batch: int = 1,
     kv_precision: str = "fp16",
     runtime: str = "llama.cpp",
+    imatrix: bool | None = None,
 ) -> list[dict[str, Any]]:
     """Rows {"precision", "context", "weights_bytes", "kv_cache_bytes", "overhead_bytes", "total_bytes"}."""
     rows = []
     for name in precisions:
         for c in contexts:
-            e = estimate(model, name, c, batch, kv_precision, runtime)
+            e = estimate(model, name, c, batch, kv_precision, runtime, imatrix)
             rows.append({"precision": e.precision, "context": c, "weights_bytes": e.weights_bytes,
                          "kv_cache_bytes": e.kv_cache_bytes, "overhead_bytes": e.overhead_bytes,
                          "total_bytes": e.total_bytes})
@@ -287,6 +308,7 @@ def max_context(
     runtime: str = "llama.cpp",
     n_gpus: int = 1,
     limit: int | None = None,
+    imatrix: bool | None = None,
 ) -> int:
     """Longest context (up to the model's trained context) whose typical total fits `n_gpus` cards.
 
@@ -297,7 +319,7 @@ def max_context(
     n_gpus = max(1, n_gpus)
 
     def fits(c: int) -> bool:
-        e = estimate(model, precision, c, batch, kv_precision, runtime)
+        e = estimate(model, precision, c, batch, kv_precision, runtime, imatrix)
         per_card = -(-(e.weights_bytes + e.kv_cache_bytes) // n_gpus) + e.overhead_bytes
         return per_card <= hw.usable_memory_bytes
 
@@ -363,6 +385,7 @@ def calculate(
     runtime: str = "llama.cpp",
     hardware: tuple[Hardware, ...] = (),
     detail_hardware: int = 4,
+    imatrix: bool | None = None,
 ) -> CalculatorResult:
     """One calculator interaction: estimates for every model x precision, and for the focus (first) model the
     fit matrix, per-device details (max context by binary search, decode ceiling) and a context sweep."""
@@ -372,14 +395,16 @@ def calculate(
         raise QuantLensError("unknown_precision", "Choose at least one precision.")
     models = tuple(models)
     focus = models[0]
-    estimates = tuple(estimate_all(m, tuple(precisions), context, batch, kv_precision, runtime) for m in models)
+    estimates = tuple(estimate_all(m, tuple(precisions), context, batch, kv_precision, runtime, imatrix)
+                      for m in models)
     fits = tuple(fit(focus, e, hw) for hw in hardware for e in estimates[0])
     details = tuple(
         HardwareDetail(
             hardware=hw,
             estimate=e,
             fit=fit(focus, e, hw),
-            max_context=max_context(focus, e.precision, hw, batch, kv_precision, runtime) if focus.architecture else None,
+            max_context=(max_context(focus, e.precision, hw, batch, kv_precision, runtime, imatrix=imatrix)
+                         if focus.architecture else None),
             decode=decode_speed(e, hw),
         )
         for hw in hardware[:detail_hardware]
@@ -387,7 +412,7 @@ def calculate(
     )
     names = [e.precision for e in estimates[0]]
     sweep = tuple(memory_vs_context(focus, names, context_points(min(focus.max_context, 10_000_000)), batch,
-                                    kv_precision, runtime))
+                                    kv_precision, runtime, imatrix))
     concerned = [m for m in models if myth_notes(m, hardware)]
     notes: tuple[str, ...] = ()
     if concerned:
@@ -407,7 +432,9 @@ def model_summary(model: ModelSpec) -> dict[str, Any]:
 
     a = model.architecture
     out: dict[str, Any] = {"name": model.name, "parameters": model.parameters,
-                           "active_parameters": model.active_parameters}
+                           "active_parameters": model.active_parameters,
+                           "parameters_without_embeddings": model.parameters_without_embeddings,
+                           "active_parameters_without_embeddings": model.active_parameters_without_embeddings}
     if a is None:
         return out | {k: None for k in ("model_type", "layers", "hidden_size", "attention", "head_dim",
                                         "sliding_window", "kv_bytes_per_token_fp16", "max_context")}
@@ -425,6 +452,8 @@ def model_summary(model: ModelSpec) -> dict[str, Any]:
         attention += f"; MoE {a.moe.experts_per_token} of {a.moe.num_experts} experts"
     windows = [w for w in a.layer_windows if w]
     sliding = f"{max(windows)} tokens on {len(windows)} of {a.num_layers} layers" if windows else ""
+    if sliding and a.window_kind == "chunked":
+        sliding = "chunks of " + sliding
     return out | {
         "model_type": a.model_type, "layers": a.num_layers, "hidden_size": a.hidden_size, "attention": attention,
         "head_dim": a.head_dim, "sliding_window": sliding, "kv_bytes_per_token_fp16": kv_bytes_per_token(a),

@@ -182,7 +182,10 @@ def _rule(s: _State, t: Tensor, ftype: str, new: str, cat: str) -> str:  # noqa:
         return new
     i_layer = t.layer if t.layer is not None else 0
     n_layer = s.n_layer
-    is_v = cat in ("attn_v", "attn_qkv", "attn_kv_b")
+    # Only `attn_v.weight` takes the attn_v branch: the llama.cpp builds that made the published files
+    # (e.g. b4456, b6096; src/llama-quant.cpp `name.find("attn_v.weight")`) give fused attn_qkv its own,
+    # milder branch below, and attn_kv_b none. (Late-2025 sources fold qkv/kv_b into the attn_v category.)
+    is_v = cat == "attn_v"
     if ftype in _LOW_BIT_IQ:
         if is_v:
             s.i_attention_wv += 1
@@ -272,6 +275,11 @@ def _rule(s: _State, t: Tensor, ftype: str, new: str, cat: str) -> str:  # noqa:
                 return "Q5_K"
             return new
         return {"Q2_K": "Q3_K", "IQ3_XXS": "IQ3_S", "Q3_K_M": "Q4_K", "Q3_K_L": "Q5_K", "IQ3_M": "Q4_K"}.get(ftype, new)
+    if cat == "attn_qkv":
+        # llama-quant.cpp: `else if (name.find("attn_qkv.weight") != std::string::npos)` (Phi-3/Phi-4, Falcon...)
+        if ftype in ("Q3_K_M", "Q3_K_L", "IQ3_M"):
+            return "Q4_K"
+        return {"Q4_K_M": "Q5_K", "Q5_K_M": "Q6_K"}.get(ftype, new)
     if cat in ("ffn_gate", "ffn_up"):
         if ftype == "IQ3_XS" and n_layer // 8 <= i_layer < 7 * n_layer // 8:
             return "IQ3_XXS"
@@ -315,7 +323,12 @@ def plan(a: Architecture, ftype: str, imatrix: bool | None = None) -> tuple[Tens
     for info in infos:
         t = info.tensor
         src = "F32" if ftype == "F32" or info.source_is_f32 else "BF16" if ftype == "BF16" else "F16"
-        if quantized_default and info.quantizable:
+        if a.mxfp4_experts and t.role == "expert" and len(t.shape) == 3:
+            # gpt-oss ships its experts in MXFP4; convert_hf_to_gguf.py writes them as MXFP4 even in an F16/BF16
+            # file, and llama-quantize keeps them (`quantize = tensor->type != new_type`; requantizing is refused
+            # without --allow-requantize), so every published gpt-oss GGUF keeps the experts at 4.25 bits.
+            new = "MXFP4"
+        elif quantized_default and info.quantizable:
             new = _fallback(t, _rule(state, t, ftype, default, info.category))
         elif not quantized_default and src != "F32":
             new = default

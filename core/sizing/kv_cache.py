@@ -5,9 +5,10 @@ What each layer caches per token:
   when given: Gemma-2 uses 256, not hidden/heads = 224);
 - MLA (DeepSeek-V2/V3): one compressed latent of `kv_lora_rank + qk_rope_head_dim` values, which is
   what vLLM and llama.cpp store (K and V are rebuilt from it), not per-head K and V;
-- sliding-window layers keep at most `window` tokens (Mistral v0.1, Gemma-2/3 local layers, gpt-oss), as
-  vLLM, transformers and llama.cpp's SWA-aware architectures allocate it (llama.cpp runs some older
-  sliding-window models, e.g. Mistral v0.1, as plain Llama with a full-length cache);
+- sliding-window (and Llama 4's chunked) layers keep at most `window` tokens, but each runtime allocates
+  differently (`kv_cache_plan`): llama.cpp honours windows only for the architectures it loads with an SWA
+  cache and keeps window + n_ubatch cells there, runs Mistral v0.1 and Phi-3 with a full-length cache and
+  pads to 256 cells; vLLM allocates whole 16-token blocks; transformers keeps exactly the window;
 - encoders (BERT) keep no cache.
 
 KV precision: fp32/fp16/bf16/fp8 store whole values; llama.cpp's q8_0 and q4_0 caches use 32-value
@@ -96,13 +97,77 @@ def kv_bytes_per_token(a: Architecture, kv_precision: str = "fp16") -> int:
     return per_layer * a.num_layers
 
 
-def kv_cache_bytes(a: Architecture, context: int, batch: int = 1, kv_precision: str = "fp16") -> int:
-    """Whole KV cache for `batch` sequences of `context` tokens, sliding-window layers capped at their window."""
+@dataclass(frozen=True)
+class KvCachePlan:
+    """The cache a runtime allocates: bytes, cells per layer (per sequence) and the rule, in words."""
+
+    bytes: int
+    cells_per_layer: tuple[int, ...]
+    rule: str
+
+
+LLAMA_CPP_N_UBATCH = 512  # llama.cpp's default micro-batch (common/common.h n_ubatch)
+LLAMA_CPP_PAD = 256  # llama_context pads n_ctx to 256; llama-kv-cache-iswa.cpp pads the SWA cache to 256
+VLLM_BLOCK_TOKENS = 16  # vLLM's default --block-size
+
+
+def _pad(n: int, to: int) -> int:
+    return -(-n // to) * to
+
+
+def _window_word(a: Architecture) -> str:
+    return "chunked-attention" if a.window_kind == "chunked" else "sliding-window"
+
+
+def kv_cache_plan(a: Architecture, context: int, batch: int = 1, kv_precision: str = "fp16",
+                  runtime: str = "transformers") -> KvCachePlan:
+    """How many cache cells each layer gets for one sequence of `context` tokens in `runtime`, times `batch`.
+
+    - llama.cpp (src/llama-context.cpp, src/llama-kv-cache-iswa.cpp): the context is padded to 256 cells;
+      only architectures llama.cpp loads with an SWA cache (Gemma 2/3, gpt-oss, Llama 4 chunks; see
+      core.sizing.families) cap window layers, at `GGML_PAD(min(n_ctx, n_swa + n_ubatch), 256)` with
+      n_ubatch = 512. Others (Mistral v0.1, Phi-3, Qwen2...) keep the full context on every layer.
+    - vLLM (vllm/v1/kv_cache_interface.py): memory comes in whole 16-token blocks; its hybrid allocator
+      keeps sliding-window and chunked layers at their window.
+    - transformers (cache_utils.py DynamicCache): sliding/chunked layers keep the window, others grow.
+    """
+    from core.sizing.families import family
+    from core.sizing.overhead import get_runtime
+
     check_context_batch(context, batch)
+    runtime = get_runtime(runtime)
     p = get_kv_precision(kv_precision)
     per_layer_token = sum(p.row_bytes(v) for v in layer_row_values(a))
-    if not per_layer_token or not context:
-        return 0
     windows = a.layer_windows or (0,) * a.num_layers
-    tokens = sum(min(context, w) if w else context for w in windows)
-    return per_layer_token * tokens * batch
+    if not per_layer_token:
+        return KvCachePlan(0, (), "Encoder model: no KV cache.")
+    if not context:
+        return KvCachePlan(0, (0,) * a.num_layers, "No context: weights only.")
+    has_window = any(windows)
+    word = _window_word(a)
+    if runtime == "llama.cpp":
+        full = _pad(context, LLAMA_CPP_PAD)
+        if has_window and family(a.model_type).llama_cpp_swa:
+            cells = tuple(_pad(min(full, w + LLAMA_CPP_N_UBATCH), LLAMA_CPP_PAD) if w else full for w in windows)
+            rule = (f"llama.cpp: {word} layers hold min(context, window + {LLAMA_CPP_N_UBATCH}) cells rounded up to "
+                    f"{LLAMA_CPP_PAD}; other layers the context rounded up to {LLAMA_CPP_PAD}.")
+        else:
+            cells = (full,) * a.num_layers
+            rule = f"llama.cpp: every layer holds the context rounded up to {LLAMA_CPP_PAD} cells"
+            rule += (f" (llama.cpp runs this model without its {a.window_kind} window, unlike vLLM and transformers)."
+                     if has_window else ".")
+    elif runtime == "vllm":
+        cells = tuple(_pad(min(context, w) if w else context, VLLM_BLOCK_TOKENS) for w in windows)
+        rule = f"vLLM: whole {VLLM_BLOCK_TOKENS}-token blocks"
+        rule += f"; {word} layers keep only their window (hybrid allocator)." if has_window else "."
+    else:
+        cells = tuple(min(context, w) if w else context for w in windows)
+        rule = ("transformers: " + (f"{word} layers keep only their window; the others the whole context."
+                                     if has_window else "every layer keeps the whole context."))
+    return KvCachePlan(per_layer_token * sum(cells) * batch, cells, rule)
+
+
+def kv_cache_bytes(a: Architecture, context: int, batch: int = 1, kv_precision: str = "fp16",
+                   runtime: str = "transformers") -> int:
+    """Whole KV cache for `batch` sequences of `context` tokens as `runtime` allocates it (see kv_cache_plan)."""
+    return kv_cache_plan(a, context, batch, kv_precision, runtime).bytes

@@ -35,12 +35,12 @@ def _ceil(x: Fraction) -> int:
 
 
 @lru_cache(maxsize=64)
-def gguf_bits_per_weight(ftype: str, arch: Architecture | None = None) -> Fraction:
+def gguf_bits_per_weight(ftype: str, arch: Architecture | None = None, imatrix: bool | None = None) -> Fraction:
     """Whole-file bits per parameter of a GGUF type on `arch` (default: Llama-3-8B's shape)."""
     from core.sizing.architecture import parameter_count
 
     a = arch or architecture_from_config(LLAMA3_8B_CONFIG)
-    return Fraction(8 * gguf.file_bytes(a, ftype), parameter_count(a))
+    return Fraction(8 * gguf.file_bytes(a, ftype, imatrix), parameter_count(a))
 
 
 @dataclass(frozen=True)
@@ -88,15 +88,18 @@ def _real_format_bytes(p: Precision, a: Architecture) -> int:
 
 
 @lru_cache(maxsize=4096)
-def weights_bytes(p: Precision, parameters: int, arch: Architecture | None) -> int:
-    """Bytes of weights for `parameters` (exact count) at precision `p`, per tensor when `arch` is given."""
+def weights_bytes(p: Precision, parameters: int, arch: Architecture | None, imatrix: bool | None = None) -> int:
+    """Bytes of weights for `parameters` (exact count) at precision `p`, per tensor when `arch` is given.
+
+    `imatrix` only matters for GGUF types: whether the file was made with an importance matrix, as most
+    published GGUFs are (None = only where llama.cpp requires one)."""
     if p.is_ideal:
         return _ceil(parameters * p.bits_per_weight / 8)
     if p.family == "gguf":
         assert p.gguf_ftype is not None
         if arch is not None:
-            return gguf.file_bytes(arch, p.gguf_ftype)
-        return _ceil(parameters * gguf_bits_per_weight(p.gguf_ftype) / 8)
+            return gguf.file_bytes(arch, p.gguf_ftype, imatrix)
+        return _ceil(parameters * gguf_bits_per_weight(p.gguf_ftype, None, imatrix) / 8)
     if arch is not None:
         return _real_format_bytes(p, arch)
     return _ceil(parameters * p.bits_per_weight / 8)

@@ -78,7 +78,7 @@ def test_70b_at_int4_on_a_24gb_card_is_called_out_as_not_fitting():
 
 @pytest.mark.parametrize(
     ("key", "value", "widget", "default"),
-    [("ctx", "lots", "w_ctx", 4096), ("batch", "-3", "w_batch", 1), ("kv", "q3_0", "w_kv", "fp16"),
+    [("ctx", "lots", "w_ctx", "4096"), ("batch", "-3", "w_batch", 1), ("kv", "q3_0", "w_kv", "fp16"),
      ("prec", "int5", "w_prec", None), ("model", "no/such-model", "w_model", ["meta-llama/Llama-3.1-8B"]),
      ("src", "web", "w_src", "catalog"), ("cfg", "!!!notbase64", "w_src", "catalog")],
 )
@@ -140,7 +140,7 @@ def test_coming_back_from_another_page_restores_the_last_state(tmp_path):
     at.switch_page(PAGE).run()
     assert not at.exception
     assert at.multiselect(key="w_model").value == ["meta-llama/Llama-3.1-70B"]
-    assert at.number_input(key="w_ctx").value == 8192
+    assert at.text_input(key="w_ctx").value == "8192"
 
 
 def test_the_page_shows_what_it_read_from_the_architecture():
@@ -179,3 +179,41 @@ def test_switching_the_model_source_and_back_keeps_the_catalog_choice():
     at.radio(key="w_src").set_value("catalog").run()
     assert at.multiselect(key="w_model").value == ["google/gemma-2-9b", "microsoft/phi-4"]
     assert table_with(at, "Total GiB")["Model"].unique().tolist() == ["Gemma 2 9B", "Phi-4"]
+
+
+def test_typing_128k_in_the_context_box_means_131072_tokens_and_the_link_says_so():
+    at = page(model=["meta-llama/Llama-3.1-8B"], prec=["fp16"])
+    at.text_input(key="w_ctx").set_value("128k").run()
+    assert not at.exception and not at.error
+    assert url_list(at, "ctx") == ["131072"]
+    kv_gb = memory_table(at)["KV cache GB"].iloc[0]
+    assert kv_gb == pytest.approx(131_072 * 131_072 / 1e9)  # Llama 3.1 8B: 128 KiB per token at FP16
+
+
+def test_a_context_typo_is_an_error_instead_of_silently_becoming_another_number():
+    at = page(model=["meta-llama/Llama-3.1-8B"], prec=["fp16"], ctx="8192")
+    at.text_input(key="w_ctx").set_value("12x8").run()
+    assert not at.exception
+    assert any("invalid_context" in e for e in at.error.values)
+    assert url_list(at, "ctx") == ["8192"]  # the last good value stays in force
+
+
+def test_the_imatrix_checkbox_lives_in_the_link_and_each_gguf_row_says_what_it_assumed():
+    at = page(model=["meta-llama/Llama-3.1-8B"], prec=["fp16", "Q4_0"], imatrix="1")
+    assert not at.exception and not at.error
+    assert at.checkbox(key="w_imatrix").value is True
+    df = memory_table(at).set_index("Precision")
+    assert df.loc["GGUF Q4_0", "GGUF imatrix"] == "yes" and df.loc["FP16", "GGUF imatrix"] == ""
+    with_imatrix = df.loc["GGUF Q4_0", "Weights GB"]
+    at.checkbox(key="w_imatrix").uncheck().run()
+    assert "imatrix" not in at.query_params
+    plain = memory_table(at).set_index("Precision")
+    assert plain.loc["GGUF Q4_0", "GGUF imatrix"] == "no"
+    assert with_imatrix > plain.loc["GGUF Q4_0", "Weights GB"]  # imatrix Q4_0 keeps early ffn_down at Q4_1
+
+
+def test_the_page_names_the_kv_cache_rule_of_the_chosen_runtime():
+    at = page(model=["mistralai/Mistral-7B-v0.1"], prec=["Q4_K_M"], ctx="32768", rt="llama.cpp")
+    assert any("llama.cpp runs this model without its sliding window" in c for c in at.caption.values)
+    at = page(model=["mistralai/Mistral-7B-v0.1"], prec=["Q4_K_M"], ctx="32768", rt="vllm")
+    assert any("vLLM: whole 16-token blocks" in c for c in at.caption.values)

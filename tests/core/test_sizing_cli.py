@@ -75,11 +75,12 @@ def test_table_labels_gb_and_gib():
      (("--params", "7B", "--precision", "int5"), 1, "unknown_precision"),
      (("--model", "no-such-model"), 1, "unknown_model"),
      (("--config", "/no/such/config.json"), 1, "config_not_found"),
-     (("--params", "7B", "--context", "-5"), 1, "invalid_number"),
+     (("--params", "7B", "--context", "-5"), 2, "invalid_context"),
      (("--params", "7B", "--gpu", "rtx-9999"), 1, "unknown_hardware"),
      (("--params", "7B", "--model", "gpt2"), 2, "not allowed"),
      ((), 2, "required"),
-     (("--params", "7B", "--context", "lots"), 2, "invalid int")],
+     (("--params", "7B", "--context", "lots"), 2, "invalid_context"),
+     (("--params", "-7B"), 1, "Parameter count must be at least 1, got '-7B'")],
 )
 def test_bad_arguments_exit_non_zero_with_one_clear_line(args, code, needle):
     out = size(*args)
@@ -113,3 +114,25 @@ def test_a_fit_verdict_for_a_real_architecture_counts_the_kv_cache():
 
 def test_mxfp4_is_accepted_as_the_name_people_use():
     assert size("--model", "gpt-oss-20b", "--precision", "mxfp4").returncode == 0
+
+
+def test_context_accepts_128k_and_the_json_names_the_kv_rule_and_the_imatrix_assumption():
+    doc = json.loads(size("--model", "openai/gpt-oss-20b", "--precision", "Q4_0,fp16", "--context", "128k",
+                          "--imatrix", "--runtime", "vllm", "--format", "json").stdout)
+    assert doc["settings"]["context"] == 131_072 and doc["settings"]["imatrix"] is True
+    q4, fp16 = doc["estimates"]
+    assert q4["gguf_imatrix"] is True and fp16["gguf_imatrix"] is None
+    assert q4["kv_cache_rule"].startswith("vLLM")
+    assert doc["model"]["active_parameters_without_embeddings"] < doc["model"]["active_parameters"]
+
+
+def test_the_runtime_changes_the_kv_figure_on_the_command_line():
+    kv = {rt: json.loads(size("--model", "mistralai/Mistral-7B-v0.1", "--precision", "Q4_K_M", "--context", "32k",
+                              "--runtime", rt, "--format", "json").stdout)["estimates"][0]["kv_cache_bytes"]
+          for rt in ("llama.cpp", "vllm")}
+    assert kv["llama.cpp"] == 4096 * 2**20 and kv["vllm"] == 512 * 2**20
+
+
+def test_without_imatrix_the_table_says_which_gguf_rows_assume_none():
+    out = size("--params", "7B", "--precision", "Q4_0,IQ2_XXS").stdout
+    assert "GGUF Q4_0 (no imatrix)" in out and "(imatrix)" in out
