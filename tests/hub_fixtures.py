@@ -31,6 +31,7 @@ def online_hub(monkeypatch):
     from huggingface_hub.utils import reset_sessions
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     reset_sessions()
     yield

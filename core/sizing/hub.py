@@ -170,8 +170,8 @@ def _translate(exc: BaseException, ref: HubRef, with_token: bool) -> QuantLensEr
         return QuantLensError("hub_not_found", f"No model {repo} on the Hub (if it is private, paste a token that can "
                                                "read it).")
     if isinstance(exc, (hf.OfflineModeIsEnabled,)):
-        return QuantLensError("hub_offline", "The Hub lookup is off (HF_HUB_OFFLINE is set); pick a catalog model or "
-                                             "upload a config.json.")
+        return QuantLensError("hub_offline", "The Hub lookup is off (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is set); pick a "
+                                             "catalog model or upload a config.json.")
     if isinstance(exc, requests.Timeout):
         return QuantLensError("hub_timeout", f"The Hub did not answer within {TIMEOUT_S:.0f} s; try again.")
     if isinstance(exc, requests.ConnectionError):
