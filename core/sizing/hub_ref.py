@@ -120,3 +120,36 @@ def parse_hub_ref(text: str, revision: str | None = None, filename: str | None =
         check_revision(revision) if revision else ref.revision,
         check_filename(filename) if filename else ref.filename,
     )
+
+
+def ref_text(ref: HubRef) -> str:
+    """The shortest text that parses back to `ref`: `org/name`, `org/name@rev`, or a file link."""
+    if ref.filename:
+        return f"https://huggingface.co/{ref.repo_id}/blob/{ref.revision or 'main'}/{ref.filename}"
+    return ref.repo_id + (f"@{ref.revision}" if ref.revision else "")
+
+
+def split_ref_lines(text: str) -> list[str]:
+    """The model box holds one id or link per line (spaces and commas separate too)."""
+    return [t for t in re.split(r"[\s,]+", text or "") if t]
+
+
+def refs_to_query(refs: list[HubRef]) -> dict[str, list[str] | str]:
+    """Link keys for several Hub models: `hf` per model; the first one's revision and file as `rev=` / `file=`."""
+    if not refs:
+        return {}
+    first = refs[0]
+    out: dict[str, list[str] | str] = {"hf": [first.repo_id] + [ref_text(r) for r in refs[1:]]}
+    if first.revision:
+        out["rev"] = first.revision
+    if first.filename:
+        out["file"] = first.filename
+    return out
+
+
+def refs_from_query(values: list[str], revision: str | None, filename: str | None) -> list[HubRef]:
+    """The inverse of refs_to_query; raises QuantLensError (hub_bad_id) on the first bad value."""
+    refs = [parse_hub_ref(v) for v in values if v]
+    if refs and (revision or filename):
+        refs[0] = parse_hub_ref(refs[0].repo_id, revision or refs[0].revision, filename or refs[0].filename)
+    return refs
