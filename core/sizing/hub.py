@@ -448,7 +448,9 @@ def _safetensors(client: _Client, commit: str, sizes: dict[str, int], shards: li
 
 # ------------------------------------------------------------------------------------------------- GGUF
 
-_GGUF_NAMES = sorted((p.name for p in PRECISIONS if p.family == "gguf"), key=len, reverse=True)
+# llama.cpp type name (as file names and general.file_type state it) -> QuantLens precision name
+_GGUF_PRECISIONS = {p.gguf_ftype: p.name for p in PRECISIONS if p.family == "gguf" and p.gguf_ftype}
+_GGUF_NAMES = sorted(_GGUF_PRECISIONS, key=len, reverse=True)
 
 
 def quant_from_filename(filename: str) -> str | None:
@@ -456,7 +458,7 @@ def quant_from_filename(filename: str) -> str | None:
     stem = filename.rsplit("/", 1)[-1].upper()
     for n in _GGUF_NAMES:
         if re.search(rf"(?<![A-Z0-9]){re.escape(n.upper())}(?![A-Z0-9])", stem):
-            return n
+            return _GGUF_PRECISIONS[n]
     return None
 
 
@@ -513,11 +515,7 @@ def _gguf(client: _Client, commit: str, sizes: dict[str, int], name: str, gated:
     for t in tensors:
         types[t.ggml_type] = types.get(t.ggml_type, 0) + t.nbytes
     types = dict(sorted(types.items(), key=lambda kv: -kv[1]))
-    stored = first.file_type or chosen.quant
-    try:
-        stored = get_precision(stored).name if stored else None
-    except QuantLensError:
-        stored = None
+    stored = _GGUF_PRECISIONS.get(first.file_type or "") or chosen.quant
     label = f"{name} ({chosen.name})"
     notes: list[str] = []
     arch_spec: ModelSpec | None = None
