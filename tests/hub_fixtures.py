@@ -101,5 +101,6 @@ def local_hub(tmp_path, monkeypatch, online_hub):
     hub.clear_cache()
     yield fake
     hub.clear_cache()
+    fake.released.set()
     server.shutdown()
     server.server_close()

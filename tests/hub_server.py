@@ -65,6 +65,8 @@ class FakeHub:
         self.log: list[Request] = []
         self.fail_status: int | None = None
         self.ignore_range = False
+        self.stall = threading.Event()  # while set, every request waits (released at teardown): a hub that hangs
+        self.released = threading.Event()
         self.lock = threading.Lock()
         self.url = ""
 
@@ -119,6 +121,8 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             self.do_GET()
 
         def do_GET(self) -> None:  # noqa: N802
+            if hub.stall.is_set():
+                hub.released.wait(timeout=30)
             if hub.fail_status is not None:
                 self._error(hub.fail_status, "Injected", "injected failure")
                 return

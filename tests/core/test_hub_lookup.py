@@ -201,3 +201,19 @@ def test_a_big_repo_predicted_bf16_matches_the_published_headers(local_hub):
     spec = sizing.model_from_config(big_llama_config())
     check = next(c for c in model.checks if c.label.startswith("Weights"))
     assert check.predicted_bytes == sizing.weights_bytes(spec, "bf16") == check.published_bytes
+
+
+def test_a_hub_that_does_not_answer_is_a_timeout(local_hub, monkeypatch):
+    monkeypatch.setattr(hub, "TIMEOUT_S", 0.5)
+    local_hub.stall.set()
+    with pytest.raises(QuantLensError) as err:
+        hub.lookup("tiny/llama")
+    assert err.value.code == "hub_timeout"
+
+
+def test_a_repo_with_too_many_files_to_list_is_refused(local_hub, monkeypatch):
+    monkeypatch.setattr(hub, "MAX_FILES", 2)
+    with pytest.raises(QuantLensError) as err:
+        hub.lookup("big/llama-8b")
+    assert err.value.code == "hub_repo_too_large"
+    assert local_hub.requests == 1  # refused after the file list, before any file is read
