@@ -102,8 +102,90 @@ def _scalar(value: Any) -> Any:
     return value
 
 
-def _parse(prefix: bytes, file_bytes: int, label: str) -> GgufHeader | None:
-    """Parse `prefix`; None when it is too short to hold the whole header (the caller fetches more)."""
+class _NeedMore(Exception):
+    """The prefix ends inside the header."""
+
+
+_FIXED_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}  # GGUFValueType -> bytes
+_STRING, _ARRAY = 8, 9
+
+
+def _scan(buf: bytes, label: str) -> tuple[int, bytes, dict[str, int]]:
+    """Walk the header with struct (fast): its end, a compact copy, and the length of every array.
+
+    Why: the gguf reader builds numpy objects per string, so a 128k-token vocabulary plus its merges takes tens of
+    seconds to parse. The compact copy keeps every key, value and tensor info but empties arrays longer than
+    _ARRAY_VALUES_KEPT (their lengths are recorded here), so the reader then parses it in milliseconds.
+    """
+    unpack = struct.unpack_from
+    n = len(buf)
+
+    def need(pos: int, size: int) -> None:
+        if pos + size > n:
+            raise _NeedMore
+
+    def string_end(pos: int) -> int:
+        need(pos, 8)
+        (length,) = unpack("<Q", buf, pos)
+        if length > MAX_HEADER_BYTES:
+            raise _bad(label, "a string is longer than the header limit")
+        need(pos + 8, length)
+        return pos + 8 + length
+
+    need(0, 24)
+    _version, tensor_count, kv_count = unpack("<IQQ", buf, 4)
+    pos = 24
+    out = [buf[:24]]
+    lengths: dict[str, int] = {}
+    for _ in range(kv_count):
+        key_start = pos
+        pos = string_end(pos)
+        key = buf[key_start + 8 : pos].decode("utf-8", errors="replace")
+        need(pos, 4)
+        (vtype,) = unpack("<I", buf, pos)
+        pos += 4
+        if vtype == _STRING:
+            pos = string_end(pos)
+        elif vtype in _FIXED_SIZES:
+            need(pos, _FIXED_SIZES[vtype])
+            pos += _FIXED_SIZES[vtype]
+        elif vtype == _ARRAY:
+            need(pos, 12)
+            itype, count = unpack("<IQ", buf, pos)
+            body = pos + 12
+            if itype == _STRING:
+                end = body
+                for _ in range(count):
+                    end = string_end(end)
+            elif itype in _FIXED_SIZES:
+                end = body + _FIXED_SIZES[itype] * count
+                need(end, 0)
+            else:
+                raise _bad(label, f"metadata {key[:60]!r} is a nested array, which no model file uses")
+            lengths[key] = count
+            if count > _ARRAY_VALUES_KEPT:
+                out.append(buf[key_start:body - 8] + struct.pack("<Q", 0))
+                pos = end
+                continue
+            pos = end
+        else:
+            raise _bad(label, f"metadata {key[:60]!r} has an unknown value type {vtype}")
+        out.append(buf[key_start:pos])
+    infos_start = pos
+    for _ in range(tensor_count):
+        pos = string_end(pos)
+        need(pos, 4)
+        (n_dims,) = unpack("<I", buf, pos)
+        if n_dims > MAX_DIMS:
+            raise _bad(label, "a tensor has more dimensions than any model uses")
+        pos += 4 + 8 * n_dims + 4 + 8
+        need(pos, 0)
+    out.append(buf[infos_start:pos])
+    return pos, b"".join(out), lengths
+
+
+def _parse(compact: bytes, header_bytes: int, lengths: dict[str, int], file_bytes: int, label: str) -> GgufHeader:
+    """Parse a complete (compacted) header with the gguf package's own reader."""
     from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFReader, GGUFValueType
 
     class _HeaderOnlyReader(GGUFReader):
@@ -112,32 +194,23 @@ def _parse(prefix: bytes, file_bytes: int, label: str) -> GgufHeader | None:
         def _build_tensors(self, start_offs: int, fields: list) -> None:  # type: ignore[override]
             self.tensor_fields = fields
 
-    complete = len(prefix) >= file_bytes
     with tempfile.TemporaryDirectory(prefix="quantlens-gguf-") as folder:
         path = os.path.join(folder, "header.gguf")
         with open(path, "wb") as handle:
-            handle.write(prefix)
+            handle.write(compact)
         try:
             reader = _HeaderOnlyReader(path)
         except (IndexError, ValueError, OverflowError, UnicodeDecodeError, KeyError, struct.error, TypeError) as exc:
-            if complete:
-                raise _bad(label, f"its header is malformed ({type(exc).__name__})") from None
-            return None
+            raise _bad(label, f"its header is malformed ({type(exc).__name__})") from None
         fields = list(reader.fields.values())
         tensor_fields = list(getattr(reader, "tensor_fields", []))
-        last = tensor_fields[-1] if tensor_fields else (fields[-1] if fields else None)
-        end = last.offset + sum(int(p.nbytes) for p in last.parts) if last is not None else 24
-        if end >= len(prefix) and not complete:
-            return None  # the last field may have been cut short by the end of the prefix
         metadata: dict[str, Any] = {}
-        lengths: dict[str, int] = {}
         for f in fields:
             if f.name.startswith("GGUF."):
                 continue
             main = f.types[0] if f.types else None
             if main == GGUFValueType.ARRAY:
-                lengths[f.name] = len(f.data)
-                if len(f.data) <= _ARRAY_VALUES_KEPT and f.types[-1] != GGUFValueType.STRING:
+                if f.name in lengths and lengths[f.name] <= _ARRAY_VALUES_KEPT and f.types[-1] != GGUFValueType.STRING:
                     metadata[f.name] = [_scalar(v) for v in f.contents()]
             else:
                 metadata[f.name] = _scalar(f.contents())
@@ -159,12 +232,12 @@ def _parse(prefix: bytes, file_bytes: int, label: str) -> GgufHeader | None:
         del reader  # drops the memmap before the folder is removed
     if sum(t.nbytes for t in tensors) > file_bytes:
         raise _bad(label, "its tensors add up to more bytes than the file holds")
-    return GgufHeader(header_bytes=end, metadata=metadata, array_lengths=lengths, tensors=tuple(tensors))
+    return GgufHeader(header_bytes=header_bytes, metadata=metadata, array_lengths=dict(lengths), tensors=tuple(tensors))
 
 
 def read_gguf_header(fetch: Callable[[int, int], bytes], file_bytes: int, label: str = "",
                      max_header_bytes: int = MAX_HEADER_BYTES, first_read_bytes: int | None = None) -> GgufHeader:
-    """Fetch a growing prefix (`fetch(start, stop)` returns bytes start..stop-1) until the header parses.
+    """Fetch a growing prefix (`fetch(start, stop)` returns bytes start..stop-1) until the whole header is in it.
 
     Reads at most `max_header_bytes`; a header larger than that is refused with `hub_header_too_large`.
     """
@@ -178,10 +251,14 @@ def read_gguf_header(fetch: Callable[[int, int], bytes], file_bytes: int, label:
     if tensor_count > MAX_TENSORS or kv_count > MAX_KV:
         raise _bad(label, f"it declares {tensor_count:,} tensors and {kv_count:,} metadata keys, beyond any real model")
     while True:
-        parsed = _parse(have, file_bytes, label)
-        if parsed is not None:
-            return parsed
+        try:
+            end, compact, lengths = _scan(have, label)
+            return _parse(compact, end, lengths, file_bytes, label)
+        except _NeedMore:
+            pass
         if len(have) >= min(file_bytes, max_header_bytes):
+            if len(have) >= file_bytes:
+                raise _bad(label, "its header runs past the end of the file")
             raise QuantLensError(
                 "hub_header_too_large",
                 f"The GGUF file {label} has a header larger than {max_header_bytes // 2**20} MiB, so it is not read.")
