@@ -46,7 +46,35 @@ def _hub(tmp: Path) -> hs.FakeHub:
     fake.add("bench/llama-8b-4-shards", hs.HubRepo({"config.json": _json(cfg), **{
         f"model-0000{i + 1}-of-00004.safetensors": hs.declared_safetensors_file(dict(items[i::4])) for i in range(4)}}))
     fake.add("bench/tiny-GGUF", hs.HubRepo({"tiny-Q8_0.gguf": hs.gguf_file(tmp, hs.TINY_LLAMA)}))
+    fake.add("bench/llama3-vocab-GGUF", hs.HubRepo({"m-Q4_K_M.gguf": _llama3_vocab_gguf(tmp)}))
     return fake
+
+
+def _llama3_vocab_gguf(tmp: Path) -> hs.HubFile:
+    """A header the size of a real Llama-3 GGUF's (128,256 tokens and 280,147 merges: ~9 MB), data virtual."""
+    import gguf
+    import numpy as np
+
+    path = tmp / "llama3.gguf"
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_block_count(32)
+    w.add_embedding_length(4096)
+    w.add_head_count(32)
+    w.add_head_count_kv(8)
+    w.add_feed_forward_length(14336)
+    w.add_context_length(131072)
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_Q4_K_M)
+    w.add_token_list([f"token{n}" for n in range(128256)])
+    w.add_token_merges([f"tok{n} en{n}" for n in range(280147)])
+    nbytes = 128256 * 4096 // 256 * 144
+    w.add_tensor_info("token_embd.weight", (128256, 4096 // 256 * 144), np.dtype(np.uint8), nbytes,
+                      raw_dtype=gguf.GGMLQuantizationType.Q4_K)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    w.close()
+    head = path.read_bytes()
+    return hs.HubFile(head, len(head) + 64 + nbytes)
 
 
 def main() -> None:

@@ -103,7 +103,11 @@ def _scalar(value: Any) -> Any:
 
 
 class _NeedMore(Exception):
-    """The prefix ends inside the header."""
+    """The prefix ends inside the header; `hint` is an estimate of the header's length so far (0 = unknown)."""
+
+    def __init__(self, hint: int = 0) -> None:
+        super().__init__(hint)
+        self.hint = hint
 
 
 _FIXED_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}  # GGUFValueType -> bytes
@@ -155,8 +159,11 @@ def _scan(buf: bytes, label: str) -> tuple[int, bytes, dict[str, int]]:
             body = pos + 12
             if itype == _STRING:
                 end = body
-                for _ in range(count):
-                    end = string_end(end)
+                for i in range(count):
+                    try:
+                        end = string_end(end)
+                    except _NeedMore:  # a vocabulary: its length so far predicts where it ends
+                        raise _NeedMore(body + (end - body) * count // max(i, 1)) from None
             elif itype in _FIXED_SIZES:
                 end = body + _FIXED_SIZES[itype] * count
                 need(end, 0)
@@ -254,15 +261,15 @@ def read_gguf_header(fetch: Callable[[int, int], bytes], file_bytes: int, label:
         try:
             end, compact, lengths = _scan(have, label)
             return _parse(compact, end, lengths, file_bytes, label)
-        except _NeedMore:
-            pass
+        except _NeedMore as more:
+            hint = more.hint
         if len(have) >= min(file_bytes, max_header_bytes):
             if len(have) >= file_bytes:
                 raise _bad(label, "its header runs past the end of the file")
             raise QuantLensError(
                 "hub_header_too_large",
                 f"The GGUF file {label} has a header larger than {max_header_bytes // 2**20} MiB, so it is not read.")
-        stop = min(file_bytes, max_header_bytes, len(have) * 4)
+        stop = min(file_bytes, max_header_bytes, max(len(have) * 2, hint + FIRST_READ_BYTES))
         more = fetch(len(have), stop)
         if not more:
             raise _bad(label, "the server returned no more bytes of its header")
