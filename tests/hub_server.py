@@ -95,19 +95,18 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             pass
 
         def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+            sent = len(body) if self.command != "HEAD" else 0
+            with hub.lock:  # logged before answering, so a test that has its answer also sees it counted
+                hub.log.append(Request(self.command, self.path, status, sent, self.headers.get("Authorization"),
+                                       self.headers.get("Range")))
             self.send_response(status)
             for k, v in (headers or {}).items():
                 self.send_header(k, v)
             if "Content-Length" not in (headers or {}):
                 self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            sent = 0
-            if self.command != "HEAD" and body:
+            if sent:
                 self.wfile.write(body)
-                sent = len(body)
-            with hub.lock:
-                hub.log.append(Request(self.command, self.path, status, sent, self.headers.get("Authorization"),
-                                       self.headers.get("Range")))
 
         def _error(self, status: int, code: str, message: str = "") -> None:
             body = json.dumps({"error": message or code}).encode()
