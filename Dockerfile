@@ -2,11 +2,12 @@
 # Build: docker build -t quantlens .    Run: docker run -p 8501:8501 --memory=6g quantlens
 FROM python:3.11-slim
 
+# No HF_HUB_OFFLINE here: the calculator's Hub lookup (metadata only) needs outbound HTTPS to the Hub. The compare
+# worker never downloads: core/jobs/runner.py gives it HF_HUB_OFFLINE=1 and blocks its sockets.
+
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    HF_HUB_OFFLINE=1 \
-    TRANSFORMERS_OFFLINE=1 \
     STREAMLIT_BROWSER_GATHER_USAGE_STATS=false \
     HOME=/home/quantlens
 

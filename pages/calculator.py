@@ -26,6 +26,7 @@ from core.sizing.overhead import RUNTIMES
 from core.sizing.parsing import parse_context
 from core.sizing.precisions import DEFAULT_NAMES, PRECISIONS, get_precision
 from core.sizing.training import TRAINING_MODES, training_estimate
+from pages import hub_input
 from pages.routing import ensure_routed
 from pages.share import share_link
 
@@ -38,7 +39,7 @@ MAX_BATCH = 4096
 MAX_URL_CONFIG_CHARS = 6000
 MODES = {"inference": "Inference", **TRAINING_MODES}
 MODE_LABELS = {"inference": "Inference", "full": "Full fine-tune", "lora": "LoRA", "qlora": "QLoRA"}
-SOURCES = {"catalog": "Catalog model(s)", "params": "Parameter count(s)", "config": "Upload config.json"}
+SOURCES = {"hf": "Hugging Face id or URL", "catalog": "Catalog model(s)", "params": "Parameter count(s)", "config": "Upload config.json"}
 DEFAULT_GPUS = ("rtx-4090", "rtx-3060-12gb", "h100-sxm-80gb", "apple-m3-max-64gb")
 
 
@@ -82,6 +83,7 @@ def defaults(model_ids: list[str], gpu_ids: list[str]) -> dict:
         "src": "catalog", "model": [first] if isinstance(first, str) else list(first), "params": "7B 70B",
         "prec": list(DEFAULT_NAMES), "ctx": 4096, "batch": 1, "kv": "fp16", "rt": "llama.cpp", "mode": "inference",
         "rank": 16, "gpu": [g for g in DEFAULT_GPUS if g in gpu_ids] or gpu_ids[:3], "cfg": "", "imatrix": False,
+        "hf": "",
     }
 
 
@@ -96,6 +98,11 @@ def read_query_params(qp, model_ids: list[str], gpu_ids: list[str]) -> tuple[dic
     if "src" in qp:
         v = qp["src"]
         state["src"] = v if v in SOURCES else (bad("src", v, "unknown model source") or state["src"])
+    if "hf" in qp:
+        state["hf"], hf_warnings = hub_input.text_from_query(qp)
+        warnings += hf_warnings
+        if state["hf"] and "src" not in qp:
+            state["src"] = "hf"
     if "model" in qp:
         lower = {m.lower(): m for m in model_ids}
         picked = []
@@ -175,7 +182,8 @@ def read_query_params(qp, model_ids: list[str], gpu_ids: list[str]) -> tuple[dic
 def write_query_params(state: dict) -> None:
     """Page state -> URL (lists become repeated keys); only touched when something changed."""
     target = {k: ([str(x) for x in v] if isinstance(v, list) else str(int(v)) if isinstance(v, bool) else str(v))
-              for k, v in state.items() if v not in ("", []) and v is not False}
+              for k, v in state.items() if v not in ("", []) and v is not False and k != "hf"}
+    target |= hub_input.query_from_text(state.get("hf", ""))
     if state.get("gpu") == []:
         target["gpu"] = ""  # "no hardware" is a choice too; an absent key would mean the defaults
     current = {k: (st.query_params.get_all(k) if isinstance(target.get(k), list) else st.query_params.get(k))
@@ -220,7 +228,10 @@ for w in st.session_state.get("calc_url_warnings", []):
 left, right = st.columns([1, 1])
 with left:
     src = st.radio("Model", list(SOURCES), format_func=SOURCES.get, key="w_src", horizontal=True)
-    if src == "catalog":
+    hf_token = None
+    if src == "hf":
+        hf_token = hub_input.draw_input()
+    elif src == "catalog":
         st.multiselect("Catalog models (pick several to compare)", MODEL_IDS,
                        format_func=lambda i: f"{MODEL_NAMES[i]} ({i})", key="w_model")
     elif src == "params":
@@ -276,8 +287,12 @@ share_link()
 
 started = time.perf_counter()
 models: list[sizing.ModelSpec] = []
+hub_found = []
 try:
-    if src == "catalog":
+    if src == "hf":
+        hub_found = hub_input.lookup_all(state["hf"], hf_token)
+        models = [f.spec for f in hub_found]
+    elif src == "catalog":
         models = [sizing.model_from_catalog(i) for i in state["model"]]
     elif src == "params":
         models = [sizing.model_from_params(t) for t in _split_params(state["params"] or "")]
@@ -291,10 +306,14 @@ except QuantLensError as exc:
     st.error(exc.one_line())
 models = list({m.name: m for m in models}.values())  # the same model twice adds nothing
 if not models:
-    st.info("Choose a model: pick from the catalog, type a parameter count, or upload a config.json.")
+    st.info("Choose a model: paste a Hugging Face id, pick from the catalog, type a parameter count, or upload a "
+            "config.json.")
     st.stop()
 
 precisions = [get_precision(n) for n in state["prec"]] or [get_precision("fp16")]
+# a Hub model is always shown in the format its repo (or GGUF file) stores, first
+stored = [get_precision(f.stored_precision) for f in hub_found if f.stored_precision]
+precisions = list(dict.fromkeys(stored + precisions))
 hardware = tuple(HW_BY_ID[g] for g in state["gpu"])
 ctx, batch, kv, rt = int(state["ctx"]), int(state["batch"]), state["kv"], state["rt"]
 primary = models[0]
@@ -372,6 +391,7 @@ summary = pd.DataFrame([sizing.model_summary(m) for m in models]).rename(columns
     "max_context": "Trained context"})
 st.dataframe(summary, hide_index=True, column_config={
     k: st.column_config.NumberColumn(format="localized") for k in ("Parameters", "Active / token", "KV bytes/token (FP16)")})
+hub_input.draw_details(hub_found)
 st.dataframe(table, hide_index=True, column_config={
     k: st.column_config.NumberColumn(format="%.2f") for k in ("Weights GB", "KV cache GB", "Overhead GB", "Total GB", "Total GiB")
 })

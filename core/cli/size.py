@@ -1,7 +1,9 @@
 """`python -m core size`: memory a model needs at each precision, as a table, JSON or CSV.
 
-Exactly one model source: `--params 7B`, `--model "Llama 3.1 8B"` (catalog id or name) or
-`--config path/to/config.json` (read as JSON only, never executed). All byte counts in JSON/CSV are
+Exactly one model source: `--params 7B`, `--model "Llama 3.1 8B"` (catalog id or name),
+`--config path/to/config.json` (read as JSON only, never executed) or `--hf org/name` (a Hugging Face id or
+huggingface.co link, with `--revision` / `--file`; metadata only, see core/sizing/hub.py). With `--hf` the JSON
+gains a `hub` block (commit, files, parameters per stored dtype, predicted-vs-published checks, link). All byte counts in JSON/CSV are
 integers; the table shows GB (10^9 bytes) and GiB (2^30 bytes), labelled.
 
 JSON shape (stable; more keys may be added, none removed):
@@ -9,7 +11,7 @@ JSON shape (stable; more keys may be added, none removed):
     {
       "model": {"name": str, "parameters": int, "active_parameters": int,
                 "parameters_without_embeddings": int|null, "active_parameters_without_embeddings": int|null,
-                "source": "params"|"catalog"|"config",
+                "source": "params"|"catalog"|"config"|"hub",
                 "catalog_id": str|null, "architecture_known": bool, "warnings": [str],
                 "architecture": {"model_type", "layers", "hidden_size", "attention", "head_dim", "sliding_window",
                                  "kv_bytes_per_token_fp16", "max_context"}},   # values null for --params
@@ -56,8 +58,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--params", metavar="N", help="parameter count: 7B, 1.5e9, 350M, 1,000,000")
     source.add_argument("--model", metavar="NAME", help="catalog model id or name, e.g. meta-llama/Llama-3.1-8B")
     source.add_argument("--config", metavar="FILE", help="a Hugging Face config.json (parsed as JSON only)")
-    parser.add_argument("--precision", default=",".join(DEFAULT_NAMES), metavar="LIST",
-                        help="comma-separated precisions (fp16,int8,int4,Q4_K_M,AWQ-INT4,NF4,...), or all / ideal / real")
+    source.add_argument("--hf", metavar="ID", help="a Hugging Face model id or huggingface.co link (metadata only, "
+                                                   "never the weights); HF_ENDPOINT picks a mirror")
+    parser.add_argument("--revision", metavar="REV", help="with --hf: branch, tag or commit (default: main)")
+    parser.add_argument("--file", metavar="NAME", help="with --hf: one .gguf (or .safetensors) file of the repo")
+    parser.add_argument("--token-prompt", action="store_true",
+                        help="with --hf: ask for a read token for a gated or private repo (else HF_TOKEN is used); "
+                             "it is never written anywhere")
+    parser.add_argument("--precision", default=None, metavar="LIST",
+                        help="comma-separated precisions (fp16,int8,int4,Q4_K_M,AWQ-INT4,NF4,...), or all / ideal / real "
+                             f"(default {','.join(DEFAULT_NAMES)}; with --hf the repo's own format first)")
     parser.add_argument("--context", type=_context, default=0, metavar="N",
                         help="context length in tokens: 8192, 32k, 128k (k = 1024), 1e5 (0 = weights only)")
     parser.add_argument("--batch", type=int, default=1, metavar="N", help="concurrent sequences (default 1)")
@@ -116,6 +126,35 @@ def _load_config(path_text: str) -> dict[str, Any]:
     from core.sizing.architecture import parse_config_json
 
     return parse_config_json(data)
+
+
+def _hub_model(args: argparse.Namespace) -> Any:
+    """The Hub lookup; a token comes from a hidden prompt or HF_TOKEN, never from the command line."""
+    from core.sizing.hub import lookup
+
+    token = None
+    if args.token_prompt:
+        import getpass
+
+        token = getpass.getpass("Hugging Face read token (not echoed, not stored): ").strip() or None
+    return lookup(args.hf, revision=args.revision, filename=args.file, token=token)
+
+
+def hub_section(found: Any) -> dict[str, Any]:
+    """The `hub` block of the JSON report: what the repo holds and the predicted-vs-published checks."""
+    return {
+        "repo": found.ref.repo_id, "revision": found.ref.revision, "file": found.ref.filename, "commit": found.commit,
+        "kind": found.kind, "stored_precision": found.stored_precision,
+        "stored_weights_bytes": found.stored_weights_bytes, "parameters_by_dtype": dict(found.parameters_by_dtype),
+        "files": [{"name": n, "size_bytes": b} for n, b in found.weight_files],
+        "gguf_files": [{"name": f.name, "parts": list(f.parts), "size_bytes": f.size_bytes, "quant": f.quant}
+                       for f in found.gguf_files],
+        "gguf_file": found.gguf_file, "gguf_types_bytes": dict(found.gguf_types),
+        "checks": [{"label": c.label, "predicted_bytes": c.predicted_bytes, "published_bytes": c.published_bytes,
+                    "error_percent": round(c.error_percent, 3)} for c in found.checks],
+        "notes": list(found.notes), "requests": found.requests,
+        "link": "/calculator?" + "&".join(f"{k}={v}" for k, v in found.link_params.items()),
+    }
 
 
 def _model(args: argparse.Namespace) -> sizing.ModelSpec:
@@ -238,16 +277,47 @@ def _csv(report: dict[str, Any]) -> str:
     return buf.getvalue()
 
 
+def _hub_table(hub: dict[str, Any]) -> str:
+    out = [f"Hugging Face: {hub['repo']} at commit {hub['commit'][:12]}"
+           + (f", file {hub['gguf_file']}" if hub["gguf_file"] else "")
+           + (f"; stored as {hub['stored_precision']}" if hub["stored_precision"] else "")]
+    if hub["parameters_by_dtype"]:
+        out.append("parameters per stored dtype (safetensors headers): "
+                   + ", ".join(f"{k} {v:,}" for k, v in hub["parameters_by_dtype"].items()))
+    for f in hub["gguf_files"]:
+        parts = f" ({len(f['parts'])} parts)" if len(f["parts"]) > 1 else ""
+        out.append(f"  {f['name']}{parts}: {f['size_bytes'] / GB:.2f} GB")
+    for c in hub["checks"]:
+        out.append(f"check: {c['label']}: predicted {c['predicted_bytes'] / GB:.3f} GB, published "
+                   f"{c['published_bytes'] / GB:.3f} GB ({c['error_percent']:+.2f}%)")
+    out += [f"note: {n}" for n in hub["notes"]]
+    out.append(f"link: {hub['link']}")
+    return "\n".join(out) + "\n"
+
+
 def run(args: argparse.Namespace) -> int:
-    model = _model(args)
-    precisions = parse_precision_list(args.precision)
+    if args.hf is None and (args.revision or args.file or args.token_prompt):
+        raise QuantLensError("usage", "--revision, --file and --token-prompt go with --hf.")
+    found = _hub_model(args) if args.hf is not None else None
+    model = found.spec if found is not None else _model(args)
+    names = args.precision
+    if names is None:
+        default = list(DEFAULT_NAMES)
+        if found is not None and found.stored_precision:
+            default = [found.stored_precision] + [n for n in default if n.lower() != found.stored_precision.lower()]
+        names = ",".join(default)
+    precisions = parse_precision_list(names)
     hardware = tuple(catalog.find_hardware(h) for h in args.gpu)
     report = build_report(model, precisions, args.context, args.batch, args.kv_precision, args.runtime, hardware,
                           imatrix=True if args.imatrix else None)
+    if found is not None:
+        report["hub"] = hub_section(found)
     if args.format == "json":
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     elif args.format == "csv":
         sys.stdout.write(_csv(report))
     else:
         sys.stdout.write(_table(report))
+        if found is not None:
+            sys.stdout.write(_hub_table(report["hub"]))
     return 0

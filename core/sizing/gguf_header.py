@@ -1,0 +1,312 @@
+"""Read a GGUF file's header (metadata and tensor infos) from its first bytes, without its weights.
+
+Why: a GGUF file states its own architecture and the exact type and shape of every tensor, so the weights,
+the KV cache and the fit can come from the file itself rather than from a guess. The header sits at the start
+of the file, but its length is only known once parsed (tokenizer vocabularies make it megabytes), so the
+caller fetches a prefix and grows it until the `gguf` package's reader parses it, up to a cap: a hostile file
+may declare a header of any size.
+
+The `gguf` package (llama.cpp's own reader) is imported lazily inside functions, so importing core.sizing
+stays standard-library only.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.errors import QuantLensError
+
+FIRST_READ_BYTES = 1 * 2**20
+MAX_HEADER_BYTES = 32 * 2**20
+MAX_TENSORS = 200_000
+MAX_KV = 100_000
+MAX_DIMS = 8
+GGUF_MAGIC = b"GGUF"
+_ARRAY_VALUES_KEPT = 4096  # per-layer arrays (head_count_kv, sliding-window patterns) are short; vocabularies are not
+
+# GGUF `general.architecture` -> config.json model_type, where the names differ.
+_MODEL_TYPES = {"qwen2moe": "qwen2_moe", "qwen3moe": "qwen3_moe", "gpt-oss": "gpt_oss", "gptoss": "gpt_oss",
+                "gemma3": "gemma3_text", "deepseek2": "deepseek_v2", "gptneox": "gpt_neox", "phi2": "phi",
+                "olmo2": "olmo2", "command-r": "cohere"}
+
+
+@dataclass(frozen=True)
+class GgufTensorInfo:
+    name: str
+    shape: tuple[int, ...]
+    ggml_type: str
+    nbytes: int
+
+    @property
+    def elements(self) -> int:
+        return math.prod(self.shape)
+
+
+@dataclass(frozen=True)
+class GgufHeader:
+    """What a GGUF header says: metadata (scalars, strings, short arrays; long arrays by length) and tensors."""
+
+    header_bytes: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+    array_lengths: dict[str, int] = field(default_factory=dict)
+    tensors: tuple[GgufTensorInfo, ...] = ()
+
+    @property
+    def architecture(self) -> str:
+        return str(self.metadata.get("general.architecture", ""))
+
+    @property
+    def parameters(self) -> int:
+        return sum(t.elements for t in self.tensors)
+
+    @property
+    def tensor_bytes(self) -> int:
+        """Exact bytes of all tensor data, from each tensor's own type and shape."""
+        return sum(t.nbytes for t in self.tensors)
+
+    @property
+    def file_type(self) -> str | None:
+        """llama.cpp's name for the file's quantization mix (Q4_K_M, Q8_0, F16...), from general.file_type."""
+        raw = self.metadata.get("general.file_type")
+        if not isinstance(raw, int):
+            return None
+        from gguf import LlamaFileType
+
+        try:
+            name = LlamaFileType(raw).name
+        except ValueError:
+            return None
+        return name.removeprefix("MOSTLY_").removeprefix("ALL_")
+
+    def type_counts(self) -> dict[str, int]:
+        """Bytes per ggml type, largest first (what the file really stores)."""
+        out: dict[str, int] = {}
+        for t in self.tensors:
+            out[t.ggml_type] = out.get(t.ggml_type, 0) + t.nbytes
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+def _bad(label: str, why: str) -> QuantLensError:
+    return QuantLensError("hub_bad_gguf", f"The GGUF file {label} cannot be read: {why}.")
+
+
+def _scalar(value: Any) -> Any:
+    if hasattr(value, "item"):
+        value = value.item()
+    return value
+
+
+class _NeedMore(Exception):
+    """The prefix ends inside the header; `hint` is an estimate of the header's length so far (0 = unknown)."""
+
+    def __init__(self, hint: int = 0) -> None:
+        super().__init__(hint)
+        self.hint = hint
+
+
+_FIXED_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}  # GGUFValueType -> bytes
+_STRING, _ARRAY = 8, 9
+
+
+def _scan(buf: bytes, label: str) -> tuple[int, bytes, dict[str, int]]:
+    """Walk the header with struct (fast): its end, a compact copy, and the length of every array.
+
+    Why: the gguf reader builds numpy objects per string, so a 128k-token vocabulary plus its merges takes tens of
+    seconds to parse. The compact copy keeps every key, value and tensor info but empties arrays longer than
+    _ARRAY_VALUES_KEPT (their lengths are recorded here), so the reader then parses it in milliseconds.
+    """
+    unpack = struct.unpack_from
+    n = len(buf)
+
+    def need(pos: int, size: int) -> None:
+        if pos + size > n:
+            raise _NeedMore
+
+    def string_end(pos: int) -> int:
+        need(pos, 8)
+        (length,) = unpack("<Q", buf, pos)
+        if length > MAX_HEADER_BYTES:
+            raise _bad(label, "a string is longer than the header limit")
+        need(pos + 8, length)
+        return pos + 8 + length
+
+    need(0, 24)
+    _version, tensor_count, kv_count = unpack("<IQQ", buf, 4)
+    pos = 24
+    out = [buf[:24]]
+    lengths: dict[str, int] = {}
+    for _ in range(kv_count):
+        key_start = pos
+        pos = string_end(pos)
+        key = buf[key_start + 8 : pos].decode("utf-8", errors="replace")
+        need(pos, 4)
+        (vtype,) = unpack("<I", buf, pos)
+        pos += 4
+        if vtype == _STRING:
+            pos = string_end(pos)
+        elif vtype in _FIXED_SIZES:
+            need(pos, _FIXED_SIZES[vtype])
+            pos += _FIXED_SIZES[vtype]
+        elif vtype == _ARRAY:
+            need(pos, 12)
+            itype, count = unpack("<IQ", buf, pos)
+            body = pos + 12
+            if itype == _STRING:
+                end = body
+                for i in range(count):
+                    try:
+                        end = string_end(end)
+                    except _NeedMore:  # a vocabulary: its length so far predicts where it ends
+                        raise _NeedMore(body + (end - body) * count // max(i, 1)) from None
+            elif itype in _FIXED_SIZES:
+                end = body + _FIXED_SIZES[itype] * count
+                need(end, 0)
+            else:
+                raise _bad(label, f"metadata {key[:60]!r} is a nested array, which no model file uses")
+            lengths[key] = count
+            if count > _ARRAY_VALUES_KEPT:
+                out.append(buf[key_start:body - 8] + struct.pack("<Q", 0))
+                pos = end
+                continue
+            pos = end
+        else:
+            raise _bad(label, f"metadata {key[:60]!r} has an unknown value type {vtype}")
+        out.append(buf[key_start:pos])
+    infos_start = pos
+    for _ in range(tensor_count):
+        pos = string_end(pos)
+        need(pos, 4)
+        (n_dims,) = unpack("<I", buf, pos)
+        if n_dims > MAX_DIMS:
+            raise _bad(label, "a tensor has more dimensions than any model uses")
+        pos += 4 + 8 * n_dims + 4 + 8
+        need(pos, 0)
+    out.append(buf[infos_start:pos])
+    return pos, b"".join(out), lengths
+
+
+def _parse(compact: bytes, header_bytes: int, lengths: dict[str, int], file_bytes: int, label: str) -> GgufHeader:
+    """Parse a complete (compacted) header with the gguf package's own reader."""
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFReader, GGUFValueType
+
+    class _HeaderOnlyReader(GGUFReader):
+        """GGUFReader maps tensor data after the header; here there is none, so only the infos are kept."""
+
+        def _build_tensors(self, start_offs: int, fields: list) -> None:  # type: ignore[override]
+            self.tensor_fields = fields
+
+    with tempfile.TemporaryDirectory(prefix="quantlens-gguf-") as folder:
+        path = os.path.join(folder, "header.gguf")
+        with open(path, "wb") as handle:
+            handle.write(compact)
+        try:
+            reader = _HeaderOnlyReader(path)
+        except (IndexError, ValueError, OverflowError, UnicodeDecodeError, KeyError, struct.error, TypeError) as exc:
+            raise _bad(label, f"its header is malformed ({type(exc).__name__})") from None
+        fields = list(reader.fields.values())
+        tensor_fields = list(getattr(reader, "tensor_fields", []))
+        metadata: dict[str, Any] = {}
+        for f in fields:
+            if f.name.startswith("GGUF."):
+                continue
+            main = f.types[0] if f.types else None
+            if main == GGUFValueType.ARRAY:
+                if f.name in lengths and lengths[f.name] <= _ARRAY_VALUES_KEPT and f.types[-1] != GGUFValueType.STRING:
+                    metadata[f.name] = [_scalar(v) for v in f.contents()]
+            else:
+                metadata[f.name] = _scalar(f.contents())
+        tensors = []
+        for tf in tensor_fields:
+            n_dims = int(tf.parts[2][0]) if len(tf.parts[2]) else -1
+            dims = tuple(int(d) for d in tf.parts[3])
+            if not 0 <= n_dims <= MAX_DIMS or len(dims) != n_dims or len(tf.parts[4]) != 1:
+                raise _bad(label, f"tensor {tf.name[:60]!r} has an invalid shape")
+            try:
+                qtype = GGMLQuantizationType(int(tf.parts[4][0]))
+                block, type_size = GGML_QUANT_SIZES[qtype]
+            except (ValueError, KeyError):
+                raise _bad(label, f"tensor {tf.name[:60]!r} has an unknown type") from None
+            elements = math.prod(dims)
+            if elements % block:
+                raise _bad(label, f"tensor {tf.name[:60]!r} does not fill whole {qtype.name} blocks")
+            tensors.append(GgufTensorInfo(tf.name, tuple(reversed(dims)), qtype.name, elements // block * type_size))
+        del reader  # drops the memmap before the folder is removed
+    if sum(t.nbytes for t in tensors) > file_bytes:
+        raise _bad(label, "its tensors add up to more bytes than the file holds")
+    return GgufHeader(header_bytes=header_bytes, metadata=metadata, array_lengths=dict(lengths), tensors=tuple(tensors))
+
+
+def read_gguf_header(fetch: Callable[[int, int], bytes], file_bytes: int, label: str = "",
+                     max_header_bytes: int = MAX_HEADER_BYTES, first_read_bytes: int | None = None) -> GgufHeader:
+    """Fetch a growing prefix (`fetch(start, stop)` returns bytes start..stop-1) until the whole header is in it.
+
+    Reads at most `max_header_bytes`; a header larger than that is refused with `hub_header_too_large`.
+    """
+    label = label or "(file)"
+    have = fetch(0, min(first_read_bytes or FIRST_READ_BYTES, max_header_bytes, file_bytes))
+    if len(have) < 24 or have[:4] != GGUF_MAGIC:
+        raise _bad(label, "it does not start with the GGUF magic bytes")
+    version, tensor_count, kv_count = struct.unpack("<IQQ", have[4:24])
+    if version not in (2, 3):
+        raise _bad(label, f"GGUF version {version} is not supported")
+    if tensor_count > MAX_TENSORS or kv_count > MAX_KV:
+        raise _bad(label, f"it declares {tensor_count:,} tensors and {kv_count:,} metadata keys, beyond any real model")
+    while True:
+        try:
+            end, compact, lengths = _scan(have, label)
+            return _parse(compact, end, lengths, file_bytes, label)
+        except _NeedMore as more:
+            hint = more.hint
+        if len(have) >= min(file_bytes, max_header_bytes):
+            if len(have) >= file_bytes:
+                raise _bad(label, "its header runs past the end of the file")
+            raise QuantLensError(
+                "hub_header_too_large",
+                f"The GGUF file {label} has a header larger than {max_header_bytes // 2**20} MiB, so it is not read.")
+        stop = min(file_bytes, max_header_bytes, max(len(have) * 2, hint + FIRST_READ_BYTES))
+        more = fetch(len(have), stop)
+        if not more:
+            raise _bad(label, "the server returned no more bytes of its header")
+        have += more
+
+
+def config_from_gguf(h: GgufHeader) -> dict[str, Any]:
+    """GGUF metadata -> a config.json-like dict, so the file's architecture goes through the same validator."""
+    arch = h.architecture
+    m = h.metadata
+
+    def get(key: str) -> Any:
+        value = m.get(f"{arch}.{key}")
+        if isinstance(value, list):  # per-layer values (e.g. head_count_kv on hybrid models): the largest counts
+            numbers = [v for v in value if isinstance(v, (int, float))]
+            return max(numbers) if numbers else None
+        return value
+
+    names = {t.name for t in h.tensors}
+    vocab = h.array_lengths.get("tokenizer.ggml.tokens")
+    if not vocab:
+        emb = next((t for t in h.tensors if t.name == "token_embd.weight"), None)
+        vocab = emb.shape[0] if emb is not None and emb.shape else None
+    config: dict[str, Any] = {
+        "model_type": _MODEL_TYPES.get(arch, arch.replace("-", "_")),
+        "hidden_size": get("embedding_length"),
+        "num_hidden_layers": get("block_count"),
+        "num_attention_heads": get("attention.head_count"),
+        "num_key_value_heads": get("attention.head_count_kv"),
+        "head_dim": get("attention.key_length"),
+        "intermediate_size": get("feed_forward_length"),
+        "max_position_embeddings": get("context_length"),
+        "vocab_size": vocab,
+        "num_local_experts": get("expert_count"),
+        "num_experts_per_tok": get("expert_used_count"),
+        "moe_intermediate_size": get("expert_feed_forward_length"),
+        "sliding_window": get("attention.sliding_window"),
+        "tie_word_embeddings": "output.weight" not in names,
+    }
+    return {k: v for k, v in config.items() if v is not None and v != 0}
