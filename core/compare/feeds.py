@@ -47,10 +47,13 @@ def max_positions(config: dict) -> int:
 def text_feeds(texts: list[str], specs, tokenizer, config: dict, latency_len: int) -> Feeds:
     import numpy as np
 
+    from core.compare.generation import empty_past
+
     max_len = max_positions(config)
     names = {s.name for s in specs}
     supported = {"input_ids", "attention_mask", "token_type_ids", "position_ids"}
-    unsupported = sorted(names - supported)
+    past = empty_past(specs)  # a causal LM exported with its KV cache reads each text from an empty cache
+    unsupported = sorted(names - supported - set(past))
     if unsupported:
         raise QuantLensError("unsupported_input", f"The model has inputs QuantLens cannot build from text: {', '.join(unsupported)}.")
 
@@ -62,6 +65,7 @@ def text_feeds(texts: list[str], specs, tokenizer, config: dict, latency_len: in
             feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
         if "position_ids" in names:
             feed["position_ids"] = np.arange(ids.shape[1], dtype=np.int64)[None, :]
+        feed.update(past)
         return feed
 
     per_input, masks = [], []
