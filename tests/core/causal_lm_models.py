@@ -37,8 +37,11 @@ def build_byte_bpe_tokenizer(dest: Path, vocab_size: int = 512) -> int:
 
 def build_causal_lm_folder(dest: Path, family: str = "llama", *, hidden: int = 64, layers: int = 2, heads: int = 4,
                            kv_heads: int = 2, intermediate: int = 128, positions: int = 256, vocab: int = 512,
-                           tie: bool = False, seed: int = 0) -> Path:
-    """A Hugging Face folder (config.json, model.safetensors, tokenizer) for a `family` ('llama' or 'qwen2') LM."""
+                           tie: bool = False, seed: int = 0, model_vocab: int | None = None) -> Path:
+    """A Hugging Face folder (config.json, model.safetensors, tokenizer) for a `family` ('llama' or 'qwen2') LM.
+
+    `model_vocab` sizes the embedding table like a real model's (SmolLM2: 49152) while the tokenizer stays small.
+    """
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
@@ -47,7 +50,7 @@ def build_causal_lm_folder(dest: Path, family: str = "llama", *, hidden: int = 6
     vocab_size = build_byte_bpe_tokenizer(dest, vocab)
     classes = {"llama": (LlamaConfig, LlamaForCausalLM), "qwen2": (Qwen2Config, Qwen2ForCausalLM)}
     config_cls, model_cls = classes[family]
-    config = config_cls(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=intermediate,
+    config = config_cls(vocab_size=max(vocab_size, model_vocab or 0), hidden_size=hidden, intermediate_size=intermediate,
                         num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
                         max_position_embeddings=positions, tie_word_embeddings=tie, bos_token_id=0, eos_token_id=0)
     torch.manual_seed(seed)
