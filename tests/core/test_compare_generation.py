@@ -196,3 +196,17 @@ def test_qwen2_with_tied_embeddings_generates_through_the_worker_entry(tiny_qwen
         assert g["decode_tokens"] == 4 and g["perplexity_text"] == "default texts" and g["perplexity"] > 1
     saved = ComparisonReport.from_dict(json.loads((job / "out" / "report.json").read_text()))
     assert isinstance(saved.result("int4").generation, GenerationStats)
+
+
+@pytest.mark.slow
+def test_variants_too_large_to_hold_together_are_timed_generating_one_after_another(tiny_llama_dir, tmp_path,
+                                                                                    monkeypatch):
+    from core.compare import pipeline
+
+    monkeypatch.setattr(pipeline, "INTERLEAVE_MAX_BYTES", 0)
+    options = CompareOptions(precisions=("fp32", "int8"), reference="fp32", runs=1, warmup=1, decode_tokens=3)
+    report = compare_model(tiny_llama_dir, options, tmp_path)
+    assert report.environment["latency_timing"] == "sequential"
+    for result in report.results:
+        g = result.generation
+        assert g.decode_tokens == 3 and g.rounds == 1 and g.decode_tokens_per_s > 0 and g.perplexity_text == "default texts"
