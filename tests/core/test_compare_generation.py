@@ -210,3 +210,15 @@ def test_variants_too_large_to_hold_together_are_timed_generating_one_after_anot
     for result in report.results:
         g = result.generation
         assert g.decode_tokens == 3 and g.rounds == 1 and g.decode_tokens_per_s > 0 and g.perplexity_text == "default texts"
+
+
+@pytest.mark.slow
+def test_an_npz_of_token_ids_for_a_kv_cache_lm_needs_no_cache_arrays(tiny_llama_dir, tmp_path):
+    ids = np.array([[5, 9, 12, 40, 7, 3], [1, 2, 3, 4, 5, 6]], np.int64)
+    np.savez(tmp_path / "inputs.npz", input_ids=ids, attention_mask=np.ones_like(ids),
+             position_ids=np.tile(np.arange(6), (2, 1)))
+    options = CompareOptions(precisions=("fp32",), reference="fp32", runs=1, warmup=1, decode_tokens=2)
+    report = compare_model(tiny_llama_dir, options, tmp_path / "out", inputs={"npz": tmp_path / "inputs.npz"})
+    assert report.inputs["source"] == "npz" and report.inputs["count"] == 2
+    g = report.result("fp32").generation
+    assert g.perplexity_tokens == 2 * 5 and g.perplexity_text == "npz" and g.decode_tokens == 2
