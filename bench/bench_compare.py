@@ -17,6 +17,8 @@ Targets (issue 3): INT8 cosine >= 0.99 at >= 2x speed-up vs FP32; INT4 cosine >=
 FP16 no faster than FP32 (reported only); demo total < 60 s. Printed as met/missed, never asserted.
 
 Run: .venv/bin/python bench/bench_compare.py [--rounds 100] [--threads 2]
+     .venv/bin/python bench/bench_compare.py --causal-lm   (prefill and decode of a small causal LM, see
+     bench/bench_generation.py)
 """
 
 from __future__ import annotations
@@ -75,7 +77,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=100, help="interleaved timing rounds (default 100)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--causal-lm", action="store_true",
+                        help="instead: a SmolLM2-135M-shaped causal LM generating (bench/bench_generation.py)")
     args = parser.parse_args()
+    if args.causal_lm:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from bench_generation import main as bench_generation
+
+        bench_generation(["--threads", str(args.threads)])
+        return
 
     import numpy as np
 

@@ -391,6 +391,33 @@ def quality_view(report: dict) -> None:
                 st.dataframe(frame, width="stretch", hide_index=True)
 
 
+def generation_view(report: dict) -> None:
+    """Causal LMs: what generating costs per variant (prefill once, then decode through the KV cache)."""
+    rows = [(r, r["generation"]) for r in report["results"] if r.get("generation")]
+    if not rows:
+        return
+    first = rows[0][1]
+    st.subheader("Generation")
+    st.caption(
+        f"A prompt of {first['prompt_tokens']} tokens is read once (prefill), then {first['decode_tokens']} tokens are "
+        f"decoded one at a time through the KV cache, {first['rounds']} rounds, variants interleaved. Decoding reads "
+        f"every weight once per token, so smaller weights pay most there. Perplexity is on the "
+        f"{plain(first['perplexity_text'])} ({first['perplexity_tokens']} tokens; lower is better). The KV cache is "
+        f"measured at {first['kv_cache_context_tokens']} tokens ({first['kv_dtype']}) next to core.sizing's prediction.")
+    frame = pd.DataFrame([{
+        "Precision": r["label"], "Prefill (ms)": round(g["prefill_ms"], 2),
+        "Prefill speed-up": round(g["prefill_speedup_vs_fp32"], 2),
+        "Decode (tokens/s)": round(g["decode_tokens_per_s"], 1), "Decode speed-up": round(g["decode_speedup_vs_fp32"], 2),
+        "Perplexity": None if g["perplexity"] is None else round(g["perplexity"], 3),
+        "Weights (MB)": _mb(g["weights_bytes"]), "KV cache (MB)": _mb(g["kv_cache_bytes"]),
+        "KV predicted (MB)": _mb(g["kv_cache_predicted_bytes"]), "Weights + KV (MB)": _mb(g["weights_plus_kv_bytes"]),
+    } for r, g in rows])
+    st.dataframe(frame, width="stretch", hide_index=True)
+    st.markdown(f"**Greedy continuations** of “{plain(first['prompt'])}”")
+    st.dataframe(pd.DataFrame([{"Precision": r["label"], "Continuation": g["continuation"]} for r, g in rows]),
+                 width="stretch", hide_index=True)
+
+
 def sizing_check(report: dict) -> None:
     model = report["model"]
     st.markdown(
@@ -450,6 +477,7 @@ def show_report(entry: dict, stale: bool) -> None:
         "highest resident memory sampled every 5 ms while loading and running the variant, minus the memory "
         "before (the sandbox hides the exact peak, so spikes shorter than 5 ms can be missed)."))
     charts(report)
+    generation_view(report)
     st.subheader("Quality on your inputs")
     quality_view(report)
     with st.expander("Calculator prediction vs measured size"):

@@ -50,6 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=helped(CompareOptions, "threads"))
     parser.add_argument("--seq-len", type=int, default=default(CompareOptions, "latency_seq_len"),
                         help=helped(CompareOptions, "latency_seq_len"))
+    parser.add_argument("--decode-tokens", type=int, default=default(CompareOptions, "decode_tokens"),
+                        help=helped(CompareOptions, "decode_tokens"))
     parser.add_argument("--int8-per-tensor", action="store_true",
                         help="INT8 dynamic with one scale per tensor instead of per channel. "
                              + spec(Int8DynamicConfig, "per_channel").help)
@@ -78,7 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_options(args: argparse.Namespace):
-    from core.compare.settings import CompareOptions, Int4Config, Int8DynamicConfig, Int8StaticConfig
+    from core.compare.settings import CompareOptions, Int4Config, Int8DynamicConfig, Int8StaticConfig, default
 
     return CompareOptions(
         precisions=tuple(p for p in args.precisions.split(",") if p.strip()),
@@ -90,6 +92,7 @@ def build_options(args: argparse.Namespace):
                         quantize_embeddings=args.quantize_embeddings, eight_bit_fraction=args.int4_8bit_fraction,
                         clip_search=args.int4_clip_search),
         runs=args.runs, threads=args.threads, latency_seq_len=args.seq_len,
+        decode_tokens=getattr(args, "decode_tokens", default(CompareOptions, "decode_tokens")),
     )
 
 
@@ -255,6 +258,33 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def format_generation_table(data: dict) -> list[str]:
+    """Causal LMs: prefill, decode through the KV cache, perplexity, memory, and each variant's continuation."""
+    rows = [(r["precision"], r["generation"]) for r in data["results"] if r.get("generation")]
+    if not rows:
+        return []
+    first = rows[0][1]
+    lines = ["", f"Generation: prompt of {first['prompt_tokens']} tokens, then {first['decode_tokens']} tokens decoded "
+                 f"one at a time through the KV cache ({first['rounds']} rounds, variants interleaved); perplexity on "
+                 f"the {first['perplexity_text']} ({first['perplexity_tokens']} tokens); KV cache at "
+                 f"{first['kv_cache_context_tokens']} tokens, {first['kv_dtype']}, measured (predicted by core.sizing)."]
+    header = ["precision", "prefill ms", "x", "decode tok/s", "x", "perplexity", "weights MB", "KV MB", "weights+KV MB"]
+    body = []
+    for precision, g in rows:
+        ppl = "-" if g["perplexity"] is None else f"{g['perplexity']:.3g}"
+        kv = _mb(g["kv_cache_bytes"]) + ("" if g["kv_cache_predicted_bytes"] is None
+                                         else f" ({_mb(g['kv_cache_predicted_bytes'])})")
+        body.append([precision, f"{g['prefill_ms']:.1f}", f"{g['prefill_speedup_vs_fp32']:.2f}x",
+                     f"{g['decode_tokens_per_s']:.1f}", f"{g['decode_speedup_vs_fp32']:.2f}x", ppl,
+                     _mb(g["weights_bytes"]), kv, _mb(g["weights_plus_kv_bytes"])])
+    widths = [max(len(h), *(len(row[i]) for row in body)) for i, h in enumerate(header)]
+    for row in [header, *body]:
+        lines.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+    lines.append(f"Greedy continuations of {first['prompt']!r}:")
+    lines.extend(f"  {precision}: {g['continuation']!r}" for precision, g in rows)
+    return lines
+
+
 def _mb(n: float | None) -> str:
     return "-" if n is None else f"{n / 1e6:,.1f}"
 
@@ -292,6 +322,7 @@ def format_table(data: dict, out_dir: Path | None) -> str:
     lines.append("  ".join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(header, widths, strict=True))))
     for row in rows:
         lines.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+    lines.extend(format_generation_table(data))
     notes = [f"{r['precision']}: {note}" for r in data["results"] for note in r["notes"]]
     if notes or data["warnings"]:
         lines.append("")

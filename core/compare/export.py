@@ -58,7 +58,7 @@ def read_config(model_dir: Path) -> dict:
 def detect_task(config: dict) -> str:
     """Pick the export task from `architectures`, the way the Hub's pipeline tags do.
 
-    *ForCausalLM / *LMHeadModel -> text-generation (logits, no KV cache: one graph, simplest to compare);
+    *ForCausalLM / *LMHeadModel -> text-generation (exported with its KV cache, see core.compare.generation);
     *ForSequenceClassification -> text-classification; anything else (BertModel, sentence encoders) ->
     feature-extraction.
     """
@@ -85,6 +85,7 @@ def export_hf_folder(model_dir: Path, out_dir: Path, *, opset: int = EXPORT_OPSE
     """Export a validated HF folder to `out_dir/model_fp32.onnx` (FP32, dynamic batch and sequence axes)."""
     import onnx
 
+    from core.compare.limits import check_fits_single_file
     from core.compare.onnx_io import save_model_fixed
 
     started = time.perf_counter()
@@ -93,6 +94,7 @@ def export_hf_folder(model_dir: Path, out_dir: Path, *, opset: int = EXPORT_OPSE
     if "auto_map" in config:
         raise QuantLensError("remote_code_forbidden", "config.json asks for custom code (auto_map); QuantLens never runs it.")
     task = detect_task(config)
+    check_fits_single_file(model_dir, config)
     try:
         model = _auto_class(task).from_pretrained(
             str(model_dir), local_files_only=True, use_safetensors=True, trust_remote_code=False,
@@ -110,7 +112,11 @@ def export_hf_folder(model_dir: Path, out_dir: Path, *, opset: int = EXPORT_OPSE
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        onnx_export_from_model(model, str(staging), task=task, opset=opset, do_validation=False, monolith=True)
+        # A causal LM is exported with its KV cache (one graph that also reads a prompt from an empty cache):
+        # generation is what users run, and optimum allows "-with-past" only without monolith.
+        with_past = task == TASK_GENERATION
+        onnx_export_from_model(model, str(staging), task=task + "-with-past" if with_past else task, opset=opset,
+                               do_validation=False, monolith=not with_past)
     except (ValueError, KeyError, RuntimeError, TypeError, NotImplementedError) as exc:
         raise QuantLensError("export_failed", f"optimum could not export this model to ONNX: {_short(exc)}") from None
     exported = staging / "model.onnx"

@@ -47,10 +47,13 @@ def max_positions(config: dict) -> int:
 def text_feeds(texts: list[str], specs, tokenizer, config: dict, latency_len: int) -> Feeds:
     import numpy as np
 
+    from core.compare.generation import empty_past
+
     max_len = max_positions(config)
     names = {s.name for s in specs}
     supported = {"input_ids", "attention_mask", "token_type_ids", "position_ids"}
-    unsupported = sorted(names - supported)
+    past = empty_past(specs)  # a causal LM exported with its KV cache reads each text from an empty cache
+    unsupported = sorted(names - supported - set(past))
     if unsupported:
         raise QuantLensError("unsupported_input", f"The model has inputs QuantLens cannot build from text: {', '.join(unsupported)}.")
 
@@ -62,6 +65,7 @@ def text_feeds(texts: list[str], specs, tokenizer, config: dict, latency_len: in
             feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
         if "position_ids" in names:
             feed["position_ids"] = np.arange(ids.shape[1], dtype=np.int64)[None, :]
+        feed.update(past)
         return feed
 
     per_input, masks = [], []
@@ -101,13 +105,20 @@ def build_feeds(prepared: PreparedModel, inputs, options: CompareOptions) -> Fee
     session = make_session(prepared.fp32_path, 1)
     specs = model_inputs.input_specs(session)
     del session
+    from core.compare.generation import empty_past
+
+    try:  # a KV-cache LM's arrays start from an empty cache: an .npz need not hold one
+        past = empty_past(specs)
+    except QuantLensError:  # a cache of undeclared size: the arrays must supply it
+        past = {}
+    array_specs = [s for s in specs if s.name not in past]
     if isinstance(inputs, dict) and "npz" in inputs:
-        return array_feeds(model_inputs.feeds_from_npz(Path(inputs["npz"]), specs), "npz")
+        return array_feeds([f | past for f in model_inputs.feeds_from_npz(Path(inputs["npz"]), array_specs)], "npz")
     if prepared.model_dir is None:
         if inputs:
             raise QuantLensError("no_tokenizer", "Texts need a tokenizer: upload the Hugging Face folder as a .zip, "
                                                  "or give this ONNX model an .npz of input arrays.")
-        return array_feeds(model_inputs.generated_feeds(specs), "generated")
+        return array_feeds([f | past for f in model_inputs.generated_feeds(array_specs)], "generated")
     texts = model_inputs.clean_texts(list(inputs)) if inputs else list(model_inputs.DEFAULT_TEXTS)
     tokenizer = load_tokenizer(prepared.model_dir)
     feeds = text_feeds(texts, specs, tokenizer, prepared.config, options.latency_seq_len)

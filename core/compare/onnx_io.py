@@ -69,7 +69,21 @@ def load_model_checked(path: Path):
     return model
 
 
-def save_model_fixed(model, path: Path) -> int:
+def tensor_data_bytes(model) -> int:
+    """Bytes of tensor data in the model, counted without serialising it.
+
+    Why not `model.ByteSize()`: protobuf refuses to size a message over 2 GB, which is exactly the case the
+    external-data branch of save_model_fixed exists for.
+    """
+    total = 0
+    for tensor in iter_tensors(model):
+        total += len(tensor.raw_data) + 4 * (len(tensor.float_data) + len(tensor.int32_data)) \
+            + 8 * (len(tensor.int64_data) + len(tensor.double_data) + len(tensor.uint64_data)) \
+            + sum(len(v) for v in tensor.string_data)
+    return total
+
+
+def save_model_fixed(model, path: Path, limit_bytes: int = MAX_SINGLE_FILE_BYTES) -> int:
     """Write `model` to exactly `path`: one file, or for a >1.9 GB model `path` + `<name>.data` beside it.
 
     Returns the bytes written. Any external-data location the model carried is dropped first.
@@ -79,7 +93,7 @@ def save_model_fixed(model, path: Path) -> int:
     check_no_external_data(model)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if model.ByteSize() < MAX_SINGLE_FILE_BYTES:
+    if tensor_data_bytes(model) < limit_bytes:
         onnx.save_model(model, str(path), save_as_external_data=False)
         return path.stat().st_size
     data_name = path.name + ".data"

@@ -44,7 +44,7 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
     None for defaults (texts for text models, generated arrays otherwise). Writes FILE_NAMES[p] for each
     precision and returns the report (the caller decides whether to write it; see write_report).
     """
-    from core.compare import evaluate
+    from core.compare import evaluate, generation
     from core.compare.export import TASK_GENERATION
 
     options = options or CompareOptions()
@@ -73,11 +73,17 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
     positions = max_positions(prepared.config)
     paths = {p: prepared.fp32_path if p == "fp32" else built[p].path for p in options.precisions}
     interleave = sum(model_file_bytes(p) for p in paths.values()) <= INTERLEAVE_MAX_BYTES
+    generating = prepared.task == TASK_GENERATION and "input_ids" in feeds.latency
+    gen_plan = generation.make_plan(feeds.latency["input_ids"], options.decode_tokens, options.runs,
+                                    positions) if generating else None
+    gen_timings: dict[str, generation.GenerationTiming] = {}
     for precision in options.precisions:
         say(f"Running: {LABELS[precision]}", 0.1 + 0.8 * done / steps)
         after = None
         if prepared.task == TASK_GENERATION and options.max_new_tokens:
             after = continuation_hook(feeds, options.max_new_tokens, prepared.config, positions)
+        if generating and not interleave:
+            after = generation.timed_hook(after, gen_plan, gen_timings, precision)
         try:
             runs[precision] = evaluate.run_variant(paths[precision], feeds.per_input, feeds.latency, runs=options.runs,
                                                    warmup=options.warmup, threads=options.threads, after=after,
@@ -93,6 +99,9 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
         sessions = {p: r.extra.pop("session") for p, r in runs.items()}
         for precision, times in evaluate.time_interleaved(sessions, feeds.latency, options.runs).items():
             evaluate.set_latency(runs[precision], times)
+        if generating:
+            say("Timing generation (prefill, then decode through the KV cache)", 0.91)
+            gen_timings = generation.time_generation(sessions, gen_plan)
         del sessions
     else:
         warnings.append("Variants were timed one after another (too large to hold together); on a busy machine "
@@ -123,6 +132,8 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
             is_reference=precision == options.reference,
             settings=q.settings if q else {}, notes=list(q.notes) if q else [],
             quality=quality, samples=samples,
+            generation=generation.stats_for(precision, gen_timings, gen_plan, run, feeds, size, prepared.config)
+            if generating and precision in gen_timings else None,
         ))
     if len(feeds.per_input) < 3 and prepared.task == "feature-extraction":
         warnings.append("Fewer than 3 inputs: nearest-neighbour agreement needs at least 3 texts.")

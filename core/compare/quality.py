@@ -36,7 +36,7 @@ def measure_quality(task: str, ref, var, feeds: Feeds, config: dict) -> tuple[di
 
 def continuation_hook(feeds: Feeds, steps: int, config: dict, max_positions: int):
     """`after` hook for causal LMs: greedy continuations of the first prompts, decoded to text."""
-    from core.compare.evaluate import greedy_continuation
+    from core.compare.generation import greedy_tokens
 
     tokenizer = feeds.tokenizer
     eos = getattr(tokenizer, "eos_token_id", None) if tokenizer is not None else config.get("eos_token_id")
@@ -45,7 +45,7 @@ def continuation_hook(feeds: Feeds, steps: int, config: dict, max_positions: int
         texts = {}
         for i, feed in enumerate(feeds.per_input[:MAX_CONTINUATION_PROMPTS]):
             room = max(0, min(steps, max_positions - feed["input_ids"].shape[1]))
-            tokens = greedy_continuation(session, feed, room, eos)
+            tokens = greedy_tokens(session, feed, room, eos)
             texts[i] = tokenizer.decode(tokens) if tokenizer is not None else " ".join(map(str, tokens))
         return texts
 

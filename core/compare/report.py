@@ -32,6 +32,31 @@ def quality_headlines(task: str) -> tuple[tuple[str, str, str], ...]:
 
 
 @dataclass
+class GenerationStats:
+    """A causal LM generating (core.compare.generation): prefill once, then decode through the KV cache."""
+
+    prompt_tokens: int
+    decode_tokens: int
+    rounds: int
+    prefill_ms: float  # median wall time of the prompt's forward pass (empty cache)
+    decode_ms_per_token: float  # median wall time of one decode step after the prompt
+    decode_tokens_per_s: float
+    prefill_speedup_vs_fp32: float
+    decode_speedup_vs_fp32: float
+    perplexity: float | None  # on the user's texts (or the default texts: perplexity_text says which)
+    perplexity_tokens: int
+    perplexity_text: str
+    prompt: str
+    continuation: str  # greedy continuation of `prompt` by this variant
+    weights_bytes: int  # the variant's file(s) on disk
+    kv_cache_bytes: int  # measured: the present tensors after prompt + decode
+    kv_cache_context_tokens: int
+    kv_cache_predicted_bytes: int | None  # core.sizing's kv_cache_bytes for the same context and dtype
+    kv_dtype: str
+    weights_plus_kv_bytes: int
+
+
+@dataclass
 class VariantResult:
     precision: str
     label: str
@@ -53,6 +78,7 @@ class VariantResult:
     samples: list[dict[str, Any]] = field(default_factory=list)
     # parameters x bits (the calculator's ideal figure); predicted_size_bytes models the stored format
     predicted_ideal_bytes: int | None = None
+    generation: GenerationStats | None = None  # causal LMs only
 
 
 @dataclass
@@ -73,6 +99,9 @@ class ComparisonReport:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ComparisonReport:
         results = [VariantResult(**r) for r in data["results"]]
+        for r in results:
+            if isinstance(r.generation, dict):
+                r.generation = GenerationStats(**r.generation)
         return cls(**{**data, "results": results})
 
     def result(self, precision: str) -> VariantResult:

@@ -172,6 +172,8 @@ class CompareOptions:
     threads: int = setting(2, "onnxruntime intra-op threads.", low=1, high=64)
     latency_seq_len: int = setting(128, "Tokens in the latency input.", low=1, high=8192)
     max_new_tokens: int = setting(8, "Greedy tokens generated per prompt for causal LMs.", low=0, high=64)
+    decode_tokens: int = setting(32, "Tokens decoded one at a time through the KV cache after the latency prompt, "
+                                     "to time generation (causal LMs).", low=1, high=512)
 
     def __post_init__(self) -> None:
         precisions = tuple(dict.fromkeys(p.strip().lower() for p in self.precisions))
@@ -184,7 +186,7 @@ class CompareOptions:
         if reference not in ("fp32", "fp16"):
             raise QuantLensError("bad_option", f"The reference must be fp32 or fp16 (got {self.reference!r}).")
         object.__setattr__(self, "reference", reference)
-        for name in ("runs", "warmup", "threads", "latency_seq_len", "max_new_tokens"):
+        for name in ("runs", "warmup", "threads", "latency_seq_len", "max_new_tokens", "decode_tokens"):
             s = spec(CompareOptions, name)
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not s.low <= value <= s.high:

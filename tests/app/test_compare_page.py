@@ -130,3 +130,31 @@ def test_an_upload_is_moved_to_disk_and_the_widget_lets_go_of_its_bytes(tmp_path
 
         shutil.rmtree(Path(at.session_state["cmp_upload"]["dir"]), ignore_errors=True)
         shutil.rmtree(stored.parent, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_an_uploaded_causal_lm_shows_prefill_decode_perplexity_and_continuations(tmp_path):
+    import zipfile
+
+    from tests.core.causal_lm_models import build_causal_lm_folder
+
+    folder = build_causal_lm_folder(tmp_path / "tiny-llama", "llama")
+    archive = tmp_path / "tiny-llama.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(folder.iterdir()):
+            zf.write(path, path.name)
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.query_params.update({"src": "upload", "p": "fp32,int4", "ref": "fp32", "runs": "2"})
+    at.run()
+    at.file_uploader(key="cmp_model_file").upload("tiny-llama.zip", archive.read_bytes())
+    at.run()
+    at.button[0].click().run(timeout=300)
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert "Generation" in [h.value for h in at.subheader]
+    generation = next(d.value for d in at.dataframe if "Decode (tokens/s)" in d.value.columns)
+    assert list(generation["Precision"]) == ["FP32", "INT4 weight-only (mixed 4/8-bit)"]
+    assert (generation["Decode (tokens/s)"] > 0).all() and (generation["Perplexity"] > 1).all()
+    assert (generation["KV cache (MB)"] == generation["KV predicted (MB)"]).all()
+    continuations = next(d.value for d in at.dataframe if "Continuation" in d.value.columns)
+    assert len(continuations) == 2

@@ -88,3 +88,17 @@ def tiny_gpt2_dir(tmp_path_factory) -> Path:
     GPT2LMHeadModel(config).save_pretrained(dest, safe_serialization=True)
     _copy_tokenizer(dest)
     return dest
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory) -> Path:
+    from tests.core.causal_lm_models import build_causal_lm_folder
+
+    return build_causal_lm_folder(tmp_path_factory.mktemp("tiny_llama"), "llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2_dir(tmp_path_factory) -> Path:
+    from tests.core.causal_lm_models import build_causal_lm_folder
+
+    return build_causal_lm_folder(tmp_path_factory.mktemp("tiny_qwen2"), "qwen2", tie=True)

@@ -124,3 +124,21 @@ def test_npz_inputs_that_fit_run_in_the_worker_and_files_land_in_out(tiny_onnx_g
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["inputs"] == {**json.loads(proc.stdout)["inputs"], "source": "npz", "count": 3}
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["model_fp32.onnx", "model_int8.onnx", "report.json"]
+
+
+@pytest.mark.slow
+def test_a_causal_lm_folder_prints_a_generation_table_with_continuations(tiny_llama_dir):
+    proc = cli(str(tiny_llama_dir), "--precisions", "int4", "--reference", "fp32", "--runs", "2",
+               "--decode-tokens", "6")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "Generation: prompt of 128 tokens, then 6 tokens decoded one at a time through the KV cache" in out
+    for column in ("prefill ms", "decode tok/s", "perplexity", "weights+KV MB"):
+        assert column in out
+    assert "Greedy continuations of" in out and "  int4: '" in out
+
+
+def test_a_bad_decode_tokens_value_is_one_line_and_exit_1(tiny_onnx_gemm):
+    proc = cli(str(tiny_onnx_gemm), "--decode-tokens", "0")
+    assert proc.returncode == 1 and proc.stderr.strip().count("\n") == 0
+    assert "decode_tokens" in proc.stderr and "[bad_option]" in proc.stderr
