@@ -4,7 +4,7 @@ Why optimum and not a hand-written torch.onnx.export: it knows each architecture
 quirks (position ids, token type ids, attention-mask handling), so an uploaded BERT, GPT-2 or Llama-shaped
 folder exports without model-specific code here.
 
-Safety: the folder has been validated by core.ingest before this runs (in a worker process). We still load
+Safety: the folder has been validated by core.gate.ingest before this runs (in a worker process). We still load
 with `local_files_only=True`, `use_safetensors=True`, `trust_remote_code=False`, and re-save the graph under a
 fixed name with every tensor inside the file, so nothing the folder says decides where we write.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 from core.errors import QuantLensError
 
 # Opset 20: the newest torch's TorchScript exporter supports. INT4 embeddings need opset 21 (int4 types);
-# core.quantize upgrades the graph with onnx's version converter when it quantizes them.
+# the quantizers upgrade the graph with onnx's version converter when it quantizes them.
 EXPORT_OPSET = 20
 FP32_NAME = "model_fp32.onnx"
 

@@ -37,14 +37,14 @@ def parameter_count(config: dict, fp32_path: Path) -> tuple[int, str]:
             from core.sizing.architecture import architecture_from_config
             from core.sizing.architecture import parameter_count as arch_count
 
-            return int(arch_count(architecture_from_config(config))), "config.json (core.architecture)"
+            return int(arch_count(architecture_from_config(config))), "config.json (core.sizing.architecture)"
         except (ImportError, QuantLensError, KeyError, ValueError, TypeError):
             pass
     return count_onnx_parameters(fp32_path), "ONNX initializers"
 
 
 def predicted_bytes(parameters: int, precision: str) -> int:
-    """The sizing engine's weights-only estimate: parameters x bits per weight (core.precisions when present)."""
+    """The sizing engine's weights-only estimate: parameters x bits per weight (core.sizing.precisions when present)."""
     bits: float = BITS[precision]
     try:
         from core.sizing.precisions import get_precision

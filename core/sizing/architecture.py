@@ -3,7 +3,7 @@
 Why count from the config: calculators that count through a loaded model (or that multiply a rounded
 "7B" by bits) get tied embeddings, GQA, biases and MoE wrong. Here every weight tensor the model has is
 listed by name and shape (`tensor_inventory`), in llama.cpp's GGUF naming so the same list drives the
-per-tensor GGUF sizes in `core.gguf`. The parameter count is the sum of those shapes and matches what
+per-tensor GGUF sizes in `core.sizing.gguf`. The parameter count is the sum of those shapes and matches what
 PyTorch counts for a model built from the same config.
 
 Safety: a config is only ever parsed as JSON. Nothing in it is imported or executed (`auto_map` is

@@ -8,7 +8,7 @@ other types when a row length is not a multiple of the block size, and never qua
 
 This module re-implements those rules (as of llama.cpp's 2025-2026 sources; without an importance
 matrix unless asked, except for the types llama.cpp cannot make without one) over the tensor list from
-`core.architecture`, and sizes each tensor with ggml's block layouts (ggml/src/ggml-common.h). It
+`core.sizing.architecture`, and sizes each tensor with ggml's block layouts (ggml/src/ggml-common.h). It
 reproduces the Llama-3-8B table in llama.cpp's tools/quantize/quantize.cpp to within 0.2% for every
 listed type, and published imatrix GGUF files of Llama-3.1-70B to within 0.5%.
 """

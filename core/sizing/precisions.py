@@ -31,7 +31,7 @@ class Precision:
     "awq" / "gptq" (4-bit linear layers with group-128 scales), "bnb" (bitsandbytes NF4), "fp8"
     (8-bit linear layers with a per-tensor scale).
     bits_per_weight: exact bits for ideal types; for real formats the bits of the main quantized type
-    (the whole-model average is larger and depends on the model: see core.sizing).
+    (the whole-model average is larger and depends on the model: see core.sizing.gguf and core.sizing.weights).
     """
 
     name: str

@@ -1,7 +1,7 @@
 """Bytes of model weights at a precision: ideal bit widths, and real formats with their true overheads.
 
 - ideal: every parameter at exactly the nominal bits (int4 = 0.5 byte), so 7B at INT4 is 3.5 GB.
-- GGUF: llama.cpp's per-tensor plan (core.gguf) when the architecture is known. For a bare parameter
+- GGUF: llama.cpp's per-tensor plan (core.sizing.gguf) when the architecture is known. For a bare parameter
   count there is no shape, so the type's whole-file bits per weight *on Llama-3-8B* is used, which is
   stated as an approximation.
 - AWQ / GPTQ (4-bit, group 128), bitsandbytes NF4, FP8 with per-tensor scale: only the linear layers
