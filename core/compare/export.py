@@ -19,8 +19,8 @@ from pathlib import Path
 
 from core.errors import QuantLensError
 
-# Opset 20: the newest torch's TorchScript exporter supports. INT4 embeddings need opset 21 (int4 types);
-# the quantizers upgrade the graph with onnx's version converter when it quantizes them.
+# Opset 20: the newest torch's TorchScript exporter supports. INT4 embedding tables are dequantized after a plain
+# Gather with standard ops (techniques/int4.py), so no technique needs a newer opset.
 EXPORT_OPSET = 20
 FP32_NAME = "model_fp32.onnx"
 
