@@ -27,11 +27,13 @@ from core.sizing.overhead import RUNTIMES
 from core.sizing.precisions import DEFAULT_NAMES, PRECISIONS, get_precision
 from core.sizing.training import TRAINING_MODES, training_estimate
 from core.sizing.verdict import FITS, FITS_SPLIT, MAX_CARDS, answer, format_tokens, training_fit_text
+from pages import style
 from pages.routing import ensure_routed, page_entered
 from pages.share import share_link
 
 ensure_routed()
 ENTERED = page_entered("calculator")
+style.apply()
 
 GB = 10**9
 GIB = 2**30

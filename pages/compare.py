@@ -38,11 +38,13 @@ from core.compare.quantize import Int4Config, Int8DynamicConfig, Int8StaticConfi
 from core.errors import QuantLensError
 from core.jobs.server_settings import ServerSettings, server_settings
 from core.units import MB
+from pages import style
 from pages.routing import ensure_routed, page_entered
 from pages.share import share_link
 
 ensure_routed()
 ENTERED = page_entered("compare")
+style.apply()
 
 TARGET = "core.compare.pipeline:run_comparison_job"
 MAX_INPUTS_UPLOAD_MB = 2
