@@ -40,12 +40,12 @@ def test_compare_results_and_settings_survive_a_visit_to_the_calculator(page, se
 
 def test_a_home_link_wins_over_the_calculator_values_the_session_remembers(page, server_url):
     page.goto(f"{server_url}/calculator?src=params&params=7B%2070B&gpu=rtx-4090")
-    expect(page.get_by_label(PARAMS_LABEL)).to_have_value("7B 70B")
+    expect(page.get_by_label(PARAMS_LABEL)).to_have_value("7B 70B", timeout=60_000)
     wait_for_app(page)
     nav(page, "Home")
     page.get_by_text("Does 70B at INT4 fit an RTX 4090?").click()
-    expect(page.get_by_label(PARAMS_LABEL)).to_have_value("70B")
-    expect(page.get_by_text(re.compile(r"70B parameters on NVIDIA GeForce RTX 4090: no — needs 2 cards"))).to_be_visible()
+    expect(page.get_by_label(PARAMS_LABEL)).to_have_value("70B", timeout=60_000)
+    expect(page.get_by_text(re.compile(r"70B parameters on NVIDIA GeForce RTX 4090: no — needs 2 cards"))).to_be_visible(timeout=60_000)
     expect(page.get_by_text(re.compile(r"^✅ 7B parameters"))).to_have_count(0)
     assert_no_exception(page)
 
@@ -59,21 +59,21 @@ def test_every_selected_model_gets_its_own_verdict(page, server_url):
 
 def test_eight_h100s_is_a_question_one_can_ask(page, server_url):
     page.goto(f"{server_url}/calculator?model=deepseek-ai/DeepSeek-V3&gpu=h100-sxm-80gb&cards=8")
-    expect(page.get_by_role("spinbutton", name="Cards I have (of each GPU)")).to_have_value("8")
+    expect(page.get_by_role("spinbutton", name="Cards I have (of each GPU)")).to_have_value("8", timeout=60_000)
     expect(page.get_by_text(re.compile(r"DeepSeek V3 on 8× NVIDIA H100 SXM 80GB: yes"))).to_be_visible(timeout=60_000)
     assert_no_exception(page)
 
 
 def test_guessed_link_keys_work_and_a_fixed_value_clears_its_warning(page, server_url):
     page.goto(f"{server_url}/calculator?context=8192&batch=lots")
-    expect(page.get_by_label("Context (tokens; 0 = weights only)")).to_have_value("8192")
+    expect(page.get_by_label("Context (tokens; 0 = weights only)")).to_have_value("8192", timeout=60_000)
     warning = page.get_by_role("alert").filter(has_text="batch=lots")
-    expect(warning).to_be_visible()
+    expect(warning).to_be_visible(timeout=60_000)
     box = page.get_by_label("Batch (sequences)")
     box.fill("2")
     box.press("Enter")
     page.wait_for_function("() => location.search.includes('batch=2')")
-    expect(warning).to_have_count(0)
+    expect(warning).to_have_count(0, timeout=60_000)
     assert_no_exception(page)
 
 
