@@ -111,7 +111,7 @@ def main() -> None:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
             ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
             pg = ctx.new_page()
-            for i, (_, url) in enumerate(servers):  # warm-up: first render, caches
+            for _, url in servers:  # warm-up: first render, caches
                 change_context(pg, url, -1)
             for run in range(args.runs):
                 for name, fn in changes.items():
