@@ -13,7 +13,6 @@ import binascii
 import json
 import time
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -405,41 +404,52 @@ def draw_memory(models, result, rt: str, compute_ms: float) -> None:
                "range in the table.")
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
 def _bars_spec(rows: tuple, order: tuple, model_names: tuple) -> dict:
-    """The stacked bars as a Vega-Lite spec, cached: an unchanged chart costs the browser nothing to redraw."""
-    long = pd.DataFrame(list(rows), columns=["Model", "Precision", "Part", "GB"])
-    bars = alt.Chart(long).mark_bar().encode(
-        x=alt.X("Precision:N", sort=list(order), title=None), y=alt.Y("sum(GB):Q", title="GB (10^9 bytes)"),
-        color=alt.Color("Part:N", sort=["Weights", "KV cache", "Overhead"]),
-        tooltip=["Model", "Precision", "Part", alt.Tooltip("GB:Q", format=".2f")],
-    )
+    """The stacked bars as a plain Vega-Lite spec (written out, not through altair: ~1 ms instead of ~20 ms a rerun)."""
+    values = [{"Model": m, "Precision": p, "Part": part, "GB": gb} for m, p, part, gb in rows]
+    inner = {
+        "mark": "bar",
+        "encoding": {
+            "x": {"field": "Precision", "type": "nominal", "sort": list(order), "title": None},
+            "y": {"aggregate": "sum", "field": "GB", "type": "quantitative", "title": "GB (10^9 bytes)"},
+            "color": {"field": "Part", "type": "nominal", "sort": ["Weights", "KV cache", "Overhead"]},
+            "tooltip": [{"field": "Model"}, {"field": "Precision"}, {"field": "Part"},
+                        {"field": "GB", "type": "quantitative", "format": ".2f"}],
+        },
+    }
     if len(model_names) > 1:
-        bars = bars.properties(width=max(160, 60 * len(order))).facet(
-            column=alt.Column("Model:N", title=None, sort=list(model_names)))
-    return bars.to_dict()
+        return {"data": {"values": values}, "facet": {"column": {"field": "Model", "type": "nominal", "title": None,
+                                                                  "sort": list(model_names)}},
+                "spec": {"width": max(160, 60 * len(order)), **inner}}
+    return {"data": {"values": values}, **inner}
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def _lines_spec(rows: tuple, order: tuple, rules: tuple, multi: bool) -> dict:
-    frame = pd.DataFrame(list(rows), columns=["Model", "Precision", "Context", "Total GB"])
-    encoding = {"x": alt.X("Context:Q", title="Context (tokens)"),
-                "y": alt.Y("Total GB:Q", title="Total GB (10^9 bytes)"),
-                "color": alt.Color("Precision:N", sort=list(order)),
-                "tooltip": ["Model", "Precision", "Context", alt.Tooltip("Total GB:Q", format=".2f")]}
+def _lines_spec(rows: tuple, order: tuple, rules: tuple, multi: bool, label_color: str) -> dict:
+    """Memory against context per model x precision, with a dashed rule and a readable label per card."""
+    encoding = {
+        "x": {"field": "Context", "type": "quantitative", "title": "Context (tokens)"},
+        "y": {"field": "Total GB", "type": "quantitative", "title": "Total GB (10^9 bytes)"},
+        "color": {"field": "Precision", "type": "nominal", "sort": list(order)},
+        "tooltip": [{"field": "Model"}, {"field": "Precision"}, {"field": "Context", "type": "quantitative"},
+                    {"field": "Total GB", "type": "quantitative", "format": ".2f"}],
+    }
     if multi:
-        encoding["strokeDash"] = alt.StrokeDash("Model:N")
-        encoding["detail"] = "Model:N"
-    lines = alt.Chart(frame).mark_line(point=True).encode(**encoding)
+        encoding["strokeDash"] = {"field": "Model", "type": "nominal"}
+        encoding["detail"] = {"field": "Model", "type": "nominal"}
+    layers: list[dict] = [{"data": {"values": [{"Model": m, "Precision": p, "Context": c, "Total GB": gb}
+                                               for m, p, c, gb in rows]},
+                           "mark": {"type": "line", "point": True}, "encoding": encoding}]
     if rules:
-        top = float(frame["Context"].max())
-        rule_frame = pd.DataFrame(list(rules), columns=["Hardware", "Total GB"]).assign(Context=top)
-        rule_chart = alt.Chart(rule_frame)
-        lines = (lines + rule_chart.mark_rule(strokeDash=[4, 4], strokeWidth=1.5).encode(
-            y="Total GB:Q", tooltip=["Hardware"])
-                 + rule_chart.mark_text(align="right", dy=-8, fontSize=13, fontWeight="bold").encode(
-                     x="Context:Q", y="Total GB:Q", text="Hardware:N"))
-    return lines.to_dict()
+        rule_values = {"values": [{"Hardware": h, "Total GB": gb, "Context": 0} for h, gb in rules]}
+        y = {"field": "Total GB", "type": "quantitative"}
+        layers.append({"data": rule_values, "mark": {"type": "rule", "strokeDash": [4, 4], "strokeWidth": 1.5,
+                                                     "color": label_color},
+                       "encoding": {"y": y, "tooltip": [{"field": "Hardware"}]}})
+        layers.append({"data": rule_values, "mark": {"type": "text", "align": "left", "dx": 4, "dy": -8,
+                                                     "fontSize": 13, "fontWeight": "bold", "color": label_color},
+                       "encoding": {"x": {"field": "Context", "type": "quantitative"}, "y": y,
+                                    "text": {"field": "Hardware", "type": "nominal"}}})
+    return {"layer": layers}
 
 
 def draw_charts(models, result, precisions, hardware, sweeps, batch: int) -> None:
@@ -459,7 +469,9 @@ def draw_charts(models, result, precisions, hardware, sweeps, batch: int) -> Non
     line_rows = tuple((m.name, get_precision(r["precision"]).label, r["context"], r["total_bytes"] / GB)
                       for m, sweep in zip(models, sweeps, strict=True) for r in sweep)
     rules = tuple((hw.name, hw.usable_memory_bytes / GB) for hw in hardware)
-    st.vega_lite_chart(spec=_lines_spec(line_rows, order, rules, len(models) > 1), width="stretch",
+    dark = getattr(st.context.theme, "type", None) == "dark"
+    label_color = "#f1f3f5" if dark else "#1a1b1e"  # the theme's text colours: readable on either background
+    st.vega_lite_chart(spec=_lines_spec(line_rows, order, rules, len(models) > 1, label_color), width="stretch",
                       alt="Total memory against context per model and precision, with each card's usable memory.")
     st.caption(f"Total memory against context (batch {batch}) for each model and precision, with dashed lines at "
                "each card's usable memory.")
@@ -504,7 +516,7 @@ def draw_quality(precisions) -> None:
     st.subheader("What quantizing costs")
     quality = pd.DataFrame([{"Precision": p.label, "ppl Δ": _ppl(p.ppl_delta), "What it is": p.description,
                              "Source": p.ppl_source or "no published llama.cpp figure"} for p in precisions])
-    st.dataframe(quality, hide_index=True)
+    st.table(quality.set_index("Precision"))
     st.caption("Perplexity increase over FP16 as llama.cpp's quantize tool reports it (Llama-3-8B, wikitext-2); lower "
                "is better. Ideal INTn rows are arithmetic only: real 4-bit formats carry scales and keep some layers "
                "at 16 bits.")
@@ -582,8 +594,8 @@ with answer_box:
     draw_answer(answer_box, answers, result, ctx)
     for note in result.myth_notes:
         st.warning(note)
-draw_fit(answers, result, hardware, ctx, batch, cards)
 draw_memory(models, result, rt, compute_ms)
+draw_fit(answers, result, hardware, ctx, batch, cards)
 draw_charts(result.models, result, precisions, hardware, sweeps, batch)
 draw_quality(precisions)
 draw_glossary()
