@@ -370,9 +370,8 @@ def draw_memory(models, result, rt: str, compute_ms: float) -> None:
         "layers": "Layers", "hidden_size": "Hidden", "attention": "Attention", "head_dim": "head_dim",
         "sliding_window": "Sliding window", "kv_bytes_per_token_fp16": "KV bytes/token (FP16)",
         "max_context": "Trained context"})
-    st.dataframe(summary, hide_index=True, column_config={
-        k: st.column_config.NumberColumn(format="localized")
-        for k in ("Parameters", "Active / token", "KV bytes/token (FP16)")})
+    st.table(summary.set_index("Model").fillna("—").style.format(
+        lambda v: f"{v:,.0f}" if isinstance(v, (int, float)) else v), border="horizontal")
     table = pd.DataFrame([
         {"Model": e.model_name, "Precision": e.precision_label, "Total GB": e.total_bytes / GB,
          "Weights GB": e.weights_bytes / GB,
@@ -490,7 +489,7 @@ def draw_fit(answers, result, hardware, ctx: int, batch: int, cards: int) -> Non
             styles.append({"Model": "", "Hardware": "", **{c.precision_label: _fit_style(c.status) for c in cells}})
     matrix = pd.DataFrame(rows)
     style_frame = pd.DataFrame(styles)
-    st.dataframe(matrix.style.apply(lambda _: style_frame, axis=None), hide_index=True, width="stretch")
+    st.table(matrix.style.apply(lambda _: style_frame, axis=None), hide_index=True, border="horizontal")
     st.caption("✅ fits one card (free memory shown) or the cards you have; ❌ does not. Usable memory is what the "
                "runtime can allocate: Apple Silicon's GPU may use only about 2/3-3/4 of unified memory by default. "
                "Cards: tensor parallel (power of two dividing the heads, each card pays the overhead) or layers "
@@ -505,9 +504,8 @@ def draw_fit(answers, result, hardware, ctx: int, batch: int, cards: int) -> Non
         "Decode tok/s ceiling": d.decode.tokens_per_s_per_sequence,
     } for d in result.details]
     st.markdown(f"**{focus}: cards, longest context, speed**")
-    st.dataframe(pd.DataFrame(details), hide_index=True, width="stretch", column_config={
-        "Free GB": st.column_config.NumberColumn(format="%.1f"),
-        "Decode tok/s ceiling": st.column_config.NumberColumn(format="%.0f")})
+    st.table(pd.DataFrame(details).style.format({"Free GB": "{:.1f}", "Decode tok/s ceiling": "{:,.0f}"})
+             , hide_index=True, border="horizontal")
     st.caption("Decode tok/s ceiling = memory bandwidth / bytes read per token (active weights + KV cache); real "
                "runtimes reach roughly 50-80% of it. MoE models read only their active experts.")
 

@@ -20,7 +20,9 @@ def page(**query) -> AppTest:
 
 
 def table_with(at: AppTest, column: str):
-    return next(d.value for d in at.dataframe if column in d.value.columns)
+    """The first table (interactive grid or plain table) with this column; a plain table's index counts too."""
+    frames = [d.value for d in at.dataframe] + [t.value.reset_index() for t in at.table]
+    return next(f for f in frames if column in f.columns)
 
 
 def memory_table(at: AppTest):
@@ -240,5 +242,5 @@ def test_training_modes_hide_the_controls_they_ignore():
 
 def test_no_raw_none_in_the_tables_of_a_bare_parameter_count():
     at = page(src="params", params="7B", gpu=["rtx-4090", "apple-m3-max-64gb"])
-    for frame in at.dataframe:
-        assert "None" not in frame.value.astype(str).to_numpy().ravel().tolist()
+    for frame in [d.value for d in at.dataframe] + [t.value for t in at.table]:
+        assert "None" not in frame.astype(str).to_numpy().ravel().tolist()
