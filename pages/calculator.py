@@ -45,6 +45,9 @@ MODE_LABELS = {"inference": "Inference", "full": "Full fine-tune", "lora": "LoRA
 ALIASES = {"context": "ctx", "precision": "prec", "precisions": "prec", "models": "model", "hardware": "gpu",
            "gpus": "gpu", "n_gpus": "cards", "runtime": "rt", "kv_precision": "kv"}
 SOURCES = {"catalog": "Catalog model(s)", "params": "Parameter count(s)", "config": "Upload config.json"}
+# Pickers match what is typed as a substring and Enter takes the highlighted option only: with Streamlit's default
+# (fuzzy match, a "Select N matches" entry first) "mistral 7" + Enter added Mistral 7B and Mistral Nemo (24*07*).
+PICKER = {"filter_mode": "contains", "select_all": False}
 DEFAULT_GPUS = ("rtx-4090", "rtx-3060-12gb", "h100-sxm-80gb", "apple-m3-max-64gb")
 
 
@@ -239,7 +242,7 @@ def draw_inputs() -> str:
         src = st.radio("Model", list(SOURCES), format_func=SOURCES.get, key="w_src", horizontal=True)
         if src == "catalog":
             st.multiselect("Catalog models (pick several to compare)", MODEL_IDS,
-                           format_func=lambda i: f"{MODEL_NAMES[i]} ({i})", key="w_model")
+                           format_func=lambda i: f"{MODEL_NAMES[i]} ({i})", key="w_model", **PICKER)
         elif src == "params":
             st.text_input("Parameter counts, separated by spaces (7B 70B, 1.5e9, 350M)", key="w_params")
         else:
@@ -251,7 +254,7 @@ def draw_inputs() -> str:
     with right:
         if mode == "inference":
             st.multiselect("Precisions (ideal and real formats)", [p.name for p in PRECISIONS],
-                           format_func=lambda n: get_precision(n).label, key="w_prec")
+                           format_func=lambda n: get_precision(n).label, key="w_prec", **PICKER)
         c1, c2, c3 = st.columns(3)
         c1.number_input("Context (tokens; 0 = weights only)", min_value=0, max_value=MAX_CONTEXT, step=1024,
                         key="w_ctx")
@@ -264,7 +267,7 @@ def draw_inputs() -> str:
             c4.selectbox("KV cache precision", list(KV_PRECISIONS), format_func=lambda k: KV_PRECISIONS[k].label,
                          key="w_kv")
             c5.selectbox("Runtime", list(RUNTIMES), format_func=RUNTIMES.get, key="w_rt")
-    st.multiselect("Hardware to check", list(HW_BY_ID), format_func=lambda i: HW_BY_ID[i].name, key="w_gpu")
+    st.multiselect("Hardware to check", list(HW_BY_ID), format_func=lambda i: HW_BY_ID[i].name, key="w_gpu", **PICKER)
     return mode
 
 

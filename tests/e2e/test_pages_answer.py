@@ -107,3 +107,16 @@ def test_a_skip_link_leads_to_the_verdict(page, server_url):
     skip = page.get_by_role("link", name="Skip to the answer")
     expect(skip).to_have_attribute("href", re.compile("#the-answer$"))
     expect(page.locator("#the-answer")).to_have_count(1)
+
+
+def test_enter_in_the_model_picker_adds_only_the_highlighted_model(page, server_url):
+    page.goto(f"{server_url}/calculator")
+    wait_for_app(page)
+    box = page.get_by_label(re.compile(r"^Catalog models")).and_(page.locator("input"))
+    box.click()
+    box.fill("mistral 7")
+    expect(page.get_by_role("option", name=re.compile("Mistral 7B v0.1"))).to_be_visible()
+    box.press("Enter")
+    page.wait_for_function("() => location.search.includes('Mistral-7B')")
+    wait_for_app(page)
+    assert parse_qs(urlsplit(page.url).query)["model"] == ["meta-llama/Llama-3.1-8B", "mistralai/Mistral-7B-v0.1"]
