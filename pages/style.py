@@ -13,7 +13,7 @@ CSS = """
   outline: 3px solid #5c7cfa; outline-offset: 2px; border-radius: 4px;
 }
 [data-testid="stDataFrame"], [data-testid="stTable"] { max-width: 100%; overflow-x: auto; }
-[data-testid="stMultiSelect"] [data-baseweb="tag"] { max-width: none; }
+[data-testid="stMultiSelect"] [data-tag], [data-testid="stMultiSelect"] [data-tag] span[title] { max-width: none; }
 </style>
 """
 

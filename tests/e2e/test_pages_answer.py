@@ -120,3 +120,33 @@ def test_enter_in_the_model_picker_adds_only_the_highlighted_model(page, server_
     page.wait_for_function("() => location.search.includes('Mistral-7B')")
     wait_for_app(page)
     assert parse_qs(urlsplit(page.url).query)["model"] == ["meta-llama/Llama-3.1-8B", "mistralai/Mistral-7B-v0.1"]
+
+
+@pytest.mark.parametrize("width", [1280, 1400])
+def test_the_fit_table_and_hardware_chips_are_not_cut_off_on_a_laptop(browser, server_url, width):
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    pg = context.new_page()
+    try:
+        pg.goto(f"{server_url}/calculator?model=meta-llama/Llama-3.1-70B&model=meta-llama/Llama-3.1-8B")
+        expect(pg.get_by_role("heading", name=re.compile("Does it fit"))).to_be_visible(timeout=60_000)
+        wait_for_app(pg)
+        clipped = pg.evaluate("""() => [...document.querySelectorAll('[data-testid="stTable"]')]
+            .filter(t => t.scrollWidth > t.clientWidth + 1).length""")
+        assert clipped == 0, f"{clipped} table(s) scroll sideways at {width} px"
+        chips = pg.locator("[data-testid='stMultiSelect'] [data-tag]")
+        expect(chips.filter(has_text="NVIDIA H100 SXM 80GB")).to_be_visible()
+        truncated = pg.evaluate("""() => [...document.querySelectorAll('[data-testid="stMultiSelect"] [data-tag] span[title]')]
+            .filter(s => s.scrollWidth > s.clientWidth + 1).map(s => s.textContent)""")
+        assert truncated == [], truncated
+    finally:
+        context.close()
+
+
+def test_a_focused_table_shows_a_focus_ring(page, server_url):
+    page.goto(f"{server_url}/calculator")
+    wait_for_app(page)
+    grid = page.locator("[data-testid='stDataFrame']").first
+    expect(grid).to_be_visible(timeout=60_000)
+    grid.locator("[tabindex]").first.focus()
+    style = grid.evaluate("e => getComputedStyle(e).outlineStyle + ' ' + getComputedStyle(e).outlineWidth")
+    assert style.startswith("solid") and not style.endswith(" 0px"), style
