@@ -13,7 +13,6 @@ import binascii
 import json
 import time
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -21,16 +20,20 @@ from core import sizing
 from core.errors import QuantLensError
 from core.sizing import catalog
 from core.sizing.architecture import parse_config_json, parse_param_count
+from core.sizing.glossary import GLOSSARY
 from core.sizing.kv_cache import KV_PRECISIONS
 from core.sizing.overhead import RUNTIMES
 from core.sizing.parsing import parse_context
 from core.sizing.precisions import DEFAULT_NAMES, PRECISIONS, get_precision
 from core.sizing.training import TRAINING_MODES, training_estimate
-from pages import hub_input
-from pages.routing import ensure_routed
+from core.sizing.verdict import FITS, FITS_SPLIT, MAX_CARDS, answer, format_tokens, training_fit_text
+from pages import hub_input, style
+from pages.routing import ensure_routed, page_entered
 from pages.share import share_link
 
 ensure_routed()
+ENTERED = page_entered("calculator")
+style.apply()
 
 GB = 10**9
 GIB = 2**30
@@ -39,7 +42,14 @@ MAX_BATCH = 4096
 MAX_URL_CONFIG_CHARS = 6000
 MODES = {"inference": "Inference", **TRAINING_MODES}
 MODE_LABELS = {"inference": "Inference", "full": "Full fine-tune", "lora": "LoRA", "qlora": "QLoRA"}
-SOURCES = {"hf": "Hugging Face id or URL", "catalog": "Catalog model(s)", "params": "Parameter count(s)", "config": "Upload config.json"}
+# Link keys people guess, read as the page's own keys.
+ALIASES = {"context": "ctx", "precision": "prec", "precisions": "prec", "models": "model", "hardware": "gpu",
+           "gpus": "gpu", "n_gpus": "cards", "runtime": "rt", "kv_precision": "kv"}
+SOURCES = {"hf": "Hugging Face id or URL", "catalog": "Catalog model(s)", "params": "Parameter count(s)",
+           "config": "Upload config.json"}
+# Pickers match what is typed as a substring and Enter takes the highlighted option only: with Streamlit's default
+# (fuzzy match, a "Select N matches" entry first) "mistral 7" + Enter added Mistral 7B and Mistral Nemo (24*07*).
+PICKER = {"filter_mode": "contains", "select_all": False}
 DEFAULT_GPUS = ("rtx-4090", "rtx-3060-12gb", "h100-sxm-80gb", "apple-m3-max-64gb")
 
 
@@ -63,16 +73,6 @@ def _ppl(delta: float | None) -> str:
     return "" if delta is None else f"{delta:+.4f}"
 
 
-def _fit_cell(f, kind: str) -> str:
-    if f.fits:
-        return f"✓ {f.headroom_bytes / GB:.1f} GB free"
-    if f.gpus_tensor_parallel:
-        return f"✗ needs {f.gpus_tensor_parallel} (TP)"
-    if kind == "gpu":
-        return "✗ needs more than 64"
-    return f"✗ {-f.headroom_bytes / GB:.1f} GB short"
-
-
 def _split_params(text: str) -> list[str]:
     return [t for t in text.replace(";", " ").split() if t]
 
@@ -82,25 +82,54 @@ def defaults(model_ids: list[str], gpu_ids: list[str]) -> dict:
     return {
         "src": "catalog", "model": [first] if isinstance(first, str) else list(first), "params": "7B 70B",
         "prec": list(DEFAULT_NAMES), "ctx": 4096, "batch": 1, "kv": "fp16", "rt": "llama.cpp", "mode": "inference",
-        "rank": 16, "gpu": [g for g in DEFAULT_GPUS if g in gpu_ids] or gpu_ids[:3], "cfg": "", "imatrix": False,
-        "hf": "",
+        "rank": 16, "gpu": [g for g in DEFAULT_GPUS if g in gpu_ids] or gpu_ids[:3], "cards": 1, "cfg": "",
+        "imatrix": False, "hf": "",
     }
 
 
-def read_query_params(qp, model_ids: list[str], gpu_ids: list[str]) -> tuple[dict, list[str]]:
-    """URL -> validated page state; each bad value becomes a warning and falls back to its default."""
+class _Query:
+    """The link's values with guessed keys (`context=`, `precision=`) mapped to the page's own ones."""
+
+    def __init__(self, qp) -> None:
+        self.values: dict[str, list[str]] = {}
+        self.unknown: list[str] = []
+        for key in qp:
+            own = ALIASES.get(key, key)
+            self.values.setdefault(own, []).extend(qp.get_all(key))
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.values
+
+    def __getitem__(self, key: str) -> str:
+        return self.values[key][-1]
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        return self.values[key][-1] if key in self.values else default
+
+    def get_all(self, key: str) -> list[str]:
+        return self.values.get(key, [])
+
+
+def read_query_params(qp, model_ids: list[str], gpu_ids: list[str]) -> tuple[dict, list[tuple[str, str]]]:
+    """URL -> validated page state; each bad value becomes a (key, warning) and falls back to its default."""
     state = defaults(model_ids, gpu_ids)
-    warnings: list[str] = []
+    query = _Query(qp)
+    qp = query
+    warnings: list[tuple[str, str]] = []
 
     def bad(key: str, value: object, why: str) -> None:
-        warnings.append(f"Ignored `{key}={str(value)[:60]}` in the link ({why}); using the default.")
+        warnings.append((key, f"Ignored `{key}={str(value)[:60]}` in the link ({why}); using the default."))
 
+    for key in qp.values:
+        if key not in state and key not in ("rev", "file"):  # rev= and file= belong to hf=
+            warnings.append((key, f"Ignored `{key}=` in the link: this page has no such setting "
+                                  f"(it reads {', '.join(k for k in state if k != 'cfg')})."))
     if "src" in qp:
         v = qp["src"]
         state["src"] = v if v in SOURCES else (bad("src", v, "unknown model source") or state["src"])
     if "hf" in qp:
         state["hf"], hf_warnings = hub_input.text_from_query(qp)
-        warnings += hf_warnings
+        warnings += [("hf", w) if isinstance(w, str) else w for w in hf_warnings]
         if state["hf"] and "src" not in qp:
             state["src"] = "hf"
     if "model" in qp:
@@ -116,12 +145,12 @@ def read_query_params(qp, model_ids: list[str], gpu_ids: list[str]) -> tuple[dic
         v = qp["params"]
         try:
             if not _split_params(v):
-                raise QuantLensError("invalid_param_count", "empty")
+                raise QuantLensError("invalid_param_count", "it is empty")
             for t in _split_params(v):
                 parse_param_count(t)
             state["params"] = v
-        except QuantLensError:
-            bad("params", v, "not parameter counts like 7B 70B")
+        except QuantLensError as exc:
+            bad("params", v, exc.message.rstrip("."))
     if "prec" in qp:
         picked = []
         for v in qp.get_all("prec"):
@@ -147,7 +176,7 @@ def read_query_params(qp, model_ids: list[str], gpu_ids: list[str]) -> tuple[dic
             state["imatrix"] = v == "1"
         else:
             bad("imatrix", v, "use 1 or 0")
-    for key, lo, hi in (("batch", 1, MAX_BATCH), ("rank", 1, 1024)):
+    for key, lo, hi in (("batch", 1, MAX_BATCH), ("rank", 1, 1024), ("cards", 1, MAX_CARDS)):
         if key in qp:
             v = qp[key]
             if v.isdigit() and lo <= int(v) <= hi:
@@ -194,7 +223,365 @@ def write_query_params(state: dict) -> None:
 
 # ------------------------------------------------------------------------------------------------ state
 
-st.header("Memory calculator")
+
+def restore_state(defaults_: dict) -> dict:
+    """Widget values for this run. Entering the page rebuilds every value: a link's values win over anything the
+    session remembers (keys the link leaves out take their defaults); entering without a link shows what the page
+    showed last (or its defaults). Within the page, values of hidden widgets come back from the last run."""
+    saved = st.session_state.get("calc_state")
+    from_link = any(k in st.query_params or any(a in st.query_params for a, o in ALIASES.items() if o == k)
+                    for k in defaults_)
+    if ENTERED or saved is None:
+        if from_link or saved is None:
+            initial, warnings = read_query_params(st.query_params, MODEL_IDS, list(HW_BY_ID))
+        else:
+            initial, warnings = dict(saved), []
+        st.session_state["calc_url_warnings"] = warnings
+        st.session_state["calc_link_state"] = dict(initial)
+        if from_link:
+            st.session_state.pop("calc_cfg_inline", None)
+        for k, v in initial.items():  # overwrite: never a value left over from an earlier visit
+            st.session_state[f"w_{k}"] = _widget_value(k, v)
+        return initial
+    for k, v in saved.items():
+        if f"w_{k}" not in st.session_state:
+            st.session_state[f"w_{k}"] = _widget_value(k, v)
+    return saved
+
+
+def _widget_value(key: str, value):
+    """The context box is text (it reads 128k and 1e5), so its widget holds the number as a string."""
+    return str(value) if key == "ctx" else value
+
+
+def show_link_warnings(state: dict) -> None:
+    """A link's warning stays only while its setting still holds the fallback; fixing the value removes it."""
+    link_state = st.session_state.get("calc_link_state", {})
+    for key, text in st.session_state.get("calc_url_warnings", []):
+        if key not in link_state or state.get(key) == link_state.get(key):
+            st.warning(text)
+
+
+# ----------------------------------------------------------------------------------------------- inputs
+
+
+def draw_inputs() -> tuple[str, str | None, object]:
+    """All the controls; returns (mode, a Hub token typed for this lookup only, the context box's column).
+    Controls a training mode ignores are not drawn in it."""
+    hf_token = None
+    left, right = st.columns([1, 1])
+    with left:
+        src = st.radio("Model", list(SOURCES), format_func=SOURCES.get, key="w_src", horizontal=True)
+        if src == "hf":
+            hf_token = hub_input.draw_input()
+        elif src == "catalog":
+            st.multiselect("Catalog models (pick several to compare)", MODEL_IDS,
+                           format_func=lambda i: f"{MODEL_NAMES[i]} ({i})", key="w_model", **PICKER)
+        elif src == "params":
+            st.text_input("Parameter counts, separated by spaces (7B 70B, 1.5e9, 350M)", key="w_params")
+        else:
+            draw_config_upload()
+        mode = st.segmented_control("Mode", list(MODES), format_func=MODE_LABELS.get, key="w_mode") or "inference"
+        if mode in ("lora", "qlora"):
+            st.number_input("LoRA rank (adapters on every linear layer)", min_value=1, max_value=1024, step=8,
+                            key="w_rank")
+    with right:
+        if mode == "inference":
+            st.multiselect("Precisions (ideal and real formats)", [p.name for p in PRECISIONS],
+                           format_func=lambda n: get_precision(n).label, key="w_prec", **PICKER)
+        c1, c2, c3 = st.columns(3)
+        # no help= tooltip: it would share the label, and the browser tests find the box by its label
+        c1.text_input("Context (tokens; 0 = weights only)", key="w_ctx", placeholder="8192, 32k, 128k (k = 1024)")
+        c2.number_input("Batch (sequences)", min_value=1, max_value=MAX_BATCH, step=1, key="w_batch")
+        c3.number_input("Cards I have (of each GPU)", min_value=1, max_value=MAX_CARDS, step=1, key="w_cards",
+                        help="8 asks whether it runs on 8× the GPU (tensor parallel or layers split). "
+                             "Macs and CPU RAM count as one.")
+        if mode == "inference":
+            c4, c5 = st.columns(2)
+            c4.selectbox("KV cache precision", list(KV_PRECISIONS), format_func=lambda k: KV_PRECISIONS[k].label,
+                         key="w_kv")
+            c5.selectbox("Runtime", list(RUNTIMES), format_func=RUNTIMES.get, key="w_rt")
+            st.checkbox("GGUF made with an importance matrix (imatrix), as most published GGUFs are",
+                        key="w_imatrix",
+                        help="llama.cpp picks other tensor types for some GGUF types (Q4_0, IQ4_XS, IQ4_NL...) when "
+                             "quantizing with an imatrix; bartowski's and unsloth's files are made that way.")
+    st.multiselect("Hardware to check", list(HW_BY_ID), format_func=lambda i: HW_BY_ID[i].name, key="w_gpu", **PICKER)
+    return mode, hf_token, c1
+
+
+def draw_config_upload() -> None:
+    up = st.file_uploader("config.json (read as JSON only; no code is ever run)", type=["json"],
+                          max_upload_size=1, key="w_upload")
+    if up is None:
+        return
+    try:
+        cfg = parse_config_json(up.getvalue())
+        sizing.model_from_config(cfg)
+        encoded = _encode_config(cfg)
+        st.session_state["w_cfg"] = encoded if len(encoded) <= MAX_URL_CONFIG_CHARS else ""
+        st.session_state["calc_cfg_inline"] = cfg
+        if len(encoded) > MAX_URL_CONFIG_CHARS:
+            st.info("This config is too large to put in the link; the link will not include it.")
+    except QuantLensError as exc:
+        st.error(exc.one_line())
+
+
+def resolve_models(state: dict, hf_token: str | None) -> tuple[list[sizing.ModelSpec], list]:
+    """The chosen models, and for Hub ids what the lookup found (stored format, published sizes)."""
+    models: list[sizing.ModelSpec] = []
+    hub_found: list = []
+    try:
+        if state["src"] == "hf":
+            hub_found = hub_input.lookup_all(state["hf"], hf_token)
+            models = [f.spec for f in hub_found]
+        elif state["src"] == "catalog":
+            models = [sizing.model_from_catalog(i) for i in state["model"]]
+        elif state["src"] == "params":
+            models = [sizing.model_from_params(t) for t in _split_params(state["params"] or "")]
+        else:
+            cfg = st.session_state.get("calc_cfg_inline")
+            if cfg is None and state["cfg"]:
+                cfg = _decode_config(state["cfg"])
+            if cfg is not None:
+                models = [sizing.model_from_config(cfg, "Uploaded config.json")]
+    except QuantLensError as exc:
+        st.error(exc.one_line())
+    return list({m.name: m for m in models}.values()), hub_found  # the same model twice adds nothing
+
+
+# ---------------------------------------------------------------------------------------------- output
+
+
+def _fit_style(status: str) -> str:
+    if status == FITS:
+        return "background-color: rgba(47, 158, 68, 0.22)"
+    if status == FITS_SPLIT:
+        return "background-color: rgba(245, 159, 0, 0.22)"
+    return "background-color: rgba(224, 49, 49, 0.20)"
+
+
+def draw_answer(box, answers, result, ctx: int) -> None:
+    """The verdict per model x hardware, and each model's totals, in plain lines that wrap on a phone."""
+    with box:
+        st.subheader("The answer", anchor="the-answer")
+        for a in answers:
+            for v in a.verdicts:
+                st.markdown(("✅ " if v.fits else "❌ ") + v.sentence)
+        if not any(a.verdicts for a in answers):
+            st.caption("Pick hardware below to get a yes or no.")
+        lines = []
+        for es in result.estimates:
+            totals = ", ".join(f"{e.precision_label} **{e.total_bytes / GB:,.1f} GB**" for e in es)
+            lines.append(f"- {es[0].model_name}, {format_tokens(ctx)} context: {totals}" if ctx else
+                         f"- {es[0].model_name}, weights only: {totals}")
+        st.markdown("**Totals** (weights + KV cache + overhead)\n" + "\n".join(lines))
+
+
+def draw_training(models, mode: str, state: dict, hardware, cards: int) -> None:
+    ctx, batch = int(state["ctx"]), int(state["batch"])
+    st.subheader(f"{MODES[mode]}: sequence length {ctx:,} x batch {batch}", anchor="the-answer")
+    rows, fit_rows = [], []
+    for m in models:
+        try:
+            t = training_estimate(m.parameters, m.architecture, mode, max(ctx, 1), batch, int(state["rank"] or 16))
+        except QuantLensError as exc:
+            st.warning(f"{m.name}: {exc.message}")
+            continue
+        rows.append({"Model": m.name, "Trainable parameters": f"{t.trainable_parameters:,}",
+                     "Weights GB": t.weights_bytes / GB, "Gradients GB": t.gradients_bytes / GB,
+                     "Optimizer GB": t.optimizer_bytes / GB, "Activations GB": t.activations_bytes / GB,
+                     "Total GB": t.total_bytes / GB,
+                     "Range GB": f"{t.total_min_bytes / GB:,.1f} - {t.total_max_bytes / GB:,.1f}"})
+        for hw in hardware:
+            n = cards if hw.kind == "gpu" else 1
+            text = training_fit_text(t.total_bytes, hw, n)
+            fit_rows.append({"Model": m.name, "Hardware": hw.name + (f" ×{n}" if n > 1 else ""), "Fits": text})
+            st.markdown(f"{text[:1]} {m.name} on {hw.name}{f' ×{n}' if n > 1 else ''}: {text[2:]} "
+                        f"({t.total_bytes / GB:,.1f} GB needed)")
+        for note in t.notes:
+            st.caption(f"{m.name}: {note}")
+    if fit_rows:
+        st.dataframe(pd.DataFrame(fit_rows), hide_index=True, width="stretch")
+    if rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
+            k: st.column_config.NumberColumn(format="%.2f") for k in rows[0] if k.endswith(" GB")})
+    st.caption("Full fine-tune: 16 bytes per parameter (BF16 weights and gradients, FP32 master copy, two FP32 Adam "
+               "moments) plus activations. LoRA: frozen 16-bit base + adapters. QLoRA: frozen NF4 base + adapters.")
+
+
+def draw_memory(models, result, rt: str, compute_ms: float, hub_found=()) -> None:
+    st.subheader("Memory per precision")
+    summary = pd.DataFrame([sizing.model_summary(m) for m in models]).rename(columns={
+        "name": "Model", "parameters": "Parameters", "active_parameters": "Active / token", "model_type": "Type",
+        "layers": "Layers", "hidden_size": "Hidden", "attention": "Attention", "head_dim": "head_dim",
+        "sliding_window": "Sliding window", "kv_bytes_per_token_fp16": "KV bytes/token (FP16)",
+        "max_context": "Trained context"})
+    st.table(summary.set_index("Model").fillna("—").style.format(
+        lambda v: f"{v:,.0f}" if isinstance(v, (int, float)) else v), border="horizontal")
+    hub_input.draw_details(hub_found)
+    table = pd.DataFrame([
+        {"Model": e.model_name, "Precision": e.precision_label, "Total GB": e.total_bytes / GB,
+         "Weights GB": e.weights_bytes / GB,
+         "KV cache GB": e.kv_cache_bytes / GB if e.kv_cache_known else float("nan"),
+         "Overhead GB": e.overhead_bytes / GB,
+         "Overhead range GB": f"{e.overhead_min_bytes / GB:.2f} - {e.overhead_max_bytes / GB:.2f}",
+         "Total GiB": e.total_bytes / GIB, "ppl Δ (llama.cpp)": _ppl(get_precision(e.precision).ppl_delta),
+         "GGUF imatrix": {True: "yes", False: "no", None: ""}[e.gguf_imatrix]}
+        for es in result.estimates for e in es
+    ])
+    st.dataframe(table, hide_index=True, column_config={
+        k: st.column_config.NumberColumn(format="%.2f")
+        for k in ("Weights GB", "KV cache GB", "Overhead GB", "Total GB", "Total GiB")})
+    csv_rows = pd.DataFrame([
+        {"model": e.model_name, "precision": e.precision, "context": e.context, "batch": e.batch,
+         "kv_precision": e.kv_precision, "runtime": e.runtime, "weights_bytes": e.weights_bytes,
+         "kv_cache_bytes": e.kv_cache_bytes, "overhead_bytes": e.overhead_bytes,
+         "overhead_min_bytes": e.overhead_min_bytes, "overhead_max_bytes": e.overhead_max_bytes,
+         "total_bytes": e.total_bytes}
+        for es in result.estimates for e in es
+    ])
+    st.download_button("Download table (CSV, bytes)", csv_rows.to_csv(index=False).encode(), "quantlens-memory.csv",
+                       "text/csv", key="w_csv")
+    for n in sorted({n for es in result.estimates for e in es for n in e.notes if "trained context" not in n}):
+        st.caption(n)
+    for rule in dict.fromkeys(e.kv_cache_rule for es in result.estimates for e in es if e.kv_cache_rule):
+        st.caption(f"KV cache rule: {rule}")
+    if rt == "vllm":
+        st.caption("vLLM reserves gpu_memory_utilization (default 0.9) of the card up front and fills it with KV "
+                   "cache, so nvidia-smi shows ~90% used whatever the model; the total here is what this context needs.")
+    st.caption(f"Engine time for this view: {compute_ms:.0f} ms. Overhead is an estimate: typical value, min-max "
+               "range in the table.")
+
+
+def _bars_spec(rows: tuple, order: tuple, model_names: tuple) -> dict:
+    """The stacked bars as a plain Vega-Lite spec (written out, not through altair: ~1 ms instead of ~20 ms a rerun)."""
+    values = [{"Model": m, "Precision": p, "Part": part, "GB": gb} for m, p, part, gb in rows]
+    inner = {
+        "mark": "bar",
+        "encoding": {
+            "x": {"field": "Precision", "type": "nominal", "sort": list(order), "title": None},
+            "y": {"aggregate": "sum", "field": "GB", "type": "quantitative", "title": "GB (10^9 bytes)"},
+            "color": {"field": "Part", "type": "nominal", "sort": ["Weights", "KV cache", "Overhead"]},
+            "tooltip": [{"field": "Model"}, {"field": "Precision"}, {"field": "Part"},
+                        {"field": "GB", "type": "quantitative", "format": ".2f"}],
+        },
+    }
+    if len(model_names) > 1:
+        return {"data": {"values": values}, "facet": {"column": {"field": "Model", "type": "nominal", "title": None,
+                                                                  "sort": list(model_names)}},
+                "spec": {"width": max(160, 60 * len(order)), **inner}}
+    return {"data": {"values": values}, **inner}
+
+
+def _lines_spec(rows: tuple, order: tuple, rules: tuple, multi: bool, label_color: str) -> dict:
+    """Memory against context per model x precision, with a dashed rule and a readable label per card."""
+    encoding = {
+        "x": {"field": "Context", "type": "quantitative", "title": "Context (tokens)"},
+        "y": {"field": "Total GB", "type": "quantitative", "title": "Total GB (10^9 bytes)"},
+        "color": {"field": "Precision", "type": "nominal", "sort": list(order)},
+        "tooltip": [{"field": "Model"}, {"field": "Precision"}, {"field": "Context", "type": "quantitative"},
+                    {"field": "Total GB", "type": "quantitative", "format": ".2f"}],
+    }
+    if multi:
+        encoding["strokeDash"] = {"field": "Model", "type": "nominal"}
+        encoding["detail"] = {"field": "Model", "type": "nominal"}
+    layers: list[dict] = [{"data": {"values": [{"Model": m, "Precision": p, "Context": c, "Total GB": gb}
+                                               for m, p, c, gb in rows]},
+                           "mark": {"type": "line", "point": True}, "encoding": encoding}]
+    if rules:
+        rule_values = {"values": [{"Hardware": h, "Total GB": gb, "Context": 0} for h, gb in rules]}
+        y = {"field": "Total GB", "type": "quantitative"}
+        layers.append({"data": rule_values, "mark": {"type": "rule", "strokeDash": [4, 4], "strokeWidth": 1.5,
+                                                     "color": label_color},
+                       "encoding": {"y": y, "tooltip": [{"field": "Hardware"}]}})
+        layers.append({"data": rule_values, "mark": {"type": "text", "align": "left", "dx": 4, "dy": -8,
+                                                     "fontSize": 13, "fontWeight": "bold", "color": label_color},
+                       "encoding": {"x": {"field": "Context", "type": "quantitative"}, "y": y,
+                                    "text": {"field": "Hardware", "type": "nominal"}}})
+    return {"layer": layers}
+
+
+def draw_charts(models, result, precisions, hardware, sweeps, batch: int) -> None:
+    order = tuple(p.label for p in precisions)
+    rows = tuple((e.model_name, e.precision_label, part, value / GB)
+                 for es in result.estimates for e in es
+                 for part, value in (("Weights", e.weights_bytes), ("KV cache", e.kv_cache_bytes),
+                                     ("Overhead", e.overhead_bytes)))
+    st.vega_lite_chart(spec=_bars_spec(rows, order, tuple(m.name for m in models)), width="stretch",
+                      alt="Stacked bars of weights, KV cache and overhead per precision.")
+    st.caption("Stacked bars of weights, KV cache and overhead per precision; the numbers are in the table above.")
+    names = ", ".join(m.name for m in models)
+    st.subheader(f"Memory against context: {names}")
+    if any(not m.architecture for m in models):
+        st.caption("A bare parameter count has no KV cache estimate: its lines stay flat. Pick a catalog model or "
+                   "upload a config.json.")
+    line_rows = tuple((m.name, get_precision(r["precision"]).label, r["context"], r["total_bytes"] / GB)
+                      for m, sweep in zip(models, sweeps, strict=True) for r in sweep)
+    rules = tuple((hw.name, hw.usable_memory_bytes / GB) for hw in hardware)
+    dark = getattr(st.context.theme, "type", None) == "dark"
+    label_color = "#f1f3f5" if dark else "#1a1b1e"  # the theme's text colours: readable on either background
+    st.vega_lite_chart(spec=_lines_spec(line_rows, order, rules, len(models) > 1, label_color), width="stretch",
+                      alt="Total memory against context per model and precision, with each card's usable memory.")
+    st.caption(f"Total memory against context (batch {batch}) for each model and precision, with dashed lines at "
+               "each card's usable memory.")
+
+
+def draw_fit(answers, result, hardware, ctx: int, batch: int, cards: int) -> None:
+    if not hardware:
+        return
+    st.subheader(f"Does it fit? Context {ctx:,} x batch {batch}" + (f", {cards} cards of each GPU" if cards > 1 else ""))
+    rows, styles = [], []
+    for a, es in zip(answers, result.estimates, strict=True):
+        for hw in hardware:
+            cells = [a.cells[(hw.id, e.precision)] for e in es]
+            rows.append({"Model": a.model_name, "Hardware": f"{hw.name} ({hw.usable_memory_bytes / GB:.1f} GB)",
+                         **{c.precision_label: c.text for c in cells}})
+            styles.append({"Model": "", "Hardware": "", **{c.precision_label: _fit_style(c.status) for c in cells}})
+    matrix = pd.DataFrame(rows)
+    style_frame = pd.DataFrame(styles)
+    st.table(matrix.style.apply(lambda _: style_frame, axis=None), hide_index=True, border="horizontal")
+    st.caption("✅ fits one card (free memory shown) or the cards you have; ❌ does not. Usable memory is what the "
+               "runtime can allocate: Apple Silicon's GPU may use only about 2/3-3/4 of unified memory by default. "
+               "Cards: tensor parallel (power of two dividing the heads, each card pays the overhead) or layers "
+               "split over cards, whichever needs fewer.")
+    focus = result.models[0].name
+    details = [{
+        "Hardware": d.hardware.name, "Precision": d.estimate.precision_label, "Fits": "yes" if d.fit.fits else "no",
+        "Free GB": d.fit.headroom_bytes / GB,
+        "GPUs (tensor parallel)": str(d.fit.gpus_tensor_parallel) if d.fit.gpus_tensor_parallel else "—",
+        "GPUs (pooled)": str(d.fit.gpus_pooled) if d.fit.gpus_pooled else "—",
+        "Max context": f"{d.max_context:,}" if d.max_context is not None else "—",
+        "Decode tok/s ceiling": d.decode.tokens_per_s_per_sequence,
+    } for d in result.details]
+    st.markdown(f"**{focus}: cards, longest context, speed**")
+    st.table(pd.DataFrame(details).style.format({"Free GB": "{:.1f}", "Decode tok/s ceiling": "{:,.0f}"})
+             , hide_index=True, border="horizontal")
+    st.caption("Decode tok/s ceiling = memory bandwidth / bytes read per token (active weights + KV cache); real "
+               "runtimes reach roughly 50-80% of it. MoE models read only their active experts.")
+
+
+def draw_quality(precisions) -> None:
+    st.subheader("What quantizing costs")
+    quality = pd.DataFrame([{"Precision": p.label, "ppl Δ": _ppl(p.ppl_delta), "What it is": p.description,
+                             "Source": p.ppl_source or "no published llama.cpp figure"} for p in precisions])
+    st.table(quality.set_index("Precision"))
+    st.caption("Perplexity increase over FP16 as llama.cpp's quantize tool reports it (Llama-3-8B, wikitext-2); lower "
+               "is better. Ideal INTn rows are arithmetic only: real 4-bit formats carry scales and keep some layers "
+               "at 16 bits.")
+
+
+def draw_glossary() -> None:
+    for _, title, text in GLOSSARY:
+        with st.expander(title):
+            st.markdown(text)
+    with st.expander("Why does 70B at INT4 not fit a 24 GB card?"):
+        st.markdown(sizing.MYTH_70B_INT4)
+
+
+# ------------------------------------------------------------------------------------------------ page
+
+st.title("Memory calculator")
+st.markdown("[Skip to the answer](#the-answer)")
 st.caption("How much memory a model needs at each precision, whether it fits, and what quantizing costs. "
            "GB = 10^9 bytes, GiB = 2^30 bytes.")
 
@@ -207,67 +594,13 @@ except QuantLensError as exc:
 MODEL_IDS = [m.id for m in MODELS]
 MODEL_NAMES = {m.id: m.name for m in MODELS}
 HW_BY_ID = {h.id: h for h in HARDWARE}
-
-# Streamlit drops a widget's value when the widget is not drawn (another page, or a hidden input such as the
-# catalog picker while typing a parameter count). So every run restores missing values: from the URL on the
-# first visit or when coming back through a link that carries a state, else from the state saved last run.
 DEFAULTS = defaults(MODEL_IDS, list(HW_BY_ID))
+
+restore_state(DEFAULTS)
+warning_box = st.container()
+answer_box = st.container()
 saved = st.session_state.get("calc_state")
-if saved is None or ("w_src" not in st.session_state and any(k in st.query_params for k in DEFAULTS)):
-    initial, st.session_state["calc_url_warnings"] = read_query_params(st.query_params, MODEL_IDS, list(HW_BY_ID))
-else:
-    initial = saved
-for k, v in initial.items():
-    if f"w_{k}" not in st.session_state:
-        st.session_state[f"w_{k}"] = str(v) if k == "ctx" else v  # the context box is text (128k, 1e5)
-for w in st.session_state.get("calc_url_warnings", []):
-    st.warning(w)
-
-# ----------------------------------------------------------------------------------------------- inputs
-
-left, right = st.columns([1, 1])
-with left:
-    src = st.radio("Model", list(SOURCES), format_func=SOURCES.get, key="w_src", horizontal=True)
-    hf_token = None
-    if src == "hf":
-        hf_token = hub_input.draw_input()
-    elif src == "catalog":
-        st.multiselect("Catalog models (pick several to compare)", MODEL_IDS,
-                       format_func=lambda i: f"{MODEL_NAMES[i]} ({i})", key="w_model")
-    elif src == "params":
-        st.text_input("Parameter counts, separated by spaces (7B 70B, 1.5e9, 350M)", key="w_params")
-    else:
-        up = st.file_uploader("config.json (read as JSON only; no code is ever run)", type=["json"],
-                              max_upload_size=1, key="w_upload")
-        if up is not None:
-            try:
-                cfg = parse_config_json(up.getvalue())
-                sizing.model_from_config(cfg)
-                encoded = _encode_config(cfg)
-                st.session_state["w_cfg"] = encoded if len(encoded) <= MAX_URL_CONFIG_CHARS else ""
-                st.session_state["calc_cfg_inline"] = cfg
-                if len(encoded) > MAX_URL_CONFIG_CHARS:
-                    st.info("This config is too large to put in the link; the link will not include it.")
-            except QuantLensError as exc:
-                st.error(exc.one_line())
-    mode = st.segmented_control("Mode", list(MODES), format_func=MODE_LABELS.get, key="w_mode") or "inference"
-    if mode in ("lora", "qlora"):
-        st.number_input("LoRA rank (adapters on every linear layer)", min_value=1, max_value=1024, step=8, key="w_rank")
-with right:
-    st.multiselect("Precisions (ideal and real formats)", [p.name for p in PRECISIONS],
-                   format_func=lambda n: get_precision(n).label, key="w_prec")
-    c1, c2, c3 = st.columns(3)
-    # no help= tooltip: it would share the label, and the browser tests find the box by its label
-    c1.text_input("Context (tokens; 0 = weights only)", key="w_ctx", placeholder="8192, 32k, 128k (k = 1024)")
-    c2.number_input("Batch (sequences)", min_value=1, max_value=MAX_BATCH, step=1, key="w_batch")
-    c3.selectbox("KV cache precision", list(KV_PRECISIONS), format_func=lambda k: KV_PRECISIONS[k].label, key="w_kv")
-    c4, c5 = st.columns([1, 2])
-    c4.selectbox("Runtime", list(RUNTIMES), format_func=RUNTIMES.get, key="w_rt")
-    c5.multiselect("Hardware to check", list(HW_BY_ID), format_func=lambda i: HW_BY_ID[i].name, key="w_gpu")
-    st.checkbox("GGUF made with an importance matrix (imatrix), as most published GGUFs are", key="w_imatrix",
-                help="llama.cpp picks other tensor types for some GGUF types (Q4_0, IQ4_XS, IQ4_NL...) when "
-                     "quantizing with an imatrix; bartowski's and unsloth's files are made that way.")
-
+mode, hf_token, ctx_column = draw_inputs()
 state = {k: st.session_state.get(f"w_{k}", DEFAULTS[k]) for k in DEFAULTS}
 state["mode"] = mode
 try:
@@ -279,35 +612,18 @@ except QuantLensError as exc:  # a typo must not silently become another number:
     state["ctx"] = saved["ctx"] if saved and isinstance(saved.get("ctx"), int) else DEFAULTS["ctx"]
 st.session_state["calc_state"] = dict(state)
 if state["ctx"] and state["ctx"] % 1024 == 0 and state["ctx"] >= 1024:
-    c1.caption(f"= {state['ctx']:,} tokens (k = 1024, as llama.cpp and vLLM count)")
+    ctx_column.caption(f"= {state['ctx']:,} tokens (k = 1024, as llama.cpp and vLLM count)")
 write_query_params(state)
+with warning_box:
+    show_link_warnings(state)
 share_link()
 
-# -------------------------------------------------------------------------------------------- compute
-
 started = time.perf_counter()
-models: list[sizing.ModelSpec] = []
-hub_found = []
-try:
-    if src == "hf":
-        hub_found = hub_input.lookup_all(state["hf"], hf_token)
-        models = [f.spec for f in hub_found]
-    elif src == "catalog":
-        models = [sizing.model_from_catalog(i) for i in state["model"]]
-    elif src == "params":
-        models = [sizing.model_from_params(t) for t in _split_params(state["params"] or "")]
-    else:
-        cfg = st.session_state.get("calc_cfg_inline")
-        if cfg is None and state["cfg"]:
-            cfg = _decode_config(state["cfg"])
-        if cfg is not None:
-            models = [sizing.model_from_config(cfg, "Uploaded config.json")]
-except QuantLensError as exc:
-    st.error(exc.one_line())
-models = list({m.name: m for m in models}.values())  # the same model twice adds nothing
+models, hub_found = resolve_models(state, hf_token)
 if not models:
-    st.info("Choose a model: paste a Hugging Face id, pick from the catalog, type a parameter count, or upload a "
-            "config.json.")
+    with answer_box:
+        st.info("Choose a model: paste a Hugging Face id, pick from the catalog, type a parameter count, or upload "
+                "a config.json.")
     st.stop()
 
 precisions = [get_precision(n) for n in state["prec"]] or [get_precision("fp16")]
@@ -315,175 +631,34 @@ precisions = [get_precision(n) for n in state["prec"]] or [get_precision("fp16")
 stored = [get_precision(f.stored_precision) for f in hub_found if f.stored_precision]
 precisions = list(dict.fromkeys(stored + precisions))
 hardware = tuple(HW_BY_ID[g] for g in state["gpu"])
-ctx, batch, kv, rt = int(state["ctx"]), int(state["batch"]), state["kv"], state["rt"]
-primary = models[0]
+ctx, batch, kv, rt, cards = int(state["ctx"]), int(state["batch"]), state["kv"], state["rt"], int(state["cards"])
 
 for m in models:
     for w in m.warnings:
         st.info(f"{m.name}: {w}")
+    if m.architecture is not None and ctx > m.max_context:
+        with warning_box:
+            st.warning(f"Context {ctx:,} is beyond {m.name}'s trained context of {m.max_context:,} tokens: the "
+                       "memory is computed, but the model was not trained to read that far.")
 
 if mode != "inference":
-    st.subheader(f"{MODES[mode]}: sequence length {ctx:,} x batch {batch}")
-    rows = []
-    for m in models:
-        try:
-            t = training_estimate(m.parameters, m.architecture, mode, max(ctx, 1), batch, int(state["rank"] or 16))
-        except QuantLensError as exc:
-            st.warning(f"{m.name}: {exc.message}")
-            continue
-        row = {"Model": m.name, "Trainable parameters": f"{t.trainable_parameters:,}",
-               "Weights GB": t.weights_bytes / GB, "Gradients GB": t.gradients_bytes / GB,
-               "Optimizer GB": t.optimizer_bytes / GB, "Activations GB": t.activations_bytes / GB,
-               "Total GB": t.total_bytes / GB,
-               "Range GB": f"{t.total_min_bytes / GB:,.1f} - {t.total_max_bytes / GB:,.1f}"}
-        for hw in hardware:
-            row[hw.name] = "fits" if t.total_bytes <= hw.usable_memory_bytes else f"needs {t.total_bytes / hw.usable_memory_bytes:.1f}x"
-        rows.append(row)
-        for n in t.notes:
-            st.caption(f"{m.name}: {n}")
-    if rows:
-        st.dataframe(pd.DataFrame(rows), hide_index=True, column_config={
-            k: st.column_config.NumberColumn(format="%.2f") for k in rows[0] if k.endswith(" GB")})
-    st.caption("Full fine-tune: 16 bytes per parameter (BF16 weights and gradients, FP32 master copy, two FP32 Adam "
-               "moments) plus activations. LoRA: frozen 16-bit base + adapters. QLoRA: frozen NF4 base + adapters.")
+    with answer_box:
+        draw_training(models, mode, state, hardware, cards)
     st.stop()
 
 result = sizing.calculate(models, precisions, ctx, batch, kv, rt, hardware,
                           imatrix=True if state.get("imatrix") else None)
+answers = answer(result.models, result.estimates, hardware, cards, kv, rt)
+sweeps = [result.sweep] + [
+    sizing.memory_vs_context(m, [p.name for p in precisions], sizing.context_points(min(m.max_context, MAX_CONTEXT)),
+                             batch, kv, rt) for m in result.models[1:]]
 compute_ms = (time.perf_counter() - started) * 1000
-for note in result.myth_notes:
-    st.warning(note)
-estimates = {m.name: es for m, es in zip(result.models, result.estimates, strict=True)}
-table = pd.DataFrame([
-    {"Model": e.model_name, "Precision": e.precision_label, "Weights GB": e.weights_bytes / GB,
-     "KV cache GB": e.kv_cache_bytes / GB if e.kv_cache_known else None, "Overhead GB": e.overhead_bytes / GB,
-     "Overhead range GB": f"{e.overhead_min_bytes / GB:.2f} - {e.overhead_max_bytes / GB:.2f}",
-     "Total GB": e.total_bytes / GB, "Total GiB": e.total_bytes / GIB,
-     "ppl Δ (llama.cpp)": _ppl(get_precision(e.precision).ppl_delta),
-     "GGUF imatrix": {True: "yes", False: "no", None: ""}[e.gguf_imatrix]}
-    for es in result.estimates for e in es
-])
-csv_rows = pd.DataFrame([
-    {"model": e.model_name, "precision": e.precision, "context": e.context, "batch": e.batch,
-     "kv_precision": e.kv_precision, "runtime": e.runtime, "weights_bytes": e.weights_bytes,
-     "kv_cache_bytes": e.kv_cache_bytes, "overhead_bytes": e.overhead_bytes, "overhead_min_bytes": e.overhead_min_bytes,
-     "overhead_max_bytes": e.overhead_max_bytes, "total_bytes": e.total_bytes}
-    for es in result.estimates for e in es
-])
-primary_estimates = result.estimates[0]
-fits = {(f.hardware_id, e.precision): f
-        for f, e in zip(result.fits, [e for _ in hardware for e in primary_estimates], strict=True)}
-details = [{
-    "Hardware": d.hardware.name, "Precision": d.estimate.precision_label, "Fits": "yes" if d.fit.fits else "no",
-    "Free GB": d.fit.headroom_bytes / GB, "GPUs (tensor parallel)": d.fit.gpus_tensor_parallel,
-    "GPUs (pooled)": d.fit.gpus_pooled, "Max context": d.max_context,
-    "Decode tok/s ceiling": d.decode.tokens_per_s_per_sequence,
-} for d in result.details]
-sweep = result.sweep
-
-# ---------------------------------------------------------------------------------------------- output
-
-st.subheader("Memory per precision")
-summary = pd.DataFrame([sizing.model_summary(m) for m in models]).rename(columns={
-    "name": "Model", "parameters": "Parameters", "active_parameters": "Active / token", "model_type": "Type",
-    "layers": "Layers", "hidden_size": "Hidden", "attention": "Attention", "head_dim": "head_dim",
-    "sliding_window": "Sliding window", "kv_bytes_per_token_fp16": "KV bytes/token (FP16)",
-    "max_context": "Trained context"})
-st.dataframe(summary, hide_index=True, column_config={
-    k: st.column_config.NumberColumn(format="localized") for k in ("Parameters", "Active / token", "KV bytes/token (FP16)")})
-hub_input.draw_details(hub_found)
-st.dataframe(table, hide_index=True, column_config={
-    k: st.column_config.NumberColumn(format="%.2f") for k in ("Weights GB", "KV cache GB", "Overhead GB", "Total GB", "Total GiB")
-})
-st.download_button("Download table (CSV, bytes)", csv_rows.to_csv(index=False).encode(), "quantlens-memory.csv",
-                   "text/csv", key="w_csv")
-notes = sorted({n for es in estimates.values() for e in es for n in e.notes})
-for n in notes:
-    st.caption(n)
-for rule in dict.fromkeys(e.kv_cache_rule for e in primary_estimates if e.kv_cache_rule):
-    st.caption(f"KV cache rule: {rule}")
-if rt == "vllm":
-    st.caption("vLLM reserves gpu_memory_utilization (default 0.9) of the card up front and fills it with KV cache, "
-               "so nvidia-smi shows ~90% used whatever the model; the total here is what this context needs.")
-st.caption(f"Engine time for this view: {compute_ms:.0f} ms. Overhead is an estimate: typical value, min-max range "
-           "in the table.")
-
-long = pd.DataFrame([
-    {"Model": e.model_name, "Precision": e.precision_label, "Part": part, "GB": value / GB}
-    for es in estimates.values() for e in es
-    for part, value in (("Weights", e.weights_bytes), ("KV cache", e.kv_cache_bytes), ("Overhead", e.overhead_bytes))
-])
-order = [p.label for p in precisions]
-bars = alt.Chart(long).mark_bar().encode(
-    x=alt.X("Precision:N", sort=order, title=None), y=alt.Y("sum(GB):Q", title="GB (10^9 bytes)"),
-    color=alt.Color("Part:N", sort=["Weights", "KV cache", "Overhead"]),
-    tooltip=["Model", "Precision", "Part", alt.Tooltip("GB:Q", format=".2f")],
-)
-if len(models) > 1:
-    bars = bars.properties(width=max(160, 60 * len(precisions))).facet(
-        column=alt.Column("Model:N", title=None, sort=[m.name for m in models]))
-st.altair_chart(bars, alt="Stacked bars of weights, KV cache and overhead per precision; the same numbers are in the table above.")
-
-st.subheader(f"Memory against context: {primary.name}")
-if not primary.architecture:
-    st.caption("A bare parameter count has no KV cache estimate: the lines stay flat. Pick a catalog model or upload a config.json.")
-sweep_df = pd.DataFrame([{"Context": r["context"], "Precision": get_precision(r["precision"]).label,
-                          "Total GB": r["total_bytes"] / GB} for r in sweep])
-lines = alt.Chart(sweep_df).mark_line(point=True).encode(
-    x=alt.X("Context:Q", title="Context (tokens)"), y=alt.Y("Total GB:Q", title="Total GB (10^9 bytes)"),
-    color=alt.Color("Precision:N", sort=order), tooltip=["Precision", "Context", alt.Tooltip("Total GB:Q", format=".2f")])
-if hardware:
-    rules = pd.DataFrame([{"Hardware": hw.name, "Total GB": hw.usable_memory_bytes / GB, "Context": 0} for hw in hardware])
-    rule_chart = alt.Chart(rules)
-    lines = (lines + rule_chart.mark_rule(strokeDash=[4, 4], color="gray").encode(y="Total GB:Q", tooltip=["Hardware"])
-             + rule_chart.mark_text(align="left", dx=4, dy=-6, color="gray", fontSize=10).encode(
-                 x="Context:Q", y="Total GB:Q", text="Hardware:N"))
-st.altair_chart(lines, alt="Total memory against context length for each precision, with dashed lines at each card's usable memory.")
-
-if hardware:
-    st.subheader(f"Does it fit? {primary.name}, context {ctx:,} x batch {batch}")
-    matrix = pd.DataFrame(
-        {e.precision_label: [_fit_cell(fits[(hw.id, e.precision)], hw.kind)
-                             + ("" if e.kv_cache_known or ctx == 0 else " (KV not counted)") for hw in hardware]
-         for e in primary_estimates},
-        index=[f"{hw.name} ({hw.usable_memory_bytes / GB:.1f} GB usable)" for hw in hardware],
-    )
-    st.dataframe(matrix)
-    st.caption("Usable memory is what the runtime can allocate: Apple Silicon's GPU may use only about 2/3-3/4 of "
-               "unified memory by default. GPUs needed: tensor parallel (power of two dividing the heads, each card "
-               "pays the overhead) and pooled (layers spread over cards).")
-    st.dataframe(pd.DataFrame(details), hide_index=True, column_config={
-        "Free GB": st.column_config.NumberColumn(format="%.1f"),
-        "Decode tok/s ceiling": st.column_config.NumberColumn(format="%.0f"),
-        "Max context": st.column_config.NumberColumn(format="%d")})
-    st.caption("Decode tok/s ceiling = memory bandwidth / bytes read per token (active weights + KV cache); real "
-               "runtimes reach roughly 50-80% of it. MoE models read only their active experts.")
-
-st.subheader("What quantizing costs")
-quality = pd.DataFrame([{"Precision": p.label, "ppl Δ": _ppl(p.ppl_delta), "What it is": p.description,
-                         "Source": p.ppl_source or "no published llama.cpp figure"} for p in precisions])
-st.dataframe(quality, hide_index=True)
-st.caption("Perplexity increase over FP16 as llama.cpp's quantize tool reports it (Llama-3-8B, wikitext-2); lower is "
-           "better. Ideal INTn rows are arithmetic only: real 4-bit formats carry scales and keep some layers at 16 bits.")
-
-with st.expander("GB or GiB?"):
-    st.markdown("A **GB** is 10^9 bytes; a **GiB** is 2^30 = 1,073,741,824 bytes, 7.4% more. Model files and the "
-                "7B = 14 GB rule use GB; GPU memory (\"24 GB\" cards) and most tools' readouts are GiB. A 24 GiB "
-                "card holds 25.8 GB.")
-with st.expander("PTQ vs QAT"):
-    st.markdown("**Post-training quantization (PTQ)** rounds a trained model's weights to fewer bits, sometimes with "
-                "a little calibration data (GPTQ, AWQ, llama.cpp's importance matrix). Cheap, minutes to hours. "
-                "**Quantization-aware training (QAT)** simulates the rounding during training so the model learns "
-                "to tolerate it; better at very low bits, but it needs a training run.")
-with st.expander("Quantization vs distillation"):
-    st.markdown("**Quantization** keeps the same model and stores its numbers with fewer bits. **Distillation** "
-                "trains a *different, smaller* model to imitate a larger one (e.g. DeepSeek-R1-Distill-Llama-8B): "
-                "fewer parameters, not fewer bits per parameter. The two combine: a distilled model can be quantized.")
-with st.expander("GGUF vs AWQ vs GPTQ (vs bitsandbytes)"):
-    st.markdown("**GGUF** is llama.cpp's file format; its K-quants mix types per tensor (Q4_K_M keeps the output layer "
-                "and half the attn_v/ffn_down layers at 6 bits) and run on CPU, Apple and GPUs. **AWQ** and **GPTQ** "
-                "are 4-bit GPU formats (vLLM, transformers) with a 16-bit scale per group of 128 weights; AWQ protects "
-                "the weights that see large activations, GPTQ corrects rounding errors column by column. "
-                "**bitsandbytes NF4** quantizes on load (4.127 bits with double quantization) and is what QLoRA uses.")
-with st.expander("Why does 70B at INT4 not fit a 24 GB card?"):
-    st.markdown(sizing.MYTH_70B_INT4)
+with answer_box:
+    draw_answer(answer_box, answers, result, ctx)
+    for note in result.myth_notes:
+        st.warning(note)
+draw_memory(models, result, rt, compute_ms, hub_found)
+draw_fit(answers, result, hardware, ctx, batch, cards)
+draw_charts(result.models, result, precisions, hardware, sweeps, batch)
+draw_quality(precisions)
+draw_glossary()

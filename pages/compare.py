@@ -23,8 +23,9 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from core.compare.explain import bar_metric, metric_in_words, recommend, slower_than_fp32
 from core.compare.inputs import DEFAULT_TEXTS, texts_from_bytes, texts_from_string
-from core.compare.report import REPORT_NAME, quality_headlines
+from core.compare.report import REPORT_NAME, ComparisonReport, quality_headlines
 from core.compare.settings import (
     DEFAULT_PRECISIONS,
     LABELS,
@@ -38,10 +39,13 @@ from core.compare.settings import (
 from core.errors import QuantLensError
 from core.jobs.server_settings import ServerSettings, server_settings
 from core.units import MB
-from pages.routing import ensure_routed
+from pages import style
+from pages.routing import ensure_routed, page_entered
 from pages.share import share_link
 
 ensure_routed()
+ENTERED = page_entered("compare")
+style.apply()
 
 TARGET = "core.compare.pipeline:run_comparison_job"
 MAX_INPUTS_UPLOAD_MB = 2
@@ -50,6 +54,9 @@ ACCURACY_LEVELS = {4: "4: int8 compute (fastest on CPU)", 0: "0: default", 1: "1
 SOURCES = {"demo": "Demo: all-MiniLM-L6-v2 (bundled, offline)", "upload": "Upload a model (.onnx or .zip of a HF folder)"}
 MAX_DEMO_RESULTS = 6  # distinct demo settings kept (about 170 MB of files each)
 
+URL_KEYS = ("src", "demo", "run", "p", "ref", "bs", "al", "f8", "clip", "algo", "sym", "emb", "pc", "runs")
+SAVED_KEYS = ("cmp_src", "cmp_precisions", "cmp_ref", "cmp_bs", "cmp_al", "cmp_algo", "cmp_sym", "cmp_emb", "cmp_pc",
+              "cmp_runs", "cmp_f8", "cmp_clip", "cmp_texts")
 URL_DEFAULTS = {"src": "demo", "p": ",".join(DEFAULT_PRECISIONS), "ref": "fp16", "bs": "128", "al": "4", "f8": "33", "clip": "1",
                 "algo": "rtn", "sym": "0", "emb": "1", "pc": "1", "runs": "20"}
 
@@ -105,10 +112,18 @@ def _flag(value: str) -> bool:
 
 
 def init_state_from_url() -> list[str]:
-    """On a session's first run, copy valid URL settings into widget state; name the ones that were invalid."""
-    if st.session_state.get("cmp_init"):
+    """On entering the page, rebuild every setting; name the link values that were invalid.
+
+    Streamlit drops the widgets' values while another page is shown, so entering again must set them all: from
+    the link when it carries settings (a link always wins), else from what this page showed last, else defaults.
+    """
+    if st.session_state.get("cmp_init") and not ENTERED:
         return []
     st.session_state["cmp_init"] = True
+    saved = st.session_state.get("cmp_saved")
+    if saved and not any(k in st.query_params for k in URL_KEYS):
+        st.session_state.update(saved)
+        return []
     qp = st.query_params
     problems: list[str] = []
     src = "demo" if _flag(qp.get("demo", "")) else qp.get("src", URL_DEFAULTS["src"])
@@ -153,6 +168,7 @@ def init_state_from_url() -> list[str]:
 
 def write_url() -> None:
     state = st.session_state
+    st.session_state["cmp_saved"] = {k: state[k] for k in SAVED_KEYS if k in state}
     params = {
         "src": state["cmp_src"], "p": ",".join(state["cmp_precisions"]), "ref": state["cmp_ref"],
         "bs": str(state["cmp_bs"]), "al": str(state["cmp_al"]), "algo": state["cmp_algo"],
@@ -340,6 +356,18 @@ def results_frame(report: dict) -> pd.DataFrame:
 
 
 @st.fragment
+def recommendation(report: dict) -> None:
+    """Which variant to ship, from the measured results and a quality bar the user sets (reruns only itself)."""
+    metric, words = bar_metric(report["model"]["task"])
+    bar = st.slider(f"Quality bar: lowest acceptable {words} against {report['reference'].upper()}", 0.90, 1.0,
+                    value=0.99, step=0.001, format="%.3f", key="cmp_bar")
+    rec = recommend(ComparisonReport.from_dict(report), bar)
+    (st.success if rec.precision else st.warning)(rec.sentence, icon=":material/recommend:")
+    if rec.failing:
+        st.caption(f"Below the bar: {', '.join(rec.failing)}.")
+
+
+@st.fragment
 def charts(report: dict) -> None:
     """Chart controls rerun only this fragment: never the comparison."""
     frame = pd.DataFrame([{
@@ -376,6 +404,10 @@ def quality_view(report: dict) -> None:
             metrics = [(t, k, f) for t, k, f in quality_headlines(task) if r["quality"].get(k) is not None]
             for col, (title, key, fmt) in zip(st.columns(max(1, len(metrics))), metrics, strict=False):
                 col.metric(f"{title} vs {reference}", fmt.format(r["quality"][key]))
+            for _, key, _ in metrics:
+                words = metric_in_words(key, float(r["quality"][key]))
+                if words:
+                    st.caption(words)
             extra = {k: v for k, v in r["quality"].items() if not isinstance(v, dict)}
             st.caption("All quality numbers: " + ", ".join(f"{k} = {v:.4g}" for k, v in extra.items()))
             for note in r["notes"]:
@@ -469,7 +501,13 @@ def show_report(entry: dict, stale: bool) -> None:
         f"{env['onnxruntime']} on CPU, variants timed {env['latency_timing']} | sizes in MB (10^6 bytes)")
     for warning in report["warnings"]:
         st.warning(warning)
+    recommendation(report)
     st.dataframe(results_frame(report), width="stretch", hide_index=True)
+    for r in report["results"]:
+        reason = slower_than_fp32(ComparisonReport.from_dict(report).result(r["precision"]),
+                                  report["model"].get("parameters"))
+        if reason:
+            st.info(f"**{r['label']} is slower than FP32 ({r['speedup_vs_fp32']:.2f}x).** {reason}")
     method = report["results"][0]["memory_method"]
     st.caption("Peak memory: " + (
         "peak resident memory while loading and running the variant, minus the memory before."
@@ -523,6 +561,11 @@ def main() -> None:
     write_url()
     share_link("Copy link to these settings")
 
+    demo_texts = "\n".join(DEFAULT_TEXTS)
+    if st.session_state["cmp_src"] == "upload" and st.session_state.get("cmp_texts") == demo_texts:
+        st.session_state["cmp_texts"] = ""  # the demo's sentences are not inputs for someone else's model
+    elif st.session_state["cmp_src"] == "demo" and not st.session_state.get("cmp_texts", "").strip():
+        st.session_state["cmp_texts"] = demo_texts
     if st.session_state["cmp_src"] == "upload":
         uploaded = st.file_uploader("Model file", type=["onnx", "zip"], key=upload_widget_key(),
                                     max_upload_size=max_upload_mb(),
@@ -554,6 +597,8 @@ def main() -> None:
             npz = inputs_file.getvalue()
         elif inputs_file is not None:
             texts = texts_from_bytes(inputs_file.getvalue(), inputs_file.name.rsplit(".", 1)[-1].lower())
+        elif st.session_state["cmp_src"] == "upload" and not st.session_state["cmp_texts"].strip():
+            texts = None  # the model's own inputs: generated from its declared shapes, or the default texts
         else:
             texts = texts_from_string(st.session_state["cmp_texts"])
         kept = kept_upload()
@@ -595,9 +640,11 @@ def main() -> None:
     last = st.session_state.get("cmp_last_key")
     if last and last in results:
         show_report(results[last], stale=last != key)
-    elif not (clicked or autorun):
-        st.info("Choose a model and press **Run**. The demo takes about half a minute the first time and is then "
+    elif not (clicked or autorun) and st.session_state["cmp_src"] == "demo":
+        st.info("The demo model is ready: press **Run**. It takes about half a minute the first time and is then "
                 "cached for everyone.")
+    elif not (clicked or autorun):
+        st.info("Upload a model, add your inputs (or leave them empty to use generated ones) and press **Run**.")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,10 @@ import pandas as pd
 import streamlit as st
 
 from core import sizing
+from core.sizing.glossary import term
+from pages.routing import page_entered
 
+page_entered("home")  # so the tools rebuild themselves from their links when entered from here
 st.title("QuantLens")
 st.markdown(
     "#### How much memory does this model need at FP16, INT8, INT4 — and what does quantizing it really cost?"
@@ -60,24 +63,8 @@ with right:
                      query_params={"demo": "1", "run": "1"})
 
 st.subheader("Terms people confuse")
-c1, c2, c3 = st.columns(3)
-with c1, st.container(border=True):
-    st.markdown(
-        "**PTQ vs QAT.** *Post-training quantization* rounds a finished model's weights (GGUF, AWQ, GPTQ, ONNX "
-        "Runtime's INT8/INT4): minutes, no training data beyond a little calibration. *Quantization-aware training* "
-        "simulates low precision during (re)training so the model learns to live with it: better at 4 bits and "
-        "below, but it costs a training run."
-    )
-with c2, st.container(border=True):
-    st.markdown(
-        "**Quantization vs distillation.** Quantization keeps the same network and stores it in fewer bits. "
-        "Distillation trains a *smaller* network to imitate a big one: fewer parameters, new weights, a training "
-        "run. They combine: a distilled 8B model can then be quantized."
-    )
-with c3, st.container(border=True):
-    st.markdown(
-        "**GGUF vs AWQ vs GPTQ.** GGUF is llama.cpp's file format with many block types (Q8_0 … Q4_K_M … IQ2) "
-        "chosen per tensor, for CPUs, Macs and GPUs. AWQ and GPTQ are 4-bit GPU formats (vLLM, transformers) "
-        "that use calibration data to protect the weights that matter, with a 16-bit scale per group of 128."
-    )
+for column, key in zip(st.columns(3), ("ptq_qat", "quant_distill", "formats"), strict=True):
+    title, text = term(key)
+    with column, st.container(border=True):
+        st.markdown(f"**{title}.** {text}")
 st.caption("GB = 10⁹ bytes, GiB = 2³⁰ bytes; GPU makers sell memory in GiB (a \"24 GB\" card holds 24 GiB).")

@@ -16,3 +16,15 @@ def ensure_routed() -> None:
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
         st.rerun()
+
+
+def page_entered(name: str) -> bool:
+    """True on a page's first run since another page ran in this session (or the session began).
+
+    Streamlit keeps session values across pages but drops widget values of pages not drawn, so a page entered
+    again would mix stale values with empty widgets. Pages call this first and rebuild their whole state when it
+    says so: from the link's values if it carries any, else from what the page last showed (or its defaults).
+    """
+    previous = st.session_state.get("ql_current_page")
+    st.session_state["ql_current_page"] = name
+    return previous != name

@@ -10,6 +10,7 @@ tokens/s), training, catalog (+ data/), and engine (the facade the page and CLI 
 
 from core.sizing.engine import (
     DEFAULT_MAX_CONTEXT,
+    MYTH_70B_INT4,
     SEED_MODELS,
     SEED_PRECISIONS,
     CalculatorResult,
@@ -36,7 +37,6 @@ from core.sizing.engine import (
     seed_table,
     weights_bytes,
 )
-from core.sizing.hardware import MYTH_70B_INT4
 
 __all__ = [
     "DEFAULT_MAX_CONTEXT", "MYTH_70B_INT4", "SEED_MODELS", "SEED_PRECISIONS", "CalculatorResult", "HardwareDetail",

@@ -27,7 +27,7 @@ from core.sizing.architecture import (
     parse_param_count,
 )
 from core.sizing.gguf import uses_imatrix
-from core.sizing.hardware import MYTH_70B_INT4, DecodeSpeed, Fit, Hardware, check_fit, decode_speed_ceiling
+from core.sizing.hardware import DecodeSpeed, Fit, Hardware, check_fit, decode_speed_ceiling
 from core.sizing.kv_cache import check_context_batch, get_kv_precision, kv_cache_plan
 from core.sizing.overhead import get_runtime, runtime_overhead
 from core.sizing.precisions import Precision, get_precision
@@ -340,6 +340,18 @@ def max_context(
 def decode_speed(est: MemoryEstimate, hw: Hardware) -> DecodeSpeed:
     """Bandwidth ceiling on decode tokens/s: active weights + KV read per step (MoE reads only active experts)."""
     return decode_speed_ceiling(est.active_weights_bytes, est.kv_cache_bytes, est.batch, hw.bandwidth_gb_s)
+
+
+def _myth_70b_int4() -> str:
+    """The correction, with the engine's own figures for 70B (ideal INT4 and a real GGUF Q4_K_M, per tensor)."""
+    m = model_from_params(70 * 10**9)
+    ideal, q4 = weights_bytes(m, "int4") / GB, weights_bytes(m, "Q4_K_M") / GB
+    return (f"Often quoted, but false: a 70B model at INT4 does not fit a 24 GB card. Its weights alone are {ideal:.0f} GB "
+            f"(70e9 x 0.5 byte, ideal) and about {q4:.0f} GB as a real GGUF Q4_K_M, before the KV cache. It needs two "
+            "24 GB cards, a 48 GB card, or offloading layers to CPU RAM (much slower).")
+
+
+MYTH_70B_INT4 = _myth_70b_int4()
 
 
 def myth_notes(model: ModelSpec, hardware: tuple[Hardware, ...] = ()) -> list[str]:

@@ -9,8 +9,7 @@
 - Decode speed ceiling: generating one token reads every active weight once plus the KV cache of the
   sequences being decoded, so tokens/s <= bandwidth / bytes read. Real runtimes reach 50-80% of it.
 
-"70B at INT4 fits a 24 GB card" is false: the weights alone are 35 GB (10^9 bytes) at an ideal
-0.5 byte per parameter, and ~40 GB for a real Q4_K_M file, before any KV cache.
+"70B at INT4 fits a 24 GB card" is false; the engine words it with its own numbers (engine.MYTH_70B_INT4).
 """
 
 from __future__ import annotations
@@ -22,11 +21,6 @@ from core.errors import QuantLensError
 
 MAX_GPUS = 64
 
-MYTH_70B_INT4 = (
-    "Often quoted, but false: a 70B model at INT4 does not fit a 24 GB card. Its weights alone are 35 GB "
-    "(70e9 x 0.5 byte, ideal) and about 40 GB as a real GGUF Q4_K_M, before the KV cache. It needs two 24 GB "
-    "cards, a 48 GB card, or offloading layers to CPU RAM (much slower)."
-)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,9 @@ def page(**query) -> AppTest:
 
 
 def table_with(at: AppTest, column: str):
-    return next(d.value for d in at.dataframe if column in d.value.columns)
+    """The first table (interactive grid or plain table) with this column; a plain table's index counts too."""
+    frames = [d.value for d in at.dataframe] + [t.value.reset_index() for t in at.table]
+    return next(f for f in frames if column in f.columns)
 
 
 def memory_table(at: AppTest):
@@ -73,7 +75,9 @@ def test_70b_at_int4_on_a_24gb_card_is_called_out_as_not_fitting():
     at = page(src="params", params="70B", prec=["int4"], ctx="0", gpu=["rtx-4090"])
     assert any("false" in w and "24 GB" in w for w in at.warning.values)
     fit_matrix = table_with(at, "INT4")
-    assert fit_matrix.iloc[0, 0].startswith("✗")
+    assert fit_matrix["INT4"].iloc[0].startswith("❌ needs 2 cards")
+    assert any(m.startswith("❌ 70B parameters on NVIDIA GeForce RTX 4090: no — needs 2 cards")
+               for m in (x.value for x in at.markdown))
 
 
 @pytest.mark.parametrize(
@@ -111,7 +115,8 @@ def test_qlora_mode_sizes_fine_tuning_70b_on_one_card():
     assert not at.exception and not at.error
     df = table_with(at, "Trainable parameters")
     assert df["Model"].tolist() == ["Llama 3.1 70B"]
-    assert df["NVIDIA H100 SXM 80GB"].tolist() == ["fits"]
+    fits = table_with(at, "Fits")
+    assert fits["Hardware"].tolist() == ["NVIDIA H100 SXM 80GB"] and fits["Fits"].tolist() == ["✅ fits"]
 
 
 def test_clearing_the_hardware_list_is_kept_in_the_link():
@@ -217,3 +222,61 @@ def test_the_page_names_the_kv_cache_rule_of_the_chosen_runtime():
     assert any("llama.cpp runs this model without its sliding window" in c for c in at.caption.values)
     at = page(model=["mistralai/Mistral-7B-v0.1"], prec=["Q4_K_M"], ctx="32768", rt="vllm")
     assert any("vLLM: whole 16-token blocks" in c for c in at.caption.values)
+def markdown_lines(at: AppTest) -> list[str]:
+    return [m.value for m in at.markdown]
+
+
+def test_every_selected_model_gets_its_verdict_fit_rows_and_context_line():
+    at = page(model=["meta-llama/Llama-3.1-8B", "meta-llama/Llama-3.1-70B"], gpu=["rtx-4090"], prec=["fp16", "Q4_K_M"])
+    assert not at.exception and not at.error
+    verdicts = [m for m in markdown_lines(at) if " on NVIDIA GeForce RTX 4090: " in m]
+    assert any(v.startswith("✅ Llama 3.1 8B") for v in verdicts)
+    assert any(v.startswith("❌ Llama 3.1 70B") and "needs 2 cards at GGUF Q4_K_M" in v for v in verdicts)
+    assert table_with(at, "GGUF Q4_K_M")["Model"].tolist() == ["Llama 3.1 8B", "Llama 3.1 70B"]
+    lines = next(c for c in at.get("vega_lite_chart") if "strokeDash" in c.proto.spec)
+    layer = json.loads(lines.proto.spec)["layer"][0]["data"]["values"]
+    assert {row["Model"] for row in layer} == {"Llama 3.1 8B", "Llama 3.1 70B"}
+
+
+def test_the_cards_i_have_turn_8_h100_into_a_yes_for_deepseek_v3():
+    at = page(model=["deepseek-ai/DeepSeek-V3"], gpu=["h100-sxm-80gb"], cards="8", prec=["int8", "Q4_K_M"])
+    assert not at.exception and not at.error
+    assert at.number_input(key="w_cards").value == 8
+    assert any(m.startswith("✅ DeepSeek V3 on 8× NVIDIA H100 SXM 80GB: yes") for m in markdown_lines(at))
+    assert table_with(at, "INT8")["INT8"].iloc[0].startswith("✅ on 8 cards")
+
+
+def test_link_keys_people_guess_are_read_as_aliases_and_unknown_keys_are_named():
+    at = page(context="8192", precision="Q4_K_M", colour="blue")
+    assert at.text_input(key="w_ctx").value == "8192"
+    assert at.multiselect(key="w_prec").value == ["Q4_K_M"]
+    assert any("`colour=`" in w and "no such setting" in w for w in at.warning.values)
+
+
+def test_a_parameter_count_out_of_range_is_refused_with_its_reason():
+    at = page(src="params", params="1e15")
+    assert any("`params=1e15`" in w and "above the 100T limit" in w for w in at.warning.values)
+
+
+def test_a_context_beyond_the_trained_context_gets_a_note():
+    at = page(model=["meta-llama/Llama-3.1-8B"], ctx="1000000")
+    assert any("beyond Llama 3.1 8B's trained context of 131,072" in w for w in at.warning.values)
+
+
+def test_a_link_warning_disappears_once_the_value_is_fixed():
+    at = page(ctx="lots")
+    assert any("`ctx=lots`" in w for w in at.warning.values)
+    at.text_input(key="w_ctx").set_value("8192").run()
+    assert not any("`ctx=lots`" in w for w in at.warning.values)
+
+
+def test_training_modes_hide_the_controls_they_ignore():
+    at = page(mode="qlora", model=["meta-llama/Llama-3.1-8B"])
+    keys = {w.key for w in at.multiselect} | {w.key for w in at.selectbox}
+    assert "w_prec" not in keys and "w_kv" not in keys and "w_rt" not in keys and "w_gpu" in keys
+
+
+def test_no_raw_none_in_the_tables_of_a_bare_parameter_count():
+    at = page(src="params", params="7B", gpu=["rtx-4090", "apple-m3-max-64gb"])
+    for frame in [d.value for d in at.dataframe] + [t.value for t in at.table]:
+        assert "None" not in frame.astype(str).to_numpy().ravel().tolist()

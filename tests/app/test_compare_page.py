@@ -96,6 +96,11 @@ def test_demo_link_opens_the_demo_results_directly():
     assert list(table["Precision"]) == ["FP32", "FP16 (reference)", "INT8 dynamic", "INT4 weight-only (mixed 4/8-bit)"]
     assert table.loc[table["Precision"] == "INT8 dynamic", "cosine"].item() >= 0.99
     assert "Report (JSON)" in [b.label for b in at.get("download_button")]
+    # the answer first: which variant to ship at the default bar, and what the cosine means
+    assert any(m.value.startswith("Ship ") for m in at.success)
+    assert any("nearest-neighbour rankings" in c.value or "practically the same" in c.value for c in at.caption)
+    at.slider(key="cmp_bar").set_value(1.0).run(timeout=60)
+    assert any("Ship FP16" in m.value for m in at.success)  # only the reference meets a bar of 1.0
     # a second visitor gets the shared demo results without running anything
     again = AppTest.from_file(PAGE, default_timeout=30)
     again.query_params.update({"src": "demo", "run": "1", "runs": "3"})
@@ -158,3 +163,11 @@ def test_an_uploaded_causal_lm_shows_prefill_decode_perplexity_and_continuations
     assert (generation["KV cache (MB)"] == generation["KV predicted (MB)"]).all()
     continuations = next(d.value for d in at.dataframe if "Continuation" in d.value.columns)
     assert len(continuations) == 2
+def test_upload_mode_clears_the_demo_texts_and_the_demo_note():
+    at = AppTest.from_file(PAGE, default_timeout=30).run()
+    assert "half a minute" in " ".join(i.value for i in at.info)
+    at.radio(key="cmp_src").set_value("upload").run()
+    assert at.text_area(key="cmp_texts").value == ""
+    assert not any("half a minute" in i.value for i in at.info)
+    at.radio(key="cmp_src").set_value("demo").run()
+    assert at.text_area(key="cmp_texts").value.strip()  # the demo gets its sentences back

@@ -4,8 +4,8 @@ import pytest
 
 from core import sizing
 from core.errors import QuantLensError
-from core.sizing import catalog
-from core.sizing.hardware import MYTH_70B_INT4, Hardware, decode_speed_ceiling, gpus_needed_tensor_parallel
+from core.sizing import MYTH_70B_INT4, catalog
+from core.sizing.hardware import Hardware, decode_speed_ceiling, gpus_needed_tensor_parallel
 from tests.core.sizing_reference import CONFIGS
 
 GIB = 2**30

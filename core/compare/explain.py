@@ -1,0 +1,113 @@
+"""What the measured comparison means for the user: a recommendation, metrics in plain words, and why a variant
+can be slower than FP32.
+
+A results table leaves the visitor to weigh size, speed and five quality numbers; most want "which one should I
+ship?". `recommend` answers it from the measured report and a quality bar the user sets: the smallest variant that
+keeps quality at or above the bar (speed breaks ties). Pure Python over the report's dataclasses; no onnx import,
+so the page can call it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.compare.report import ComparisonReport, VariantResult
+from core.compare.settings import MINILM_INT8_COSINE  # noqa: F401  (re-exported: the figure's one source)
+from core.errors import QuantLensError
+
+# Per task, the "higher is better, 1.0 = identical" measure the quality bar applies to.
+BAR_METRIC = {
+    "feature-extraction": ("cosine_similarity_mean", "mean cosine similarity"),
+    "text-classification": ("top1_agreement", "share of labels kept"),
+    "text-generation": ("top1_agreement", "share of next tokens kept"),
+}
+DEFAULT_BAR_METRIC = ("cosine_similarity_mean", "mean cosine similarity")
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    precision: str | None  # None: no variant meets the bar
+    label: str | None
+    metric: str
+    metric_words: str
+    threshold: float
+    sentence: str
+    passing: tuple[str, ...]  # labels of every variant at or above the bar
+    failing: tuple[str, ...]
+
+
+def bar_metric(task: str) -> tuple[str, str]:
+    return BAR_METRIC.get(task, DEFAULT_BAR_METRIC)
+
+
+def _score(r: VariantResult, metric: str) -> float | None:
+    if r.is_reference:
+        return 1.0
+    value = r.quality.get(metric)
+    return None if value is None else float(value)
+
+
+def recommend(report: ComparisonReport, threshold: float) -> Recommendation:
+    """The smallest measured variant whose quality stays at or above `threshold` (the reference always does)."""
+    if not 0.0 <= threshold <= 1.0:
+        raise QuantLensError("invalid_threshold", f"The quality bar must be between 0 and 1, got {threshold}.")
+    metric, words = bar_metric(str(report.model.get("task", "other")))
+    scored = [(r, _score(r, metric)) for r in report.results]
+    passing = [(r, s) for r, s in scored if s is not None and s >= threshold]
+    failing = tuple(r.label for r, s in scored if s is None or s < threshold)
+    if not passing:
+        return Recommendation(None, None, metric, words, threshold,
+                              f"No variant keeps the {words} at or above {threshold:.3f}: keep the "
+                              f"{report.reference.upper()} model, or lower the bar.", (), failing)
+    best, score = min(passing, key=lambda rs: (rs[0].size_bytes, -rs[0].speedup_vs_fp32))
+    speed = (f"{best.speedup_vs_fp32:.2f}x as fast as FP32" if best.speedup_vs_fp32 >= 1
+             else f"{1 / best.speedup_vs_fp32:.2f}x slower than FP32")
+    sentence = (f"Ship {best.label}: {best.size_bytes / 1e6:.1f} MB ({best.size_ratio_vs_fp32:.1f}x smaller than FP32), "
+                f"{speed}, {words} {score:.4f} against {report.reference.upper()} (bar {threshold:.3f}).")
+    return Recommendation(best.precision, best.label, metric, words, threshold, sentence,
+                          tuple(r.label for r, _ in passing), failing)
+
+
+def metric_in_words(key: str, value: float) -> str | None:
+    """One sentence on what a quality number means for someone using the model's outputs."""
+    if key == "cosine_similarity_mean":
+        if value >= 0.999:
+            verdict = "practically the same vectors: no search or clustering result will notice"
+        elif value >= 0.99:
+            verdict = "almost the same direction: nearest-neighbour rankings rarely change"
+        elif value >= 0.95:
+            verdict = "close, but neighbours with similar scores start to swap places"
+        else:
+            verdict = "noticeably different outputs: check the per-input table before shipping"
+        return (f"Cosine {value:.4f}: 1.0 means each output vector points exactly where the reference's does; "
+                f"this is {verdict}.")
+    if key == "cosine_similarity_min":
+        return f"Worst cosine {value:.4f}: the single input whose output moved most."
+    if key in ("top1_agreement", "neighbour_top1_agreement"):
+        what = "nearest neighbour" if key.startswith("neighbour") else "top answer"
+        return f"{value:.0%} of inputs keep the same {what} as the reference."
+    if key == "kl_divergence_mean":
+        return (f"KL {value:.4f}: how far the next-token probabilities moved (0 = identical; below 0.01 is hard to "
+                "notice in generated text).")
+    if key == "probability_shift_max":
+        return f"The largest change in any class probability was {value:.3f}."
+    return None
+
+
+def slower_than_fp32(r: VariantResult, parameters: int | None) -> str | None:
+    """Why a variant measured slower than FP32 on this CPU, when it did; None when it is not slower."""
+    if r.is_reference or r.precision == "fp32" or r.speedup_vs_fp32 >= 1:
+        return None
+    small = parameters is not None and parameters < 500_000_000
+    size = f" ({parameters / 1e6:.0f}M parameters)" if parameters else ""
+    if r.precision == "fp16":
+        return ("FP16 is slower on a CPU: ONNX Runtime's CPU kernels compute in FP32, so the FP16 model converts "
+                "back and forth around most operations. FP16 pays off on GPUs; on a CPU it only halves the file.")
+    if r.precision.startswith("int4"):
+        why = (f"on a model this small{size} the matrices fit in the CPU cache anyway, so unpacking 4-bit blocks "
+               "costs more than the memory it saves" if small else "unpacking 4-bit blocks costs time on every call")
+        return f"INT4 is slower here: {why}. INT4 gains speed on models of billions of parameters, or on GPUs."
+    if r.precision.startswith("int8"):
+        return ("INT8 is slower here: dynamic INT8 measures and rounds the activations on every call, which on short "
+                f"inputs or a small model{size} costs more than the integer arithmetic saves.")
+    return f"{r.label} measured slower than FP32 on this CPU ({r.speedup_vs_fp32:.2f}x)."

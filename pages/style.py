@@ -1,0 +1,22 @@
+"""Page-wide CSS the theme cannot express (UI only; not a page itself).
+
+A visible focus ring on tables and charts for keyboard users, and tables that never push the page sideways on a
+phone (they scroll inside their own box instead).
+"""
+
+import streamlit as st
+
+CSS = """
+<style>
+[data-testid="stDataFrame"]:focus-within, [data-testid="stTable"]:focus-within,
+[data-testid="stVegaLiteChart"]:focus-within {
+  outline: 3px solid #5c7cfa; outline-offset: 2px; border-radius: 4px;
+}
+[data-testid="stDataFrame"], [data-testid="stTable"] { max-width: 100%; overflow-x: auto; }
+[data-testid="stMultiSelect"] [data-tag], [data-testid="stMultiSelect"] [data-tag] span[title] { max-width: none; }
+</style>
+"""
+
+
+def apply() -> None:
+    st.html(CSS)
