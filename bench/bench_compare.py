@@ -16,7 +16,9 @@ What runs:
 Targets (issue 3): INT8 cosine >= 0.99 at >= 2x speed-up vs FP32; INT4 cosine >= 0.97 at >= 5x smaller;
 FP16 no faster than FP32 (reported only); demo total < 60 s. Printed as met/missed, never asserted.
 
-Run: .venv/bin/python bench/bench_compare.py [--rounds 100] [--threads 2]
+5. Then bench_vision.py: a CNN and a ViT (and any --onnx FILE), QuantLens INT8 vs the plain scripts.
+
+Run: .venv/bin/python bench/bench_compare.py [--rounds 100] [--threads 2] [--skip-vision] [--onnx FILE ...]
      .venv/bin/python bench/bench_compare.py --causal-lm   (prefill and decode of a small causal LM, see
      bench/bench_generation.py)
 """
@@ -79,6 +81,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--causal-lm", action="store_true",
                         help="instead: a SmolLM2-135M-shaped causal LM generating (bench/bench_generation.py)")
+    parser.add_argument("--skip-vision", action="store_true", help="skip the CNN and ViT comparison (bench_vision.py)")
+    parser.add_argument("--onnx", type=Path, nargs="*", default=[], help="more published .onnx files for bench_vision")
     args = parser.parse_args()
     if args.causal_lm:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -159,6 +163,13 @@ def main() -> None:
     print()
     for text, ok in checks:
         print(f"[{'met' if ok else 'MISSED'}] {text}")
+
+    if not args.skip_vision:  # a CNN and a vision transformer vs the plain quantize_dynamic/quantize_static scripts
+        sys.path.insert(0, str(REPO / "bench"))
+        import bench_vision
+
+        print()
+        bench_vision.run(max(10, args.rounds // 3), args.threads, args.onnx)
 
 
 if __name__ == "__main__":

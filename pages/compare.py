@@ -49,6 +49,9 @@ style.apply()
 
 TARGET = "core.compare.pipeline:run_comparison_job"
 MAX_INPUTS_UPLOAD_MB = 2
+MEDIA_TYPES = ["png", "jpg", "jpeg", "wav", "zip"]
+MAX_MEDIA_UPLOAD_MB = 16  # per file, as core.compare.media_inputs.MAX_MEDIA_FILE_BYTES
+MAX_MEDIA_FILES = 32  # as core.compare.media_inputs.MAX_MEDIA_FILES (the page imports no ML module)
 BLOCK_SIZES = (16, 32, 64, 128)
 ACCURACY_LEVELS = {4: "4: int8 compute (fastest on CPU)", 0: "0: default", 1: "1: fp32", 2: "2: fp16", 3: "3: bf16"}
 SOURCES = {"demo": "Demo: all-MiniLM-L6-v2 (bundled, offline)", "upload": "Upload a model (.onnx or .zip of a HF folder)"}
@@ -304,7 +307,8 @@ def prepare_upload(data, job_dir: Path):
         spooled.unlink(missing_ok=True)
 
 
-def run_upload(data, options: CompareOptions, texts: list[str] | None, npz: bytes | None, status) -> dict:
+def run_upload(data, options: CompareOptions, texts: list[str] | None, npz: bytes | None, status,
+               media: list[tuple[str, bytes]] | None = None) -> dict:
     """Validate and compare an uploaded model in its own job dir; the files stay there for download."""
     from core.jobs.runner import new_job_dir, remove_job_dir
 
@@ -320,6 +324,8 @@ def run_upload(data, options: CompareOptions, texts: list[str] | None, npz: byte
             if npz is not None:
                 (job_dir / "inputs.npz").write_bytes(npz)
                 inputs = {"npz": str(job_dir / "inputs.npz")}
+            if media:
+                inputs = {"files": [str(p) for p in _write_media(media, job_dir / "inputs")]}
             payload = {"source": str(validated.path), "options": options.to_dict(), "inputs": inputs,
                        "name": "uploaded model" if validated.kind == "onnx" else None}
             report = slot.run(TARGET, payload, job_dir=job_dir, limits=job_limits(), on_progress=on_progress)
@@ -327,6 +333,18 @@ def run_upload(data, options: CompareOptions, texts: list[str] | None, npz: byte
         remove_job_dir(job_dir)
         raise
     return {"report": report, "dir": str(job_dir / "out")}
+
+
+def _write_media(media: list[tuple[str, bytes]], target: Path) -> list[Path]:
+    """Uploaded images/WAVs/zips into the job folder, one numbered folder each; the name kept only as a label."""
+    paths = []
+    for i, (name, data) in enumerate(media):
+        safe = Path(name).name or f"input{i}"
+        dest = target / f"{i:03d}" / safe
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
+        paths.append(dest)
+    return paths
 
 
 # ------------------------------------------------------------------------------------------ drawing results
@@ -351,6 +369,7 @@ def results_frame(report: dict) -> pd.DataFrame:
         for title, key, _ in quality_headlines(report["model"]["task"]):
             value = r["quality"].get(key)
             row[title] = None if value is None else round(float(value), 4)
+        row["Verdict"] = r.get("verdict_note") or ""
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -410,6 +429,10 @@ def quality_view(report: dict) -> None:
                     st.caption(words)
             extra = {k: v for k, v in r["quality"].items() if not isinstance(v, dict)}
             st.caption("All quality numbers: " + ", ".join(f"{k} = {v:.4g}" for k, v in extra.items()))
+            if r.get("verdict") == "use_fp32":
+                st.warning(plain(r["verdict_note"]))
+            elif r.get("verdict_note"):
+                st.caption(plain("Verdict: " + r["verdict_note"]))
             for note in r["notes"]:
                 st.info(plain(note))
             if task == "other" and isinstance(r["quality"].get("per_output"), dict):
@@ -502,6 +525,8 @@ def show_report(entry: dict, stale: bool) -> None:
     for warning in report["warnings"]:
         st.warning(warning)
     recommendation(report)
+    for note in model.get("preprocessing") or []:  # what was done to an uploaded .onnx before quantizing it
+        st.caption(plain(note))
     st.dataframe(results_frame(report), width="stretch", hide_index=True)
     for r in report["results"]:
         reason = slower_than_fp32(ComparisonReport.from_dict(report).result(r["precision"]),
@@ -588,6 +613,11 @@ def main() -> None:
     inputs_file = st.file_uploader("...or an inputs file (.txt, .csv with a `text` column, or .npz of arrays)",
                                    type=["txt", "csv", "npz"], key="cmp_inputs_file", max_upload_size=MAX_INPUTS_UPLOAD_MB)
 
+    media_files = st.file_uploader("...or images / audio for an image or audio classifier (PNG, JPEG, WAV, or a .zip "
+                                   "of them); without any, a small synthetic set is made", type=MEDIA_TYPES,
+                                   accept_multiple_files=True, key="cmp_media_files",
+                                   max_upload_size=MAX_MEDIA_UPLOAD_MB)
+
     autorun = st.session_state.pop("cmp_autorun", False) and st.session_state["cmp_src"] == "demo"
     clicked = st.button("Run", type="primary", icon=":material/play_arrow:")
     try:
@@ -603,7 +633,11 @@ def main() -> None:
             texts = texts_from_string(st.session_state["cmp_texts"])
         kept = kept_upload()
         model_digest = "demo" if st.session_state["cmp_src"] == "demo" else (kept["digest"] if kept else "none")
-        inputs_digest = hashlib.sha256(npz if npz is not None else json.dumps(texts).encode()).hexdigest()
+        media = [(f.name, f.getvalue()) for f in (media_files or [])[:MAX_MEDIA_FILES]]
+        digest = hashlib.sha256(npz if npz is not None else json.dumps(texts).encode())
+        for name, data in media:
+            digest.update(name.encode() + data)
+        inputs_digest = digest.hexdigest()
         key = result_key(model_digest, options, inputs_digest)
     except QuantLensError as exc:
         st.error(plain(exc.one_line()))
@@ -615,6 +649,8 @@ def main() -> None:
             st.error("Upload a model first, or choose the demo." + (
                 " Your earlier upload was removed after an hour without use." if "cmp_upload" in st.session_state
                 else ""))
+        elif media and st.session_state["cmp_src"] == "demo":
+            st.error("The demo takes texts; images and audio are for uploaded image or audio classifiers.")
         elif npz is not None and st.session_state["cmp_src"] == "demo":
             st.error("The demo takes texts; an .npz is for uploaded ONNX models.")
         else:
@@ -627,7 +663,7 @@ def main() -> None:
                         entry = run_demo(options, texts, key, status)
                     else:
                         with open(kept["path"], "rb") as model_file:
-                            entry = run_upload(model_file, options, texts, npz, status)
+                            entry = run_upload(model_file, options, texts, npz, status, media=media)
                     results.clear()  # one upload's files per session: the previous job dir is left to the sweeper
                     results[key] = entry
                     st.session_state["cmp_last_key"] = key

@@ -41,8 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"comma-separated, from {','.join(PRECISIONS)} (fp32 and the reference are always included)")
     parser.add_argument("--reference", default=default(CompareOptions, "reference"),
                         choices=list(spec(CompareOptions, "reference").choices), help=helped(CompareOptions, "reference"))
-    parser.add_argument("--inputs", type=Path, metavar="FILE",
-                        help=".txt (one text per line), .csv (a `text` column) or .npz (arrays named after the inputs)")
+    parser.add_argument("--inputs", type=Path, metavar="FILE", nargs="+",
+                        help=".txt (one text per line), .csv (a `text` column) or .npz (arrays named after the inputs); "
+                             "for image/audio classifiers PNG/JPEG/WAV files, or a folder or .zip of them")
     parser.add_argument("--out", type=Path, metavar="DIR", help="write the quantized .onnx files and report.json here")
     parser.add_argument("--format", choices=["table", "json"], default="table")
     parser.add_argument("--runs", type=int, default=default(CompareOptions, "runs"), help=helped(CompareOptions, "runs"))
@@ -96,12 +97,27 @@ def build_options(args: argparse.Namespace):
     )
 
 
-def load_inputs(path: Path | None):
-    """None (defaults), a list of texts, or {"npz": path}."""
+def load_inputs(path: Path | list[Path] | None):
+    """None (defaults), a list of texts, {"npz": path}, or {"files": [images/WAVs, folders, zips]}."""
     from core.compare import inputs
+    from core.compare.media_inputs import AUDIO_SUFFIXES, IMAGE_SUFFIXES
 
     if path is None:
         return None
+    paths = list(path) if isinstance(path, list | tuple) else [path]
+    for p in paths:
+        if not p.exists():
+            raise QuantLensError("file_not_found", f"Inputs file {p} does not exist.")
+    media = [p for p in paths if p.is_dir() or p.suffix.lower() in IMAGE_SUFFIXES + AUDIO_SUFFIXES + (".zip",)]
+    if media:
+        if len(media) != len(paths):
+            raise QuantLensError("bad_inputs", "Give either images/WAV files (or folders/zips of them) or one text or "
+                                               ".npz file, not both.")
+        return {"files": media}
+    if len(paths) > 1:
+        raise QuantLensError("bad_inputs", "Give one .txt, .csv or .npz inputs file (several files are for images "
+                                           "and WAVs).")
+    path = paths[0]
     if not path.is_file():
         raise QuantLensError("file_not_found", f"Inputs file {path} does not exist.")
     if path.suffix.lower() == ".npz":
@@ -212,7 +228,9 @@ def run_in_worker(args: argparse.Namespace, options, inputs, progress) -> dict:
     limits = JobLimits(timeout_s=args.timeout, memory_bytes=int(args.memory_gib * 2**30), threads=args.threads)
     with job_directory() as job_dir:
         source = _stage_source(args.model, job_dir)
-        if isinstance(inputs, dict):
+        if isinstance(inputs, dict) and "files" in inputs:
+            inputs = {"files": [str(f) for f in _stage_media(inputs["files"], job_dir / "inputs")]}
+        elif isinstance(inputs, dict):
             staged = job_dir / "inputs.npz"
             shutil.copyfile(inputs["npz"], staged)
             inputs = {"npz": str(staged)}
@@ -222,6 +240,27 @@ def run_in_worker(args: argparse.Namespace, options, inputs, progress) -> dict:
         if args.out is not None:
             _copy_outputs(job_dir / "out", args.out)
     return data
+
+
+def _stage_media(paths: list[Path], target: Path) -> list[Path]:
+    """Copy the image/WAV/zip inputs (a folder's media files, not its other files) into the job folder."""
+    from core.compare.media_inputs import AUDIO_SUFFIXES, IMAGE_SUFFIXES, MAX_MEDIA_FILES
+
+    target.mkdir(parents=True, exist_ok=True)
+    files = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.is_file() and not p.is_symlink()
+                            and p.suffix.lower() in IMAGE_SUFFIXES + AUDIO_SUFFIXES)
+        else:
+            files.append(path)
+    staged = []
+    for i, f in enumerate(files[:MAX_MEDIA_FILES]):
+        dest = target / f"{i:03d}" / f.name  # one folder per file: names stay the user's, and never collide
+        dest.parent.mkdir()
+        shutil.copyfile(f, dest)
+        staged.append(dest)
+    return staged
 
 
 def run_in_process(args: argparse.Namespace, options, inputs, progress) -> dict:
@@ -324,6 +363,11 @@ def format_table(data: dict, out_dir: Path | None) -> str:
         lines.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
     lines.extend(format_generation_table(data))
     notes = [f"{r['precision']}: {note}" for r in data["results"] for note in r["notes"]]
+    verdicts = [f"{r['label']}: {r['verdict_note']}" for r in data["results"]
+                if r.get("verdict_note") and r["precision"] != "fp32"]
+    if verdicts:
+        lines.append("")
+        lines.extend(f"verdict: {v}" for v in verdicts)
     if notes or data["warnings"]:
         lines.append("")
         lines.extend(f"note: {n}" for n in notes + data["warnings"])

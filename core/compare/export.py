@@ -55,13 +55,18 @@ def read_config(model_dir: Path) -> dict:
     return config
 
 
-def detect_task(config: dict) -> str:
+def detect_task(config: dict, model_dir: Path | None = None) -> str:
     """Pick the export task from `architectures`, the way the Hub's pipeline tags do.
 
     *ForCausalLM / *LMHeadModel -> text-generation (exported with its KV cache, see core.compare.generation);
     *ForSequenceClassification -> text-classification; anything else (BertModel, sentence encoders) ->
-    feature-extraction.
+    feature-extraction. Image/audio classifiers and token taggers: core.compare.media_tasks.modality_task.
     """
+    from core.compare.media_tasks import modality_task
+
+    special = modality_task(config, model_dir)
+    if special:
+        return special
     architectures = config.get("architectures") or []
     names = [a for a in architectures if isinstance(a, str)]
     if any(a.endswith("ForCausalLM") or a.endswith("LMHeadModel") for a in names):
@@ -74,6 +79,10 @@ def detect_task(config: dict) -> str:
 def _auto_class(task: str):
     import transformers
 
+    from core.compare.media_tasks import LABEL_TASKS, auto_class
+
+    if task in LABEL_TASKS:
+        return auto_class(task)
     return {
         TASK_GENERATION: transformers.AutoModelForCausalLM,
         TASK_CLASSIFICATION: transformers.AutoModelForSequenceClassification,
@@ -93,7 +102,7 @@ def export_hf_folder(model_dir: Path, out_dir: Path, *, opset: int = EXPORT_OPSE
     config = read_config(model_dir)
     if "auto_map" in config:
         raise QuantLensError("remote_code_forbidden", "config.json asks for custom code (auto_map); QuantLens never runs it.")
-    task = detect_task(config)
+    task = detect_task(config, model_dir)
     check_fits_single_file(model_dir, config)
     try:
         model = _auto_class(task).from_pretrained(

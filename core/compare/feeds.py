@@ -112,13 +112,22 @@ def build_feeds(prepared: PreparedModel, inputs, options: CompareOptions) -> Fee
     except QuantLensError:  # a cache of undeclared size: the arrays must supply it
         past = {}
     array_specs = [s for s in specs if s.name not in past]
+    from core.compare.media_tasks import MEDIA_TASKS, media_feeds
+
+    if prepared.task in MEDIA_TASKS and not (isinstance(inputs, dict) and "npz" in inputs):
+        return media_feeds(prepared, inputs, specs)
+    if isinstance(inputs, dict) and "files" in inputs:
+        raise QuantLensError("bad_inputs", "Images and audio files are inputs for image or audio classifiers; this "
+                                           "model takes text or arrays (.txt, .csv or .npz).")
     if isinstance(inputs, dict) and "npz" in inputs:
         return array_feeds([f | past for f in model_inputs.feeds_from_npz(Path(inputs["npz"]), array_specs)], "npz")
     if prepared.model_dir is None:
         if inputs:
             raise QuantLensError("no_tokenizer", "Texts need a tokenizer: upload the Hugging Face folder as a .zip, "
                                                  "or give this ONNX model an .npz of input arrays.")
-        return array_feeds([f | past for f in model_inputs.generated_feeds(array_specs)], "generated")
+        from core.compare.image_arrays import probed_generated_feeds
+
+        return array_feeds([f | past for f in probed_generated_feeds(prepared.fp32_path, array_specs)], "generated")
     texts = model_inputs.clean_texts(list(inputs)) if inputs else list(model_inputs.DEFAULT_TEXTS)
     tokenizer = load_tokenizer(prepared.model_dir)
     feeds = text_feeds(texts, specs, tokenizer, prepared.config, options.latency_seq_len)

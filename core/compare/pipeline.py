@@ -56,6 +56,12 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
 
     say("Preparing the FP32 ONNX model", 0.02)
     prepared = prepare_model(source, out_dir, name)
+    preprocessing: list[str] = []
+    if prepared.source_kind == "onnx":
+        say("Pre-processing the uploaded model for quantization", 0.05)
+        from core.compare.preprocess import preprocess_for_quantization
+
+        preprocessing = list(preprocess_for_quantization(prepared.fp32_path).notes)
     feeds = build_feeds(prepared, inputs, options)
     parameters, parameter_source = parameter_count(prepared.config, prepared.fp32_path)
 
@@ -135,6 +141,9 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
             generation=generation.stats_for(precision, gen_timings, gen_plan, run, feeds, size, prepared.config)
             if generating and precision in gen_timings else None,
         ))
+    from core.compare.verdict import apply_verdicts
+
+    warnings += apply_verdicts(results)
     if len(feeds.per_input) < 3 and prepared.task == "feature-extraction":
         warnings.append("Fewer than 3 inputs: nearest-neighbour agreement needs at least 3 texts.")
     if feeds.source == "generated":
@@ -149,7 +158,7 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
             "name": prepared.name, "task": prepared.task, "source": prepared.source_kind,
             "architecture": prepared.architecture, "parameters": parameters, "parameter_source": parameter_source,
             "inputs": [{"name": k, "shape": list(v.shape), "dtype": str(v.dtype)} for k, v in feeds.per_input[0].items()],
-            "outputs": list(reference.output_names),
+            "outputs": list(reference.output_names), "preprocessing": preprocessing,
         },
         reference=options.reference,
         inputs={"source": feeds.source, "count": len(feeds.per_input), "items": feeds.labels[:64],
@@ -170,7 +179,8 @@ def run_comparison_job(payload: dict, job_dir: Path, progress: Progress) -> dict
     """Worker entry point for core.jobs (runs in the child process; payload and result are JSON).
 
     payload: {"source": "demo" | absolute path of the validated model inside job_dir,
-              "options": CompareOptions.to_dict() (or a subset), "inputs": [texts] | {"npz": path} | None}.
+              "options": CompareOptions.to_dict() (or a subset),
+              "inputs": [texts] | {"npz": path} | {"files": [image/WAV files, folders or zips]} | None}.
     Writes the variants and report.json under job_dir/out and returns the report as a dict.
     """
     job_dir = Path(job_dir).resolve()
@@ -183,7 +193,12 @@ def run_comparison_job(payload: dict, job_dir: Path, progress: Progress) -> dict
             raise QuantLensError("bad_payload", "The model must be inside the job folder.")
         source = path
     inputs = payload.get("inputs")
-    if isinstance(inputs, dict):
+    if isinstance(inputs, dict) and "files" in inputs:
+        files = [Path(str(f)).resolve() for f in inputs.get("files") or []]
+        if not files or not all(f.is_relative_to(job_dir) for f in files):
+            raise QuantLensError("bad_payload", "The input files must be inside the job folder.")
+        inputs = {"files": files}
+    elif isinstance(inputs, dict):
         npz = Path(str(inputs.get("npz", ""))).resolve()
         if not npz.is_relative_to(job_dir):
             raise QuantLensError("bad_payload", "The inputs file must be inside the job folder.")

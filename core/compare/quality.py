@@ -10,7 +10,10 @@ MAX_CONTINUATION_PROMPTS = 3
 def measure_quality(task: str, ref, var, feeds: Feeds, config: dict) -> tuple[dict, list[dict]]:
     from core.compare import evaluate
     from core.compare.export import TASK_CLASSIFICATION, TASK_FEATURES, TASK_GENERATION
+    from core.compare.media_tasks import LABEL_TASKS, measure_label_quality
 
+    if task in LABEL_TASKS:
+        return measure_label_quality(task, ref, var, feeds, config)
     if task == TASK_FEATURES:
         r = evaluate.pooled_embeddings(ref.outputs, ref.output_names, feeds.masks)
         v = evaluate.pooled_embeddings(var.outputs, var.output_names, feeds.masks)

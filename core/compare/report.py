@@ -22,6 +22,12 @@ QUALITY_HEADLINES: dict[str, tuple[tuple[str, str, str], ...]] = {
                             ("cosine", "cosine_similarity_mean", "{:.4f}")),
     "text-generation": (("top-1 kept", "top1_agreement", "{:.0%}"), ("KL mean", "kl_divergence_mean", "{:.4f}"),
                         ("cosine", "cosine_similarity_mean", "{:.4f}")),
+    "image-classification": (("labels kept", "top1_agreement", "{:.0%}"), ("top-5 overlap", "top5_overlap", "{:.0%}"),
+                             ("max p shift", "probability_shift_max", "{:.3f}")),
+    "audio-classification": (("labels kept", "top1_agreement", "{:.0%}"), ("top-5 overlap", "top5_overlap", "{:.0%}"),
+                             ("max p shift", "probability_shift_max", "{:.3f}")),
+    "token-classification": (("token labels kept", "top1_agreement", "{:.0%}"), ("top-5 overlap", "top5_overlap", "{:.0%}"),
+                             ("cosine", "cosine_similarity_mean", "{:.4f}")),
     "other": (("max abs err", "max_abs_error", "{:.3g}"), ("mean rel err", "mean_rel_error", "{:.2%}"),
               ("cosine", "cosine_similarity_mean", "{:.4f}")),
 }
@@ -79,6 +85,9 @@ class VariantResult:
     # parameters x bits (the calculator's ideal figure); predicted_size_bytes models the stored format
     predicted_ideal_bytes: int | None = None
     generation: GenerationStats | None = None  # causal LMs only
+    # should a user deploy this instead of FP32 (core.compare.verdict): a stable code and one sentence
+    verdict: str = ""
+    verdict_note: str = ""
 
 
 @dataclass
@@ -115,6 +124,12 @@ def variant_label(precision: str, settings: dict) -> str:
     """The name a user sees: INT4 with some layers stored at 8 bits says so, rather than passing for pure 4-bit."""
     if precision == "int4" and settings.get("eight_bit_layers"):
         return "INT4 weight-only (mixed 4/8-bit)"
+    if precision == "int8" and settings.get("method_used") == "static":
+        return "INT8 static (QDQ, per-channel)" if settings.get("per_channel", True) else "INT8 static (QDQ)"
+    if precision == "int8" and settings.get("method_used") == "weights":
+        return "INT8 weight-only (float compute)"
+    if precision == "int8" and settings.get("method_used") == "dynamic-matmul":
+        return "INT8 dynamic (MatMul only)"
     return LABELS[precision]
 
 

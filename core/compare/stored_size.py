@@ -81,6 +81,10 @@ def predicted_stored_bytes(fp32_path: Path, precision: str, settings: dict[str, 
             matmul_weights[node.input[1]] = node.name if node.op_type == "MatMul" else f"{node.name or node.output[0]}_MatMul"
         elif node.op_type == "Gather" and node.input and node.input[0] in inits:
             gather_tables.add(node.input[0])
+    # INT8 for convolutional models (static QDQ or weight-only, core.compare.techniques.int8_auto) stores Conv
+    # weights as int8 with a scale and zero point per output channel too
+    conv_weights = {n.input[1] for n in model.graph.node if n.op_type == "Conv" and len(n.input) > 1
+                    and n.input[1] in inits} if settings.get("method_used") in ("static", "weights") else set()
     eight_bit = set(settings.get("eight_bit_layers") or ())
     if precision == "int4" and settings.get("quantize_embeddings", True):
         large = set(embedding_gathers(model, float(settings.get("embedding_min_share", 0.0)))[0])
@@ -105,6 +109,8 @@ def predicted_stored_bytes(fp32_path: Path, precision: str, settings: dict[str, 
                 name in gather_tables and settings.get("quantize_embeddings", True))):
             channels = tensor.dims[-1] if name in matmul_weights and settings.get("per_channel", True) else 1
             total += count + channels * 5  # int8 values + a float scale and an 8-bit zero point per channel
+        elif precision == "int8" and name in conv_weights:
+            total += count + tensor.dims[0] * 5
         elif precision == "int4" and name in matmul_weights:
             k, n = tensor.dims
             block = int(settings.get("block_size", 128))

@@ -222,6 +222,8 @@ def test_the_page_names_the_kv_cache_rule_of_the_chosen_runtime():
     assert any("llama.cpp runs this model without its sliding window" in c for c in at.caption.values)
     at = page(model=["mistralai/Mistral-7B-v0.1"], prec=["Q4_K_M"], ctx="32768", rt="vllm")
     assert any("vLLM: whole 16-token blocks" in c for c in at.caption.values)
+
+
 def markdown_lines(at: AppTest) -> list[str]:
     return [m.value for m in at.markdown]
 

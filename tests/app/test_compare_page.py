@@ -123,7 +123,8 @@ def test_an_upload_is_moved_to_disk_and_the_widget_lets_go_of_its_bytes(tmp_path
     try:
         assert stored.read_bytes() == model and stored.name != "**bold** name.onnx"
         assert oct(stored.parent.stat().st_mode & 0o777) == "0o700"
-        assert [w.value for w in at.file_uploader] == [None, None]  # the model widget is empty again
+        # the model widget is empty again (then the inputs file and the images/audio uploaders, both empty)
+        assert [w.value for w in at.file_uploader] == [None, None, []]
         assert any("\\*\\*bold\\*\\* name" in c.value for c in at.caption)  # shown as text, not markdown
 
         # a second upload replaces the first one's folder
@@ -163,6 +164,8 @@ def test_an_uploaded_causal_lm_shows_prefill_decode_perplexity_and_continuations
     assert (generation["KV cache (MB)"] == generation["KV predicted (MB)"]).all()
     continuations = next(d.value for d in at.dataframe if "Continuation" in d.value.columns)
     assert len(continuations) == 2
+
+
 def test_upload_mode_clears_the_demo_texts_and_the_demo_note():
     at = AppTest.from_file(PAGE, default_timeout=30).run()
     assert "half a minute" in " ".join(i.value for i in at.info)
@@ -171,3 +174,31 @@ def test_upload_mode_clears_the_demo_texts_and_the_demo_note():
     assert not any("half a minute" in i.value for i in at.info)
     at.radio(key="cmp_src").set_value("demo").run()
     assert at.text_area(key="cmp_texts").value.strip()  # the demo gets its sentences back
+
+
+@pytest.mark.slow
+def test_an_image_classifier_upload_runs_on_the_users_images_and_shows_labels_top5_and_a_verdict(tmp_path):
+    """A tiny ViT classifier (random weights) uploaded as a .zip, with two PNGs of the user's: quality is in labels."""
+    import shutil
+
+    from tests.core.test_compare_media import build_tiny_vit, write_png
+
+    folder = build_tiny_vit(tmp_path / "vit")
+    archive = shutil.make_archive(str(tmp_path / "vit"), "zip", folder)
+    pngs = [(f"photo{i}.png", write_png(tmp_path / f"photo{i}.png", seed=i).read_bytes()) for i in range(2)]
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.query_params.update({"src": "upload", "p": "fp32,int8", "ref": "fp32", "runs": "3"})
+    at.run()
+    at.file_uploader(key="cmp_model_file").upload("vit.zip", Path(archive).read_bytes())
+    at.run()
+    at.file_uploader(key="cmp_media_files").set_value([(name, data, "image/png") for name, data in pngs])
+    at.run()
+    at.button[0].click().run(timeout=300)
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    table = at.dataframe[0].value
+    assert {"labels kept", "top-5 overlap", "Verdict"} <= set(table.columns)
+    assert table.loc[table["Precision"] == "INT8 dynamic", "Verdict"].item()
+    report = at.session_state["cmp_results"][at.session_state["cmp_last_key"]]["report"]
+    assert report["model"]["task"] == "image-classification"
+    assert report["inputs"]["items"] == ["photo0.png", "photo1.png"]

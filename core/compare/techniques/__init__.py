@@ -6,7 +6,8 @@ by running the same ORT tools, with the choices that keep accuracy where the pla
 
 - FP16: `OnnxModel.convert_float_to_float16(keep_io_types=True)` (onnxconverter-common's output fails to load in
   onnxruntime 1.32).
-- INT8 dynamic: per-channel weights by default (MiniLM keeps cosine 0.994 vs 0.965 per-tensor, same speed), after
+- INT8 (int8_auto): the method per model. Convolutional models get static QDQ per-channel (int8_conv), measured
+  against the alternatives; transformer MatMul models get dynamic INT8 with per-channel weights by default (MiniLM keeps cosine 0.994 vs 0.965 per-tensor, same speed), after
   ORT's transformer fusions on BERT-like encoders.
 - INT8 static (QDQ, calibrated on the user's inputs): plain MinMax on every op gives cosine 0.71-0.81 on MiniLM, so
   only MatMuls with constant weights are quantized and those whose inputs have outliers stay in float.
@@ -35,9 +36,9 @@ def _fp16(src: Path, dst: Path, options: CompareOptions, feeds: Feeds) -> Quanti
 
 
 def _int8_dynamic(src: Path, dst: Path, options: CompareOptions, feeds: Feeds) -> QuantizedModel:
-    from core.compare.techniques.int8_dynamic import quantize_int8_dynamic
+    from core.compare.techniques.int8_auto import quantize_int8
 
-    return quantize_int8_dynamic(src, dst, options.int8)
+    return quantize_int8(src, dst, options, feeds)
 
 
 def _int8_static(src: Path, dst: Path, options: CompareOptions, feeds: Feeds) -> QuantizedModel:

@@ -13,8 +13,12 @@ from core.compare.techniques.base import QuantizedModel
 from core.errors import QuantLensError
 
 
-def quantize_int8_dynamic(src: Path, dst: Path, config: Int8DynamicConfig = Int8DynamicConfig()) -> QuantizedModel:  # noqa: B008
-    """int8 weights, activations quantized at run time from each input's own range (no calibration)."""
+def quantize_int8_dynamic(src: Path, dst: Path, config: Int8DynamicConfig = Int8DynamicConfig(),  # noqa: B008
+                          op_types: list[str] | None = None) -> QuantizedModel:
+    """int8 weights, activations quantized at run time from each input's own range (no calibration).
+
+    `op_types` narrows the ops quantized (e.g. ["MatMul"] to keep a CNN's Conv layers in float).
+    """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quiet_ort_logging()
@@ -26,8 +30,10 @@ def quantize_int8_dynamic(src: Path, dst: Path, config: Int8DynamicConfig = Int8
         notes.append(f"{gemms} Gemm layer(s) rewritten to MatMul+Add so they are quantized too.")
     if config.fuse_transformer_ops:
         model = fuse_encoder_ops(model, notes)
-    op_types = None if config.quantize_embeddings else ["MatMul", "Attention", "Conv", "LSTM"]
-    if not config.quantize_embeddings:
+    if op_types is not None:
+        notes.append(f"Only {', '.join(op_types)} quantized; every other layer kept in float.")
+    elif not config.quantize_embeddings:
+        op_types = ["MatMul", "Attention", "Conv", "LSTM"]
         notes.append("Embedding tables kept in float (quantize_embeddings off).")
     dst = Path(dst)
     try:

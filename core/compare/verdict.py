@@ -1,0 +1,68 @@
+"""One verdict per variant: should a user deploy it instead of FP32?
+
+Why: a table of ratios lets an "INT8" that is 0.2x FP32's speed and visibly worse pass for a quantized model
+worth having. The verdict reads the variant's measured numbers (size, p50 speed-up, quality against the
+reference) and says in one sentence whether it beats FP32, and when it does not, recommends FP32.
+"""
+
+from __future__ import annotations
+
+from core.compare.report import VariantResult
+
+MIN_SPEEDUP = 0.9  # below this, "slower than FP32" (p50, paired and interleaved)
+MIN_COSINE = 0.98  # below this output cosine, "less accurate"
+MIN_SIZE_RATIO = 1.1  # below this, "no smaller"
+TIE_PROBABILITY = 0.02  # a label flip while no probability moved this much is a tie between labels, not damage
+
+RECOMMENDED = "recommended"
+USE_FP32 = "use_fp32"
+SMALLER_BUT_SLOWER = "smaller_but_slower"
+NO_SMALLER = "no_smaller"
+QUALITY_DROP = "quality_drop"
+BASELINE = "baseline"
+
+
+def quality_loss(quality: dict) -> str | None:
+    """The reason this variant counts as less accurate, or None."""
+    cosine = quality.get("cosine_similarity_mean")
+    if isinstance(cosine, float) and cosine < MIN_COSINE:
+        return f"output cosine {cosine:.3f}"
+    shift = quality.get("probability_shift_max")
+    if isinstance(shift, float) and shift < TIE_PROBABILITY:
+        return None
+    value = quality.get("top1_agreement")
+    if isinstance(value, float) and value < 0.9:
+        return f"labels kept {value:.0%}"
+    return None
+
+
+def verdict_for(result: VariantResult) -> tuple[str, str]:
+    """(code, sentence) for one variant, from its own measured numbers."""
+    if result.precision == "fp32":
+        return BASELINE, "The baseline every ratio is measured against."
+    worse = quality_loss(result.quality)
+    slower = result.speedup_vs_fp32 and result.speedup_vs_fp32 < MIN_SPEEDUP
+    if result.size_ratio_vs_fp32 < MIN_SIZE_RATIO:
+        return NO_SMALLER, (f"No smaller than FP32 ({result.size_ratio_vs_fp32:.2f}x): this precision found nothing "
+                            "in the model to store in fewer bits; keep FP32.")
+    if slower and worse:
+        return USE_FP32, (f"Slower ({result.speedup_vs_fp32:.2f}x FP32's speed) and less accurate ({worse}) than "
+                          "FP32: keep FP32 for this model.")
+    if slower:
+        return SMALLER_BUT_SLOWER, (f"{result.size_ratio_vs_fp32:.1f}x smaller but slower ({result.speedup_vs_fp32:.2f}x "
+                                    "FP32's speed): worth it only where memory or disk is what you lack.")
+    if worse:
+        return QUALITY_DROP, (f"{result.size_ratio_vs_fp32:.1f}x smaller and no slower, but quality drops ({worse}): "
+                              "check the samples on your own data before using it.")
+    return RECOMMENDED, (f"{result.size_ratio_vs_fp32:.1f}x smaller, {result.speedup_vs_fp32:.2f}x FP32's speed, "
+                         "quality kept.")
+
+
+def apply_verdicts(results: list[VariantResult]) -> list[str]:
+    """Set each result's verdict; return report warnings for the variants a user should not take."""
+    warnings = []
+    for result in results:
+        result.verdict, result.verdict_note = verdict_for(result)
+        if result.verdict == USE_FP32:
+            warnings.append(f"{result.label} is slower and less accurate than FP32 on this model: FP32 is recommended.")
+    return warnings
