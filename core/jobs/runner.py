@@ -45,9 +45,9 @@ log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 JOB_ROOT_ENV = "QUANTLENS_JOB_ROOT"
-_JOB_NAME = re.compile(r"^[0-9a-f]{32}$")
-_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-_CODE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_JOB_NAME = re.compile(r"[0-9a-f]{32}")
+_TARGET = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 POLL_S = 0.05
 MAX_RESULT_BYTES = 64 * 2**20
 MAX_PROGRESS_LINE = 4096
@@ -116,7 +116,7 @@ def sweep_stale_job_dirs(root: Path | None = None, older_than_s: float = 3600) -
     removed = 0
     for entry in root.iterdir():
         info = entry.lstat()
-        if _JOB_NAME.match(entry.name) and stat.S_ISDIR(info.st_mode) and info.st_mtime < cutoff:
+        if _JOB_NAME.fullmatch(entry.name) and stat.S_ISDIR(info.st_mode) and info.st_mtime < cutoff:
             remove_job_dir(entry)
             removed += 1
     return removed
@@ -237,7 +237,7 @@ def _outcome(returncode: int, run_dir: Path, limits: JobLimits, target: str) -> 
             raise _memory_error(limits)
         if code == "resource_limit_disk":
             raise _disk_error(limits)
-        if code == "job_failed" or not _CODE.match(code):
+        if code == "job_failed" or not _CODE.fullmatch(code):
             log.warning("job %s failed: %s", target, _stderr_tail(run_dir / "stderr.log"))
             kind = re.sub(r"[^\w.]", "", str(error.get("type", "error")))[:60]
             raise QuantLensError("job_failed", f"The job failed with an unexpected {kind}; the details are in the "
@@ -277,7 +277,7 @@ def _memory_error(limits: JobLimits) -> QuantLensError:
 def run_job(target: str, payload: dict, *, job_dir: Path, limits: JobLimits = JobLimits(),  # noqa: B008
             on_progress: Progress | None = None, cancel: threading.Event | None = None) -> dict:
     """Run `module:function(payload, job_dir, progress) -> dict` in a confined child; see the module docstring."""
-    if not _TARGET.match(target):
+    if not _TARGET.fullmatch(target):
         raise ValueError(f"target must look like 'package.module:function', got {target!r}")
     job_dir = Path(job_dir).resolve()
     if not job_dir.is_dir():
