@@ -15,11 +15,12 @@ from core.jobs.runner import (
     new_job_dir,
     remove_job_dir,
     run_job,
+    sweep_orphaned_job_dirs,
     sweep_stale_job_dirs,
 )
 from core.jobs.server_settings import ServerSettings, server_settings
 
 __all__ = [
     "JobLimits", "JobQueue", "JobSlot", "QueueState", "ServerSettings", "default_job_root", "job_directory",
-    "new_job_dir", "remove_job_dir", "run_job", "server_settings", "sweep_stale_job_dirs",
+    "new_job_dir", "remove_job_dir", "run_job", "server_settings", "sweep_orphaned_job_dirs", "sweep_stale_job_dirs",
 ]

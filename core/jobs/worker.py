@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import math
 import os
 import resource
 import sys
@@ -31,7 +32,17 @@ def _set_limits(limits: dict) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     file_bytes = int(limits["file_bytes"])
     resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
+    cpu_s = cpu_seconds(float(limits["timeout_s"]), int(limits.get("threads", 1)))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 5))  # SIGXCPU at the soft limit, SIGKILL at the hard
     _volunteer_for_the_oom_killer()
+
+
+def cpu_seconds(timeout_s: float, threads: int) -> int:
+    """CPU time matching the wall-clock limit: the job's threads busy for the whole of it, plus a second.
+
+    The kernel enforces this one even if the parent is gone, so a job cannot spin on for ever.
+    """
+    return max(1, math.ceil(timeout_s * max(1, threads)) + 1)
 
 
 def _volunteer_for_the_oom_killer() -> None:
@@ -70,12 +81,14 @@ def _looks_like_memory(exc: BaseException) -> bool:
 
 
 def main(argv: list[str]) -> int:
+    from core.jobs import sandbox  # light: ctypes, socket, json
+
+    if len(argv) > 1:  # first of all: never outlive the parent (its pid comes after the spec path)
+        sandbox.die_with_parent(int(argv[1]))
     spec_path = Path(argv[0])
     spec = json.loads(spec_path.read_text(encoding="utf-8"))
     run_dir, job_dir = Path(spec["run_dir"]), Path(spec["job_dir"])
     _set_limits(spec["limits"])
-
-    from core.jobs import sandbox  # light: ctypes, socket, json
 
     result_path = run_dir / RESULT_FILE
     sandbox.install_network_guard(run_dir / sandbox.NETWORK_LOG)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import stat
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -270,3 +273,64 @@ def test_a_job_is_the_first_process_the_kernel_kills_when_the_host_runs_out_of_m
     with job_directory(job_root) as job_dir:
         result = run_job(f"{W}:read_oom_score_adj", {}, job_dir=job_dir, limits=FAST)
     assert result["oom_score_adj"] == 1000
+
+
+# ------------------------------------------------------------------------------------------ parent death
+_PARENT = """
+import sys
+from pathlib import Path
+from core.jobs.runner import JobLimits, new_job_dir, run_job
+job_dir = new_job_dir(Path(sys.argv[1]))
+print(job_dir, flush=True)
+run_job("tests.security.workers:report_pid_and_spin", {}, job_dir=job_dir,
+        limits=JobLimits(timeout_s=60, memory_bytes=512 * 2**20, threads=1))
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0] == b"Z"  # a zombie no one reaped runs no more
+    except FileNotFoundError:
+        return True
+
+
+def _poll(condition, timeout_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_a_worker_dies_with_its_parent_and_the_next_start_removes_its_folder(job_root, sig):
+    root = Path(__file__).resolve().parents[2]
+    parent = subprocess.Popen([sys.executable, "-c", _PARENT, str(job_root)], cwd=root, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        job_dir = Path(parent.stdout.readline().strip())
+        assert _poll(lambda: (job_dir / "worker.pid").exists()), "the worker never started"
+        worker = int((job_dir / "worker.pid").read_text())
+        parent.send_signal(sig)
+        parent.wait(timeout=30)
+        assert _poll(lambda: _gone(worker)), "the worker outlived its parent"
+    finally:
+        parent.kill()
+        parent.wait()
+    assert job_dir.is_dir()  # nobody was left to remove it...
+    JobQueue(sweep_root=job_root)  # ...until the next server (or CLI) starts
+    assert not job_dir.exists()
+
+
+def test_the_start_up_sweep_keeps_the_folders_of_live_processes(job_root):
+    mine = new_job_dir(job_root)
+    JobQueue(sweep_root=job_root)
+    assert mine.is_dir()
+
+
+def test_a_worker_has_a_cpu_time_limit_matching_its_wall_clock_limit():
+    from core.jobs.worker import cpu_seconds
+
+    assert cpu_seconds(300, 2) == 601 and cpu_seconds(0.5, 1) == 2

@@ -220,3 +220,10 @@ def hub_lookup(payload: dict, job_dir: Path, progress) -> dict:
 
 def read_oom_score_adj(payload: dict, job_dir: Path, progress) -> dict:
     return {"oom_score_adj": int(Path("/proc/self/oom_score_adj").read_text())}
+
+
+def report_pid_and_spin(payload: dict, job_dir: Path, progress) -> dict:
+    """Writes its pid where a test can see it, then burns CPU until killed (an endless model)."""
+    (job_dir / "worker.pid").write_text(str(os.getpid()))
+    while True:
+        pass
