@@ -27,6 +27,7 @@ from core.sizing.precisions import DEFAULT_NAMES, PRECISIONS, get_precision
 from core.sizing.training import TRAINING_MODES, training_estimate
 from pages.routing import ensure_routed
 from pages.share import share_link
+from pages.text import link_int, plain
 
 ensure_routed()
 
@@ -90,7 +91,7 @@ def read_query_params(qp, model_ids: list[str], gpu_ids: list[str]) -> tuple[dic
     warnings: list[str] = []
 
     def bad(key: str, value: object, why: str) -> None:
-        warnings.append(f"Ignored `{key}={str(value)[:60]}` in the link ({why}); using the default.")
+        warnings.append(f"Ignored {plain(key)}={plain(value, 60)} in the link ({plain(why)}); using the default.")
 
     if "src" in qp:
         v = qp["src"]
@@ -127,8 +128,9 @@ def read_query_params(qp, model_ids: list[str], gpu_ids: list[str]) -> tuple[dic
     for key, lo, hi in (("ctx", 0, MAX_CONTEXT), ("batch", 1, MAX_BATCH), ("rank", 1, 1024)):
         if key in qp:
             v = qp[key]
-            if v.isdigit() and lo <= int(v) <= hi:
-                state[key] = int(v)
+            number = link_int(v, lo, hi)
+            if number is not None:
+                state[key] = number
             else:
                 bad(key, v, f"must be a whole number from {lo} to {hi:,}")
     for key, allowed in (("kv", KV_PRECISIONS), ("rt", RUNTIMES), ("mode", MODES)):
@@ -271,7 +273,7 @@ primary = models[0]
 
 for m in models:
     for w in m.warnings:
-        st.info(f"{m.name}: {w}")
+        st.info(f"{plain(m.name)}: {plain(w)}")
 
 if mode != "inference":
     st.subheader(f"{MODES[mode]}: sequence length {ctx:,} x batch {batch}")
@@ -280,7 +282,7 @@ if mode != "inference":
         try:
             t = training_estimate(m.parameters, m.architecture, mode, max(ctx, 1), batch, int(state["rank"] or 16))
         except QuantLensError as exc:
-            st.warning(f"{m.name}: {exc.message}")
+            st.warning(f"{plain(m.name)}: {plain(exc.message)}")
             continue
         row = {"Model": m.name, "Trainable parameters": f"{t.trainable_parameters:,}",
                "Weights GB": t.weights_bytes / GB, "Gradients GB": t.gradients_bytes / GB,
@@ -291,7 +293,7 @@ if mode != "inference":
             row[hw.name] = "fits" if t.total_bytes <= hw.usable_memory_bytes else f"needs {t.total_bytes / hw.usable_memory_bytes:.1f}x"
         rows.append(row)
         for n in t.notes:
-            st.caption(f"{m.name}: {n}")
+            st.caption(f"{plain(m.name)}: {plain(n)}")
     if rows:
         st.dataframe(pd.DataFrame(rows), hide_index=True, column_config={
             k: st.column_config.NumberColumn(format="%.2f") for k in rows[0] if k.endswith(" GB")})
@@ -370,7 +372,7 @@ if len(models) > 1:
         column=alt.Column("Model:N", title=None, sort=[m.name for m in models]))
 st.altair_chart(bars, alt="Stacked bars of weights, KV cache and overhead per precision; the same numbers are in the table above.")
 
-st.subheader(f"Memory against context: {primary.name}")
+st.subheader(f"Memory against context: {plain(primary.name)}")
 if not primary.architecture:
     st.caption("A bare parameter count has no KV cache estimate: the lines stay flat. Pick a catalog model or upload a config.json.")
 sweep_df = pd.DataFrame([{"Context": r["context"], "Precision": get_precision(r["precision"]).label,
@@ -387,7 +389,7 @@ if hardware:
 st.altair_chart(lines, alt="Total memory against context length for each precision, with dashed lines at each card's usable memory.")
 
 if hardware:
-    st.subheader(f"Does it fit? {primary.name}, context {ctx:,} x batch {batch}")
+    st.subheader(f"Does it fit? {plain(primary.name)}, context {ctx:,} x batch {batch}")
     matrix = pd.DataFrame(
         {e.precision_label: [_fit_cell(fits[(hw.id, e.precision)], hw.kind)
                              + ("" if e.kv_cache_known or ctx == 0 else " (KV not counted)") for hw in hardware]
