@@ -116,7 +116,7 @@ def child_main(argv: list[str]) -> int:
     """Entry point of the gate child: limits first, then one validation, then one JSON line on stdout."""
     from core.jobs.sandbox import die_with_parent
 
-    die_with_parent(int(argv[1]))
+    die_with_parent(int(argv[0]))
     request = json.loads(sys.stdin.buffer.read(MAX_ANSWER_BYTES))
     memory, cpu = int(request["memory_bytes"]), int(request["cpu_s"])
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))

@@ -334,3 +334,17 @@ def test_a_worker_has_a_cpu_time_limit_matching_its_wall_clock_limit():
     from core.jobs.worker import cpu_seconds
 
     assert cpu_seconds(300, 2) == 601 and cpu_seconds(0.5, 1) == 2
+
+
+# ------------------------------------------------------------------------------------------ library errors
+@pytest.mark.parametrize("target, code, words", [
+    ("onnxruntime_refuses", "invalid_onnx", "ONNX Runtime could not load"),
+    ("package_missing", "missing_dependency", "bitsandbytes-not-installed-here"),
+    ("runtime_out_of_memory", "resource_limit_memory", "memory limit"),
+])
+def test_library_failures_arrive_as_one_sentence_with_their_own_code(job_root, target, code, words):
+    with job_directory(job_root) as job_dir, pytest.raises(QuantLensError) as caught:
+        run_job(f"{W}:{target}", {}, job_dir=job_dir, limits=JobLimits(timeout_s=60, memory_bytes=2 * 2**30))
+    assert caught.value.code == code, caught.value.one_line()
+    assert words in caught.value.message
+    assert "Traceback" not in caught.value.message and "\n" not in caught.value.message
