@@ -150,8 +150,13 @@ def sweep_stale_job_dirs(root: Path | None = None, older_than_s: float = 3600) -
     cutoff = time.time() - older_than_s
     removed = 0
     for entry in root.iterdir():
-        info = entry.lstat()
-        if _JOB_NAME.fullmatch(entry.name) and stat.S_ISDIR(info.st_mode) and info.st_mtime < cutoff:
+        if not _JOB_NAME.fullmatch(entry.name):
+            continue
+        try:
+            info = entry.lstat()
+        except FileNotFoundError:  # removed meanwhile (another sweep, its owner)
+            continue
+        if stat.S_ISDIR(info.st_mode) and info.st_mtime < cutoff:
             remove_job_dir(entry)
             removed += 1
     return removed
@@ -166,8 +171,13 @@ def sweep_orphaned_job_dirs(root: Path | None = None) -> int:
     root = Path(root) if root is not None else default_job_root()
     removed = 0
     for entry in root.iterdir():
-        info = entry.lstat()
-        if _JOB_NAME.fullmatch(entry.name) and stat.S_ISDIR(info.st_mode) and _owner_alive(entry) is False:
+        if not _JOB_NAME.fullmatch(entry.name):
+            continue
+        try:
+            info = entry.lstat()
+        except FileNotFoundError:  # removed meanwhile (another sweep, its owner)
+            continue
+        if stat.S_ISDIR(info.st_mode) and _owner_alive(entry) is False:
             remove_job_dir(entry)
             removed += 1
     return removed
