@@ -3,7 +3,7 @@
 Streamlit renders st.warning/st.info/st.caption/st.markdown bodies as Markdown (plus its own `:red[...]`,
 `:material/...:` and `$...$` extensions), and autolinks bare URLs. A link value that closes a backtick span can
 then fetch an image from any host, draw a fake "sign in" link or colour text (threat 29, docs/threats.md). So
-every echoed value goes through `plain()`: each ASCII punctuation character is backslash-escaped (CommonMark
+every echoed value goes through `plain()`: each Markdown-significant character is backslash-escaped (CommonMark
 makes any escaped punctuation literal, which also breaks `www.`/`http://` autolinks and `:directives:`), and
 line breaks and other control characters become spaces, so a value cannot start a new block either.
 """
@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import re
 
-_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+# Every character with a meaning in CommonMark, GFM or Streamlit's extensions; quotes, commas and the like are
+# left alone so messages stay readable.
+_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:@&^])")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 MAX_ECHO_CHARS = 1000
 

@@ -2,6 +2,7 @@
 
 import base64
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,11 @@ from streamlit.testing.v1 import AppTest
 from tests.core.sizing_reference import CONFIGS
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "calculator.py")
+
+
+def shown(markdown: str) -> str:
+    """What a reader sees of an echoed value: pages escape Markdown in it (pages/text.py), the browser drops the \\."""
+    return re.sub(r"\\(.)", r"\1", markdown)
 
 
 def page(**query) -> AppTest:
@@ -85,7 +91,7 @@ def test_70b_at_int4_on_a_24gb_card_is_called_out_as_not_fitting():
 def test_a_bad_query_param_shows_a_warning_and_falls_back(key, value, widget, default):
     at = page(**{key: value})
     assert not at.exception and not at.error
-    assert any(f"`{key}=" in w for w in at.warning.values)
+    assert any(f"Ignored {key}=" in shown(w) for w in at.warning.values)
     if default is not None:
         assert at.get_by_key(widget).value == default
     assert len(memory_table(at)) > 0
@@ -159,7 +165,7 @@ def test_uploading_a_config_counts_it_exactly_flags_auto_map_and_puts_it_in_the_
     assert not at.exception and not at.error
     models = table_with(at, "Active / token")
     assert models["Parameters"].tolist() == [3_821_079_552]
-    assert any("auto_map" in i for i in at.info.values)
+    assert any("auto_map" in shown(i) for i in at.info.values)
     shared = page(src="config", cfg=at.query_params["cfg"])
     assert table_with(shared, "Active / token")["Parameters"].tolist() == [3_821_079_552]
 
