@@ -536,12 +536,15 @@ def main() -> None:
                                     help=f"A single-file .onnx, or a .zip of a Hugging Face folder (config.json, "
                                          f"safetensors, tokenizer). Up to {max_upload_mb()} MB.")
         if uploaded is not None:
+            st.session_state.pop("cmp_upload_error", None)
             try:
-                keep_upload(uploaded)
-            except QuantLensError as exc:
-                st.error(plain(exc.one_line()))
-                return
-            st.rerun()  # re-render with a fresh, empty uploader: Streamlit then releases the in-memory copy
+                with st.spinner("Checking the upload"):
+                    keep_upload(uploaded)
+            except QuantLensError as exc:  # refused on arrival, not after Run (shown until the next upload)
+                st.session_state["cmp_upload_error"] = exc.one_line()
+            st.rerun()  # re-render with a fresh, empty uploader
+        if st.session_state.get("cmp_upload_error"):
+            st.error(plain(st.session_state["cmp_upload_error"]))
         kept = kept_upload()
         if kept:
             st.caption(f"Model: **{plain(kept['name'])}** ({kept['size_bytes'] / MB:.1f} MB), kept on the server "

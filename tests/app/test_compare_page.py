@@ -74,16 +74,18 @@ def test_uploaded_onnx_model_is_quantized_compared_and_offered_for_download(tmp_
     assert at.session_state["cmp_last_key"] == key_before and len(at.session_state["cmp_results"]) == 1
 
 
-@pytest.mark.slow
-def test_a_rejected_upload_shows_the_gate_error_and_no_results():
+@pytest.mark.parametrize("content, code", [(b"\x80\x04K\x01.", "unsafe_format_pickle"),
+                                           (b"just some notes, renamed .onnx\n" * 20, "invalid_onnx")])
+def test_a_rejected_upload_shows_the_gate_error_on_arrival_and_keeps_nothing(content, code):
+    """Issue 11: the gate runs when the file arrives; the user sees why at once, before pressing Run."""
     at = AppTest.from_file(PAGE, default_timeout=30)
     at.query_params["src"] = "upload"
     at.run()
-    at.file_uploader(key="cmp_model_file").upload("weights.onnx", b"\x80\x04K\x01.")
+    at.file_uploader(key="cmp_model_file").upload("weights.onnx", content)
     at.run()
-    at.button[0].click().run(timeout=60)
-    assert any("[unsafe_format_pickle]" in e.value.replace("\\", "") for e in at.error)
-    assert not at.dataframe
+    assert any(f"[{code}]" in e.value.replace("\\", "") for e in at.error)
+    assert "cmp_upload" not in at.session_state and not at.dataframe
+    assert at.session_state["cmp_files"].get("upload") is None
 
 
 @pytest.mark.slow

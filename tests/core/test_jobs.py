@@ -348,3 +348,68 @@ def test_library_failures_arrive_as_one_sentence_with_their_own_code(job_root, t
     assert caught.value.code == code, caught.value.one_line()
     assert words in caught.value.message
     assert "Traceback" not in caught.value.message and "\n" not in caught.value.message
+
+
+# ------------------------------------------------------------------------------------------ session files
+def test_a_sessions_folders_are_removed_when_the_session_is_dropped(job_root):
+    import gc
+
+    from core.jobs.session import SessionFiles
+
+    files = SessionFiles()
+    upload, first_run, second_run = new_job_dir(job_root), new_job_dir(job_root), new_job_dir(job_root)
+    files.put("upload", upload)
+    files.put("job", first_run)
+    files.put("job", second_run)  # a new run replaces the previous run's files at once
+    assert not first_run.exists() and upload.is_dir() and second_run.is_dir()
+    del files  # what Streamlit does with a closed session's state after its disconnected-session timeout
+    gc.collect()
+    assert not upload.exists() and not second_run.exists()
+    assert sorted(p.name for p in job_root.iterdir()) == []  # owner stamps too
+
+
+def test_a_demo_with_other_settings_never_waits_on_a_running_demo(tmp_path):
+    from core.jobs.demo_store import DemoStore
+
+    store = DemoStore(tmp_path / "demo")
+    running = threading.Event()
+    release = threading.Event()
+
+    def first_visitor():
+        with store.lock_for("a" * 64):
+            running.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=first_visitor)
+    thread.start()
+    same = None
+    try:
+        assert running.wait(30)
+        waited = []
+        with store.lock_for("b" * 64, on_wait=lambda: waited.append(True)):
+            pass  # other settings: straight through (to the job queue, which reports a place in line)
+        assert waited == []
+        same = threading.Thread(target=lambda: store.lock_for("a" * 64, on_wait=lambda: waited.append(True))
+                                .__enter__())
+        same.start()
+        assert _poll(lambda: waited == [True]), "a visitor with the same settings is told why they wait"
+    finally:
+        release.set()
+        thread.join()
+        if same is not None:
+            same.join(30)
+
+
+def test_a_compare_job_refuses_paths_outside_its_job_folder(job_root, tmp_path):
+    from core.jobs.payload import CompareJob
+
+    job_dir = new_job_dir(job_root)
+    (job_dir / "model.onnx").write_bytes(b"x")
+    payload = CompareJob(job_dir / "model.onnx", {"runs": 3}, ("a text",), name="m").payload(job_dir)
+    assert payload == {"source": str((job_dir / "model.onnx").resolve()), "options": {"runs": 3},
+                       "inputs": ["a text"], "name": "m"}
+    assert CompareJob("demo", {}).payload(job_dir)["source"] == "demo"
+    for job in (CompareJob(tmp_path / "elsewhere.onnx", {}), CompareJob("demo", {}, npz=tmp_path / "x.npz")):
+        with pytest.raises(QuantLensError) as caught:
+            job.payload(job_dir)
+        assert caught.value.code == "bad_payload"
