@@ -5,7 +5,7 @@ and the calculator (core/sizing/architecture.py) refuses one before it multiplie
 kept their own tables they disagreed (hidden size 65,536 in one, 1,000,000 in the other), so a config could
 pass one door and be refused at the other. Each bound is generous for every published model (the largest
 real values are noted) and small enough that nothing downstream allocates terabytes because a config said so
-(threat 13 and 24, docs/threats.md). Standard library only: both parts import it.
+(threat 13, docs/threats.md). Standard library only: both parts import it.
 """
 
 from __future__ import annotations

@@ -243,7 +243,7 @@ def run_demo(options: CompareOptions, texts: list[str] | None, key: str, status)
 
 
 def release_upload(uploaded) -> None:
-    """Make Streamlit drop its in-memory copy of an upload now, not when the session ends (threat 20).
+    """Make Streamlit drop its in-memory copy of an upload now, not when the session ends (threat 20, docs/threats.md).
 
     Streamlit keeps every uploaded file's bytes in its UploadedFileManager until the browser deletes the file
     or the session shuts down; a new widget key alone does not free them. Its own chat input removes a file

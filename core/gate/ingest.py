@@ -2,7 +2,7 @@
 
 A model is a program (ONNX, PyTorch and Hugging Face all say so), so this module is the gate: pure Python,
 no onnx / onnxruntime / torch / transformers import, and every rejection is a QuantLensError with a stable
-code from threats.md and one plain sentence. What passes is written under `dest_dir` with names we choose.
+code from docs/threats.md and one plain sentence. What passes is written under `dest_dir` with names we choose.
 
 Accepted inputs, detected by content (never by the client's file name):
 - a single `.onnx` file with every tensor inside it (copied to `dest_dir/model.onnx`);
