@@ -58,12 +58,20 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(port: int, log: Path) -> subprocess.Popen:
+_WITH_QUEUE = ("import sys; from streamlit.web.server.starlette import starlette_websocket as w; "
+               "w.WEBSOCKET_MAX_SEND_QUEUE_SIZE = int(sys.argv.pop(1)); from streamlit.web.cli import main; "
+               "sys.argv[0] = 'streamlit'; sys.exit(main())")
+
+
+def start_server(port: int, log: Path, send_queue: int | None = None, ping_s: int | None = None) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    launcher = ["-m", "streamlit"] if send_queue is None else ["-c", _WITH_QUEUE, str(send_queue)]
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+        proc = subprocess.Popen([sys.executable, *launcher, "run", str(ROOT / "app.py"),
                                  "--server.port", str(port), "--server.address", "127.0.0.1",
-                                 "--server.headless", "true"], cwd=ROOT, env=env, stdout=out, stderr=out)
+                                 "--server.headless", "true",
+                                 *([f"--server.websocketPingInterval={ping_s}"] if ping_s else [])],
+                                cwd=ROOT, env=env, stdout=out, stderr=out)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -75,6 +83,17 @@ def start_server(port: int, log: Path) -> subprocess.Popen:
         time.sleep(0.3)
     proc.kill()
     raise RuntimeError("streamlit did not become healthy in 90 s")
+
+
+# Like a browser: no client-side pings, and frames are taken off the socket (answering the server's pings) however
+# slowly the page processes them: a browser's network layer buffers messages for its busy main thread.
+_BROWSER_LIKE = {"subprotocols": ["streamlit"], "max_size": 2**28, "ping_interval": None, "max_queue": None}
+
+
+def _describe_close(exc: ConnectionClosed) -> str:
+    frame = exc.rcvd or exc.sent
+    side = "server" if exc.rcvd else ("client" if exc.sent else "connection")
+    return f"{side} closed the socket ({frame.code} {frame.reason})" if frame else "the connection dropped"
 
 
 def _rerun(page: str, query: str, widgets: dict[str, tuple[str, object]] | None = None) -> bytes:
@@ -115,7 +134,7 @@ async def calculator_session(url: str, index: int, changes: int, burst: bool, ti
     result = SessionResult(f"calc-{index}")
     widget_ids: dict[str, str] = {}
     try:
-        async with connect(url, subprotocols=["streamlit"], max_size=2**28, open_timeout=timeout_s) as ws:
+        async with connect(url, **_BROWSER_LIKE, open_timeout=timeout_s) as ws:
             await ws.send(_rerun("calculator", "src=params&params=7B"))
             await _until_finished(ws, result, timeout_s, 0, widget_ids)
             ctx_id = widget_ids.get("w_ctx")
@@ -123,14 +142,35 @@ async def calculator_session(url: str, index: int, changes: int, burst: bool, ti
                 result.stalled = "no context widget found"
                 return result
             values = [1024 * (index + k + 1) % 131072 + 1024 for k in range(changes)]
-            if burst:  # a user typing fast: every change sent before any answer is read
+            if burst:  # a user typing fast: a change every 0.3 s whatever has been read so far
+                finished: list[int] = []
+
+                async def reader() -> None:
+                    while True:
+                        finished.append(await _until_finished(ws, result, timeout_s, slow_reader_s, widget_ids))
+
+                reading = asyncio.create_task(reader())
                 started = time.perf_counter()
-                for value in values:
-                    await ws.send(_rerun("calculator", "", {ctx_id: ("int_value", value)}))
-                for _ in values:
-                    result.messages_per_rerun.append(await _until_finished(ws, result, timeout_s, slow_reader_s,
-                                                                           widget_ids))
-                result.latencies_s.append((time.perf_counter() - started) / max(1, len(values)))
+                try:
+                    for value in values:
+                        await ws.send(_rerun("calculator", "", {ctx_id: ("int_value", value)}))
+                        await asyncio.sleep(0.3)
+                        if reading.done():
+                            break
+                    seen = len(finished)
+                    deadline = time.monotonic() + timeout_s
+                    while len(finished) == seen and not reading.done() and time.monotonic() < deadline:
+                        await asyncio.sleep(0.05)  # the answer to the last change
+                finally:
+                    reading.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, ConnectionClosed, TimeoutError):
+                        await reading
+                result.messages_per_rerun.extend(finished)
+                if reading.done() and not reading.cancelled() and reading.exception() is not None:
+                    raise reading.exception()
+                if not finished:
+                    raise TimeoutError
+                result.latencies_s.append(time.perf_counter() - started)
             else:
                 for value in values:
                     started = time.perf_counter()
@@ -141,8 +181,7 @@ async def calculator_session(url: str, index: int, changes: int, burst: bool, ti
     except TimeoutError:
         result.stalled = f"no answer in {timeout_s:g} s after {len(result.messages_per_rerun)} changes"
     except ConnectionClosed as exc:
-        result.stalled = f"server closed the socket ({exc.rcvd.code if exc.rcvd else 'no code'}) after " \
-                         f"{len(result.messages_per_rerun)} changes"
+        result.stalled = f"{_describe_close(exc)} after {len(result.messages_per_rerun)} changes"
     except OSError as exc:
         result.stalled = f"connection failed: {exc}"
     return result
@@ -151,7 +190,7 @@ async def calculator_session(url: str, index: int, changes: int, burst: bool, ti
 async def compare_session(url: str, index: int, timeout_s: float) -> SessionResult:
     result = SessionResult(f"compare-{index}")
     try:
-        async with connect(url, subprotocols=["streamlit"], max_size=2**28, open_timeout=60) as ws:
+        async with connect(url, **_BROWSER_LIKE, open_timeout=60) as ws:
             started = time.perf_counter()
             await ws.send(_rerun("compare", "src=demo&run=1&runs=3"))
             result.messages_per_rerun.append(await _until_finished(ws, result, timeout_s, 0, {}))
@@ -159,7 +198,7 @@ async def compare_session(url: str, index: int, timeout_s: float) -> SessionResu
     except TimeoutError:
         result.stalled = f"no result in {timeout_s:g} s"
     except ConnectionClosed as exc:
-        result.stalled = f"server closed the socket ({exc.rcvd.code if exc.rcvd else 'no code'})"
+        result.stalled = _describe_close(exc)
     return result
 
 
@@ -188,13 +227,21 @@ def main() -> int:
     parser.add_argument("--slow-reader", type=float, default=0.0, help="seconds a client waits before each read")
     parser.add_argument("--answer-timeout", type=float, default=60.0)
     parser.add_argument("--compare-timeout", type=float, default=400.0)
+    parser.add_argument("--client-buffer", type=int, default=None,
+                        help="messages a client buffers before it stops reading its socket (a busy renderer's "
+                             "backpressure; then it cannot answer pings either); default: unbounded")
+    parser.add_argument("--ping-interval", type=int, default=None,
+                        help="server.websocketPingInterval for the server (Streamlit's default: 30 s, timeout 30 s)")
+    parser.add_argument("--send-queue", type=int, default=None,
+                        help="start the server with this per-client send queue instead of Streamlit's 500")
     args = parser.parse_args()
     if not (1 <= args.sessions <= 50 and 1 <= args.changes <= 100 and 0 <= args.compare <= 4):
         parser.error("--sessions 1..50, --changes 1..100, --compare 0..4")
 
     port = _free_port()
     log = Path(tempfile.mkdtemp(prefix="quantlens-load-")) / "streamlit.log"
-    server = start_server(port, log)
+    server = start_server(port, log, args.send_queue, args.ping_interval)
+    _BROWSER_LIKE["max_queue"] = args.client_buffer
     try:
         url = f"ws://127.0.0.1:{port}/_stcore/stream"
         server_process = psutil.Process(server.pid)
@@ -221,7 +268,8 @@ def main() -> int:
     updates = sum(len(r.messages_per_rerun) for r in calc)
     per_rerun = [n for r in calc for n in r.messages_per_rerun]
     print(f"sessions={args.sessions} changes={args.changes} burst={args.burst} slow_reader={args.slow_reader:g}s "
-          f"compare={args.compare} cpus={os.cpu_count()}")
+          f"compare={args.compare} send_queue={args.send_queue or 'default (500)'} "
+          f"client_buffer={args.client_buffer} ping_interval={args.ping_interval or 'default (30)'} cpus={os.cpu_count()}")
     print(f"{'metric':<34}{'value':>14}")
     rows = [
         ("calculator updates", f"{updates}"),
