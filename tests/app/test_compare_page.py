@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core.compare.inputs import DEFAULT_TEXTS
 from tests.core.conftest import build_gemm_relu_onnx
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "compare.py")
@@ -132,3 +133,17 @@ def test_an_upload_is_moved_to_disk_and_the_widget_lets_go_of_its_bytes(tmp_path
 
         shutil.rmtree(Path(at.session_state["cmp_upload"]["dir"]), ignore_errors=True)
         shutil.rmtree(stored.parent, ignore_errors=True)
+
+
+def test_switching_to_upload_while_the_first_run_is_going_keeps_the_inputs():
+    """A rerun that interrupts the first run can lose widget values Streamlit never saw rendered (round two:
+    the inputs box came back empty and Run said `no_inputs`); the page restores them from the link's values."""
+    initial = AppTest.from_file(PAGE, default_timeout=30).run().session_state["cmp_initial"]
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    # what the interrupted first run left: the page's own keys, none of the widget values
+    at.session_state["cmp_init"] = True
+    at.session_state["cmp_initial"] = {**initial, "cmp_src": "upload"}
+    at.run()
+    assert not at.exception
+    assert at.radio(key="cmp_src").value == "upload"
+    assert at.text_area(key="cmp_texts").value.splitlines() == list(DEFAULT_TEXTS)
