@@ -541,7 +541,7 @@ def main() -> None:
                 with st.spinner("Checking the upload"):
                     keep_upload(uploaded)
             except QuantLensError as exc:  # refused on arrival, not after Run (shown until the next upload)
-                st.session_state["cmp_upload_error"] = exc.one_line()
+                st.session_state["cmp_upload_error"] = f"{uploaded.name[:100]} was refused: {exc.one_line()}"
             st.rerun()  # re-render with a fresh, empty uploader
         if st.session_state.get("cmp_upload_error"):
             st.error(plain(st.session_state["cmp_upload_error"]))
