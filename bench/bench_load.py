@@ -32,6 +32,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +51,7 @@ class SessionResult:
     latencies_s: list[float] = field(default_factory=list)
     messages_per_rerun: list[int] = field(default_factory=list)
     stalled: str = ""
+    rss_while_open: int = 0
 
 
 def _free_port() -> int:
@@ -63,14 +65,17 @@ _WITH_QUEUE = ("import sys; from streamlit.web.server.starlette import starlette
                "sys.argv[0] = 'streamlit'; sys.exit(main())")
 
 
-def start_server(port: int, log: Path, send_queue: int | None = None, ping_s: int | None = None) -> subprocess.Popen:
+def start_server(port: int, log: Path, send_queue: int | None = None, ping_s: int | None = None,
+                 xsrf: bool = True) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     launcher = ["-m", "streamlit"] if send_queue is None else ["-c", _WITH_QUEUE, str(send_queue)]
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, *launcher, "run", str(ROOT / "app.py"),
                                  "--server.port", str(port), "--server.address", "127.0.0.1",
                                  "--server.headless", "true",
-                                 *([f"--server.websocketPingInterval={ping_s}"] if ping_s else [])],
+                                 *([f"--server.websocketPingInterval={ping_s}"] if ping_s else []),
+                                 # the upload client sends no XSRF cookie (loopback-only bench server)
+                                 *([] if xsrf else ["--server.enableXsrfProtection=false"])],
                                 cwd=ROOT, env=env, stdout=out, stderr=out)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -202,6 +207,86 @@ async def compare_session(url: str, index: int, timeout_s: float) -> SessionResu
     return result
 
 
+def _onnx_of_size(megabytes: int) -> bytes:
+    """A valid single-file ONNX model (Y = X + W) padded with a zero initializer to about `megabytes` MB."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    padding = numpy_helper.from_array(np.zeros(megabytes * 250_000, dtype=np.float32), "padding")
+    graph = helper.make_graph([helper.make_node("Add", ["X", "W"], ["Y"])], "g",
+                              [helper.make_tensor_value_info("X", TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [2])],
+                              initializer=[helper.make_tensor("W", TensorProto.FLOAT, [2], [1.0, 2.0]), padding])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def _put_file(url: str, name: str, data: bytes) -> None:
+    boundary = "quantlensbench" + os.urandom(8).hex()
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
+            f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(url, data=body, method="PUT",
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        response.read()
+
+
+async def upload_session(url: str, http: str, index: int, data: bytes, hold_s: float, timeout_s: float,
+                         rss: Callable[[], int]) -> SessionResult:
+    """Open the compare page, upload a model the way the browser does, keep the session open `hold_s`."""
+    result = SessionResult(f"upload-{index}")
+    widget_ids: dict[str, str] = {}
+    try:
+        async with connect(url, **_BROWSER_LIKE, open_timeout=timeout_s) as ws:
+            await ws.send(_rerun("compare", "src=upload"))
+            session_id = ""
+            while True:  # the first run, remembering the session id
+                msg = ForwardMsg()
+                msg.ParseFromString(await asyncio.wait_for(ws.recv(), timeout=timeout_s))
+                if msg.WhichOneof("type") == "new_session":
+                    session_id = msg.new_session.initialize.session_id
+                if msg.WhichOneof("type") == "delta" and msg.delta.WhichOneof("type") == "new_element":
+                    element = msg.delta.new_element
+                    widget_id = getattr(getattr(element, element.WhichOneof("type") or "empty", None), "id", "")
+                    if widget_id:
+                        widget_ids[widget_id.rsplit("-", 1)[-1]] = widget_id
+                if msg.WhichOneof("type") == "script_finished" and \
+                        msg.script_finished != ForwardMsg.FINISHED_EARLY_FOR_RERUN:
+                    break
+            uploader = widget_ids["cmp_model_file"]
+            ask = BackMsg()
+            ask.file_urls_request.request_id = f"r{index}"
+            ask.file_urls_request.file_names.append("model.onnx")
+            ask.file_urls_request.session_id = session_id
+            await ws.send(ask.SerializeToString())
+            while True:
+                msg = ForwardMsg()
+                msg.ParseFromString(await asyncio.wait_for(ws.recv(), timeout=timeout_s))
+                if msg.WhichOneof("type") == "file_urls_response":
+                    urls = msg.file_urls_response.file_urls[0]
+                    break
+            started = time.perf_counter()
+            await asyncio.to_thread(_put_file, http + urls.upload_url, "model.onnx", data)
+            run = BackMsg()
+            run.rerun_script.page_name = "compare"
+            state = run.rerun_script.widget_states.widgets.add()
+            state.id = uploader
+            info = state.file_uploader_state_value.uploaded_file_info.add()
+            info.name, info.size, info.file_id = "model.onnx", len(data), urls.file_id
+            info.file_urls.CopyFrom(urls)
+            await ws.send(run.SerializeToString())
+            result.messages_per_rerun.append(await _until_finished(ws, result, timeout_s, 0, widget_ids))
+            result.latencies_s.append(time.perf_counter() - started)
+            await asyncio.sleep(hold_s)  # the session stays connected with its upload kept
+            result.rss_while_open = rss()
+    except TimeoutError:
+        result.stalled = f"no answer in {timeout_s:g} s"
+    except (ConnectionClosed, KeyError, OSError) as exc:
+        result.stalled = f"upload failed: {type(exc).__name__} {exc}"
+    return result
+
+
 def _rss_sampler(pid: int, stop: threading.Event, peak: list[int]) -> None:
     process = psutil.Process(pid)
     while not stop.is_set():
@@ -211,10 +296,14 @@ def _rss_sampler(pid: int, stop: threading.Event, peak: list[int]) -> None:
         stop.wait(0.2)
 
 
-async def run_load(url: str, args: argparse.Namespace) -> list[SessionResult]:
+async def run_load(url: str, args: argparse.Namespace, rss: Callable[[], int]) -> list[SessionResult]:
     tasks = [calculator_session(url, i, args.changes, args.burst, args.answer_timeout, args.slow_reader)
              for i in range(args.sessions)]
     tasks += [compare_session(url, i, args.compare_timeout) for i in range(args.compare)]
+    if args.uploads:
+        data = _onnx_of_size(args.upload_mb)
+        http = url.replace("ws://", "http://").split("/_stcore")[0]
+        tasks += [upload_session(url, http, i, data, args.hold, args.answer_timeout, rss) for i in range(args.uploads)]
     return await asyncio.gather(*tasks)
 
 
@@ -227,6 +316,9 @@ def main() -> int:
     parser.add_argument("--slow-reader", type=float, default=0.0, help="seconds a client waits before each read")
     parser.add_argument("--answer-timeout", type=float, default=60.0)
     parser.add_argument("--compare-timeout", type=float, default=400.0)
+    parser.add_argument("--uploads", type=int, default=0, help="sessions that each upload a model to /compare")
+    parser.add_argument("--upload-mb", type=int, default=50)
+    parser.add_argument("--hold", type=float, default=5.0, help="seconds an upload session stays open after it")
     parser.add_argument("--client-buffer", type=int, default=None,
                         help="messages a client buffers before it stops reading its socket (a busy renderer's "
                              "backpressure; then it cannot answer pings either); default: unbounded")
@@ -235,12 +327,13 @@ def main() -> int:
     parser.add_argument("--send-queue", type=int, default=None,
                         help="start the server with this per-client send queue instead of Streamlit's 500")
     args = parser.parse_args()
-    if not (1 <= args.sessions <= 50 and 1 <= args.changes <= 100 and 0 <= args.compare <= 4):
-        parser.error("--sessions 1..50, --changes 1..100, --compare 0..4")
+    if not (0 <= args.sessions <= 50 and 1 <= args.changes <= 100 and 0 <= args.compare <= 4
+            and 0 <= args.uploads <= 10 and 1 <= args.upload_mb <= 190):
+        parser.error("--sessions 0..50, --changes 1..100, --compare 0..4, --uploads 0..10, --upload-mb 1..190")
 
     port = _free_port()
     log = Path(tempfile.mkdtemp(prefix="quantlens-load-")) / "streamlit.log"
-    server = start_server(port, log, args.send_queue, args.ping_interval)
+    server = start_server(port, log, args.send_queue, args.ping_interval, xsrf=not args.uploads)
     _BROWSER_LIKE["max_queue"] = args.client_buffer
     try:
         url = f"ws://127.0.0.1:{port}/_stcore/stream"
@@ -250,7 +343,7 @@ def main() -> int:
         sampler = threading.Thread(target=_rss_sampler, args=(server.pid, stop, peak), daemon=True)
         sampler.start()
         started = time.perf_counter()
-        results = asyncio.run(run_load(url, args))
+        results = asyncio.run(run_load(url, args, lambda: server_process.memory_info().rss))
         elapsed = time.perf_counter() - started
         stop.set()
         sampler.join()
@@ -283,6 +376,11 @@ def main() -> int:
         ("stalled sessions", f"{sum(1 for r in results if r.stalled)} of {len(results)}"),
         ("wall time (s)", f"{elapsed:.1f}"),
     ]
+    uploads = [r for r in results if r.name.startswith("upload") and not r.stalled]
+    if uploads:
+        rows.append((f"uploads of {args.upload_mb} MB done", f"{len(uploads)} of {args.uploads}"))
+        rows.append(("upload+gate latency median (s)", f"{statistics.median(r.latencies_s[0] for r in uploads):.2f}"))
+        rows.append(("server RSS, uploads open (MB)", f"{max(r.rss_while_open for r in uploads) / 1e6:.0f}"))
     for compare in (r for r in results if r.name.startswith("compare")):
         rows.append((f"{compare.name} (s)", f"{compare.latencies_s[0]:.1f}" if compare.latencies_s else "-"))
     for name, value in rows:
