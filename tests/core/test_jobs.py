@@ -413,3 +413,29 @@ def test_a_compare_job_refuses_paths_outside_its_job_folder(job_root, tmp_path):
         with pytest.raises(QuantLensError) as caught:
             job.payload(job_dir)
         assert caught.value.code == "bad_payload"
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_cli_mid_job_stops_the_worker_and_removes_its_folder(job_root):
+    """A deploy's SIGTERM to `python -m core compare`: exit 143 with one line, no worker left, no job folder."""
+    import psutil
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, JOB_ROOT_ENV: str(job_root)}
+    cli = subprocess.Popen([sys.executable, "-m", "core", "compare", "demo", "--runs", "200", "--quiet"], cwd=root,
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        def worker():
+            children = psutil.Process(cli.pid).children(recursive=True)
+            return next((c for c in children if "core.jobs.worker" in " ".join(c.cmdline())), None)
+
+        assert _poll(lambda: worker() is not None, timeout_s=120), "the job never started"
+        pid = worker().pid
+        cli.send_signal(signal.SIGTERM)
+        assert cli.wait(timeout=60) == 143
+        assert "[terminated]" in cli.stderr.read()
+        assert _poll(lambda: _gone(pid)), "the worker outlived the CLI"
+        assert [p.name for p in job_root.iterdir()] == []
+    finally:
+        cli.kill()
+        cli.wait()
