@@ -171,6 +171,10 @@ def sweep_orphaned_job_dirs(root: Path | None = None) -> int:
     root = Path(root) if root is not None else default_job_root()
     removed = 0
     for entry in root.iterdir():
+        stem = entry.name.removesuffix(OWNER_SUFFIX)
+        if entry.name.endswith(OWNER_SUFFIX) and _JOB_NAME.fullmatch(stem) and not (root / stem).exists():
+            entry.unlink(missing_ok=True)  # a stamp whose folder is already gone
+            continue
         if not _JOB_NAME.fullmatch(entry.name):
             continue
         try:
