@@ -1,4 +1,4 @@
-"""Minimum versions of the libraries that open untrusted models, checked at start-up (threat 25).
+"""Minimum versions of the libraries that open untrusted models, checked at start-up (threat 25, docs/threats.md).
 
 Pins in requirements.txt can drift (a hand-made venv, an older base image); a library below the release
 that fixed a known model-loading vulnerability must not serve uploads. Versions come from package metadata

@@ -30,6 +30,7 @@ from core.sizing.verdict import FITS, FITS_SPLIT, MAX_CARDS, answer, format_toke
 from pages import hub_input, style
 from pages.routing import ensure_routed, page_entered
 from pages.share import share_link
+from pages.text import link_int, plain
 
 ensure_routed()
 ENTERED = page_entered("calculator")
@@ -118,11 +119,11 @@ def read_query_params(qp, model_ids: list[str], gpu_ids: list[str]) -> tuple[dic
     warnings: list[tuple[str, str]] = []
 
     def bad(key: str, value: object, why: str) -> None:
-        warnings.append((key, f"Ignored `{key}={str(value)[:60]}` in the link ({why}); using the default."))
+        warnings.append((key, f"Ignored {plain(key)}={plain(value, 60)} in the link ({plain(why)}); using the default."))
 
     for key in qp.values:
         if key not in state and key not in ("rev", "file"):  # rev= and file= belong to hf=
-            warnings.append((key, f"Ignored `{key}=` in the link: this page has no such setting "
+            warnings.append((key, f"Ignored {plain(key, 60)}= in the link: this page has no such setting "
                                   f"(it reads {', '.join(k for k in state if k != 'cfg')})."))
     if "src" in qp:
         v = qp["src"]
@@ -179,8 +180,9 @@ def read_query_params(qp, model_ids: list[str], gpu_ids: list[str]) -> tuple[dic
     for key, lo, hi in (("batch", 1, MAX_BATCH), ("rank", 1, 1024), ("cards", 1, MAX_CARDS)):
         if key in qp:
             v = qp[key]
-            if v.isdigit() and lo <= int(v) <= hi:
-                state[key] = int(v)
+            number = link_int(v, lo, hi)
+            if number is not None:
+                state[key] = number
             else:
                 bad(key, v, f"must be a whole number from {lo} to {hi:,}")
     for key, allowed in (("kv", KV_PRECISIONS), ("rt", RUNTIMES), ("mode", MODES)):
@@ -366,14 +368,14 @@ def draw_answer(box, answers, result, ctx: int) -> None:
         st.subheader("The answer", anchor="the-answer")
         for a in answers:
             for v in a.verdicts:
-                st.markdown(("✅ " if v.fits else "❌ ") + v.sentence)
+                st.markdown(("✅ " if v.fits else "❌ ") + plain(v.sentence))
         if not any(a.verdicts for a in answers):
             st.caption("Pick hardware below to get a yes or no.")
         lines = []
         for es in result.estimates:
             totals = ", ".join(f"{e.precision_label} **{e.total_bytes / GB:,.1f} GB**" for e in es)
-            lines.append(f"- {es[0].model_name}, {format_tokens(ctx)} context: {totals}" if ctx else
-                         f"- {es[0].model_name}, weights only: {totals}")
+            lines.append(f"- {plain(es[0].model_name)}, {format_tokens(ctx)} context: {totals}" if ctx else
+                         f"- {plain(es[0].model_name)}, weights only: {totals}")
         st.markdown("**Totals** (weights + KV cache + overhead)\n" + "\n".join(lines))
 
 
@@ -385,7 +387,7 @@ def draw_training(models, mode: str, state: dict, hardware, cards: int) -> None:
         try:
             t = training_estimate(m.parameters, m.architecture, mode, max(ctx, 1), batch, int(state["rank"] or 16))
         except QuantLensError as exc:
-            st.warning(f"{m.name}: {exc.message}")
+            st.warning(f"{plain(m.name)}: {plain(exc.message)}")
             continue
         rows.append({"Model": m.name, "Trainable parameters": f"{t.trainable_parameters:,}",
                      "Weights GB": t.weights_bytes / GB, "Gradients GB": t.gradients_bytes / GB,
@@ -396,10 +398,10 @@ def draw_training(models, mode: str, state: dict, hardware, cards: int) -> None:
             n = cards if hw.kind == "gpu" else 1
             text = training_fit_text(t.total_bytes, hw, n)
             fit_rows.append({"Model": m.name, "Hardware": hw.name + (f" ×{n}" if n > 1 else ""), "Fits": text})
-            st.markdown(f"{text[:1]} {m.name} on {hw.name}{f' ×{n}' if n > 1 else ''}: {text[2:]} "
+            st.markdown(f"{text[:1]} {plain(m.name)} on {hw.name}{f' ×{n}' if n > 1 else ''}: {text[2:]} "
                         f"({t.total_bytes / GB:,.1f} GB needed)")
         for note in t.notes:
-            st.caption(f"{m.name}: {note}")
+            st.caption(f"{plain(m.name)}: {plain(note)}")
     if fit_rows:
         st.dataframe(pd.DataFrame(fit_rows), hide_index=True, width="stretch")
     if rows:
@@ -511,7 +513,7 @@ def draw_charts(models, result, precisions, hardware, sweeps, batch: int) -> Non
                       alt="Stacked bars of weights, KV cache and overhead per precision.")
     st.caption("Stacked bars of weights, KV cache and overhead per precision; the numbers are in the table above.")
     names = ", ".join(m.name for m in models)
-    st.subheader(f"Memory against context: {names}")
+    st.subheader(f"Memory against context: {plain(names)}")
     if any(not m.architecture for m in models):
         st.caption("A bare parameter count has no KV cache estimate: its lines stay flat. Pick a catalog model or "
                    "upload a config.json.")
@@ -635,10 +637,10 @@ ctx, batch, kv, rt, cards = int(state["ctx"]), int(state["batch"]), state["kv"],
 
 for m in models:
     for w in m.warnings:
-        st.info(f"{m.name}: {w}")
+        st.info(f"{plain(m.name)}: {plain(w)}")
     if m.architecture is not None and ctx > m.max_context:
         with warning_box:
-            st.warning(f"Context {ctx:,} is beyond {m.name}'s trained context of {m.max_context:,} tokens: the "
+            st.warning(f"Context {ctx:,} is beyond {plain(m.name)}'s trained context of {m.max_context:,} tokens: the "
                        "memory is computed, but the model was not trained to read that far.")
 
 if mode != "inference":

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import threading
 import uuid
@@ -42,6 +41,7 @@ from core.units import MB
 from pages import style
 from pages.routing import ensure_routed, page_entered
 from pages.share import share_link
+from pages.text import plain
 
 ensure_routed()
 ENTERED = page_entered("compare")
@@ -62,14 +62,6 @@ SAVED_KEYS = ("cmp_src", "cmp_precisions", "cmp_ref", "cmp_bs", "cmp_al", "cmp_a
               "cmp_runs", "cmp_f8", "cmp_clip", "cmp_texts")
 URL_DEFAULTS = {"src": "demo", "p": ",".join(DEFAULT_PRECISIONS), "ref": "fp16", "bs": "128", "al": "4", "f8": "33", "clip": "1",
                 "algo": "rtn", "sym": "0", "emb": "1", "pc": "1", "runs": "20"}
-
-
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
-
-
-def plain(text: str) -> str:
-    """Escape Markdown in strings that came from a user or a model (names, link values, error details)."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
 
 
 # ------------------------------------------------------------------------------------------ shared resources
@@ -98,9 +90,27 @@ def job_queue():
 
 
 @st.cache_resource(show_spinner=False)
-def demo_store() -> dict:
-    """Demo results shared by all sessions (public model, same inputs for all): key -> {report, dir}."""
-    return {"lock": threading.Lock(), "results": {}}
+def demo_store():
+    """Demo results shared by all sessions (public model, same inputs for all), in the private job root."""
+    from core.jobs.demo_store import DemoStore
+    from core.jobs.runner import default_job_root
+
+    return DemoStore(default_job_root() / "demo-results", max_entries=MAX_DEMO_RESULTS)
+
+
+@st.cache_resource(show_spinner=False)
+def gate_slots() -> threading.BoundedSemaphore:
+    """At most two uploads are checked at once (each check is a child process with its own budget)."""
+    return threading.BoundedSemaphore(2)
+
+
+def session_files():
+    """This session's folders (its upload, its latest job): removed when the session ends."""
+    from core.jobs.session import SessionFiles
+
+    if "cmp_files" not in st.session_state:
+        st.session_state["cmp_files"] = SessionFiles()
+    return st.session_state["cmp_files"]
 
 
 def session_id() -> str:
@@ -121,6 +131,11 @@ def init_state_from_url() -> list[str]:
     the link when it carries settings (a link always wins), else from what this page showed last, else defaults.
     """
     if st.session_state.get("cmp_init") and not ENTERED:
+        # A rerun that interrupted the first run (the user switched to Upload while it was still going) may have
+        # dropped widget values Streamlit had not yet seen rendered: restore them rather than run with none.
+        for key, value in st.session_state.get("cmp_initial", {}).items():
+            if key not in st.session_state:
+                st.session_state[key] = value
         return []
     st.session_state["cmp_init"] = True
     saved = st.session_state.get("cmp_saved")
@@ -158,14 +173,16 @@ def init_state_from_url() -> list[str]:
     if algo not in ("rtn", "hqq"):
         problems.append(f"algo={algo!r}")
         algo = "rtn"
-    st.session_state.update({
+    initial = {
         "cmp_src": src, "cmp_precisions": precisions, "cmp_ref": ref,
         "cmp_bs": number("bs", BLOCK_SIZES), "cmp_al": number("al", ACCURACY_LEVELS), "cmp_algo": algo,
         "cmp_sym": _flag(qp.get("sym", "0")), "cmp_emb": _flag(qp.get("emb", "1")), "cmp_pc": _flag(qp.get("pc", "1")),
         "cmp_runs": number("runs", range(3, 201)), "cmp_f8": number("f8", range(0, 101)),
         "cmp_clip": _flag(qp.get("clip", "1")), "cmp_texts": "\n".join(DEFAULT_TEXTS),
-        "cmp_autorun": _flag(qp.get("run", "0")),
-    })
+    }
+    st.session_state.update(initial)
+    st.session_state["cmp_initial"] = initial
+    st.session_state["cmp_autorun"] = _flag(qp.get("run", "0"))
     return problems
 
 
@@ -223,65 +240,90 @@ def _run_job(payload: dict, job_dir: Path, status) -> dict:
 
 
 def run_demo(options: CompareOptions, texts: list[str] | None, key: str, status) -> dict:
-    """Run (or reuse) the demo comparison; results and files are shared by every session."""
+    """Run (or reuse) the demo comparison; results and files are shared by every session.
+
+    Only visitors asking for the *same* demo settings wait for each other (and say so); other settings go
+    straight to the job queue, which tells them their place in line.
+    """
     store = demo_store()
-    with store["lock"]:  # a second visitor asking for the same demo waits here, then reuses the result
-        cached = store["results"].get(key)
-        if cached and all((Path(cached["dir"]) / r["file_name"]).exists() for r in cached["report"]["results"]):
+    cached = store.get(key)
+    if cached is not None:
+        return cached
+    with store.lock_for(key, on_wait=lambda: status.update(
+            label="Another visitor is running the demo with these settings; waiting for their result")):
+        cached = store.get(key)
+        if cached is not None:
             return cached
-        from core.jobs.runner import default_job_root, job_directory
+        from core.jobs.payload import CompareJob
+        from core.jobs.runner import job_directory
 
         with job_directory() as job_dir:
-            report = _run_job({"source": "demo", "options": options.to_dict(), "inputs": texts}, job_dir, status)
-            # inside the private (0700) job root, never a shared /tmp folder someone else could have planted
-            target = default_job_root() / "demo-results" / key
-            shutil.rmtree(target, ignore_errors=True)
-            target.mkdir(parents=True, exist_ok=True)
-            for item in (job_dir / "out").iterdir():
-                if item.is_file() and not item.is_symlink():
-                    shutil.copyfile(item, target / item.name)
-        entry = {"report": report, "dir": str(target)}
-        results = store["results"]
-        results[key] = entry
-        while len(results) > MAX_DEMO_RESULTS:  # oldest first (dicts keep insertion order)
-            old = results.pop(next(iter(results)))
-            shutil.rmtree(old["dir"], ignore_errors=True)
-        return entry
+            job = CompareJob("demo", options.to_dict(), tuple(texts) if texts is not None else None)
+            report = _run_job(job.payload(job_dir), job_dir, status)
+            return store.put(key, report, job_dir / "out")
+
+
+def release_upload(uploaded) -> None:
+    """Make Streamlit drop its in-memory copy of an upload now, not when the session ends (threat 20, docs/threats.md).
+
+    Streamlit keeps every uploaded file's bytes in its UploadedFileManager until the browser deletes the file
+    or the session shuts down; a new widget key alone does not free them. Its own chat input removes a file
+    the same way once it has been read.
+    """
+    from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileManager
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    file_id = getattr(uploaded, "file_id", None)
+    if ctx is not None and file_id and isinstance(ctx.uploaded_file_mgr, MemoryUploadedFileManager):
+        ctx.uploaded_file_mgr.remove_file(session_id=ctx.session_id, file_id=file_id)
+    uploaded.close()
+
+
+def upload_limits():
+    from core.gate import ingest
+
+    return ingest.UploadLimits(max_upload_bytes=settings().max_model_upload_bytes,
+                               max_total_bytes=settings().max_unpacked_bytes,
+                               max_file_bytes=settings().max_unpacked_bytes)
 
 
 def keep_upload(uploaded) -> None:
-    """Move a new upload out of memory: stream it to this session's own folder, hash it once, clear the widget.
+    """Take a new upload out of memory and through the gate at once, so a bad file is refused on arrival.
 
-    Streamlit keeps an uploaded file in server memory while its widget holds it; many sessions holding 200 MB each
-    would exhaust the host. The bytes are spooled to disk (fixed name, chunked), and the widget gets a new key so
-    Streamlit drops its copy on the rerun. Later runs read the spooled file.
+    The bytes are streamed to this session's own folder (fixed name, chunked), Streamlit's copy is released,
+    and the confined gate (a child process with a memory/CPU/time budget) validates and unpacks it there,
+    hashing it once. The widget gets a new key so the page re-renders with an empty uploader.
     """
     from core.gate import ingest
+    from core.gate.confined import validate_upload_confined
     from core.jobs.runner import new_job_dir, remove_job_dir
 
-    previous = st.session_state.pop("cmp_upload", None)
-    if previous:
-        remove_job_dir(Path(previous["dir"]))
-    upload_dir = new_job_dir()
+    files = session_files()
+    files.drop("upload")
+    st.session_state.pop("cmp_upload", None)
+    st.session_state["cmp_upload_gen"] = st.session_state.get("cmp_upload_gen", 0) + 1
+    name, upload_dir = uploaded.name, new_job_dir()
     try:
         uploaded.seek(0)
         spooled = ingest.spool_upload(uploaded, upload_dir, max_bytes=settings().max_model_upload_bytes)
-        digest = hashlib.sha256()
-        with spooled.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(2**20), b""):
-                digest.update(chunk)
+        release_upload(uploaded)
+        with gate_slots():
+            validated = validate_upload_confined(spooled, upload_dir, limits=upload_limits())
+        size = spooled.stat().st_size
+        spooled.unlink()
     except BaseException:
         remove_job_dir(upload_dir)
         raise
-    st.session_state["cmp_upload"] = {"dir": str(upload_dir), "path": str(spooled), "digest": digest.hexdigest(),
-                                      "name": uploaded.name, "size_bytes": spooled.stat().st_size}
-    st.session_state["cmp_upload_gen"] = st.session_state.get("cmp_upload_gen", 0) + 1
+    files.put("upload", upload_dir)
+    st.session_state["cmp_upload"] = {"dir": str(upload_dir), "path": str(validated.path), "kind": validated.kind,
+                                      "digest": validated.sha256, "name": name, "size_bytes": size}
 
 
 def kept_upload() -> dict | None:
-    """This session's spooled upload, if it is still on disk (the sweeper removes folders idle for an hour)."""
+    """This session's validated upload, if it is still on disk."""
     kept = st.session_state.get("cmp_upload")
-    if kept and Path(kept["path"]).is_file():
+    if kept and Path(kept["path"]).exists():
         return kept
     return None
 
@@ -291,47 +333,42 @@ def upload_widget_key() -> str:
     return "cmp_model_file" if gen == 0 else f"cmp_model_file_{gen}"
 
 
-def prepare_upload(data, job_dir: Path):
-    """Spool the uploaded bytes into the job dir (fixed name) and pass them through the upload gate."""
-    from core.gate import ingest
-
-    limits = ingest.UploadLimits(max_upload_bytes=settings().max_model_upload_bytes,
-                                 max_total_bytes=settings().max_unpacked_bytes,
-                                 max_file_bytes=settings().max_unpacked_bytes)
-    if hasattr(data, "seek"):
-        data.seek(0)  # an UploadedFile is streamed to disk in chunks, never copied whole in memory
-    spooled = ingest.spool_upload(data, job_dir, max_bytes=limits.max_upload_bytes)
-    try:
-        return ingest.validate_upload(spooled, job_dir, limits=limits)
-    finally:
-        spooled.unlink(missing_ok=True)
+def _copy_into(src: Path, job_dir: Path) -> Path:
+    """The validated model, copied into the job folder (the only folder the confined worker may read)."""
+    target = job_dir / src.name
+    if src.is_dir():
+        shutil.copytree(src, target, symlinks=True)
+    else:
+        shutil.copyfile(src, target, follow_symlinks=False)
+    return target
 
 
-def run_upload(data, options: CompareOptions, texts: list[str] | None, npz: bytes | None, status,
+def run_upload(kept: dict, options: CompareOptions, texts: list[str] | None, npz: bytes | None, status,
                media: list[tuple[str, bytes]] | None = None) -> dict:
-    """Validate and compare an uploaded model in its own job dir; the files stay there for download."""
+    """Compare this session's validated upload in a fresh job dir; the files stay there for download."""
+    from core.jobs.payload import CompareJob
     from core.jobs.runner import new_job_dir, remove_job_dir
 
     job_dir = new_job_dir()
     on_progress, on_wait = _progress_callbacks(status)
     try:
-        # validation (unzipping, header parsing) happens inside the queue's admission too, so N sessions never
-        # unpack N archives at once
         with job_queue().slot(session_id(), on_wait=on_wait) as slot:
-            status.update(label="Checking the upload")
-            validated = prepare_upload(data, job_dir)
-            inputs: list[str] | dict | None = texts if validated.kind == "hf_folder" else None
+            status.update(label="Preparing the job")
+            model = _copy_into(Path(kept["path"]), job_dir)
+            npz_path = None
             if npz is not None:
-                (job_dir / "inputs.npz").write_bytes(npz)
-                inputs = {"npz": str(job_dir / "inputs.npz")}
-            if media:
-                inputs = {"files": [str(p) for p in _write_media(media, job_dir / "inputs")]}
-            payload = {"source": str(validated.path), "options": options.to_dict(), "inputs": inputs,
-                       "name": "uploaded model" if validated.kind == "onnx" else None}
-            report = slot.run(TARGET, payload, job_dir=job_dir, limits=job_limits(), on_progress=on_progress)
+                npz_path = job_dir / "inputs.npz"
+                npz_path.write_bytes(npz)
+            files = tuple(_write_media(media, job_dir / "inputs")) if media else None
+            job = CompareJob(model, options.to_dict(),
+                             tuple(texts) if texts is not None and kept["kind"] == "hf_folder" else None,
+                             npz=npz_path, files=files, name="uploaded model" if kept["kind"] == "onnx" else None)
+            report = slot.run(TARGET, job.payload(job_dir), job_dir=job_dir, limits=job_limits(),
+                              on_progress=on_progress)
     except BaseException:
         remove_job_dir(job_dir)
         raise
+    session_files().put("job", job_dir)  # the previous run's files go now, not an hour later
     return {"report": report, "dir": str(job_dir / "out")}
 
 
@@ -523,7 +560,7 @@ def show_report(entry: dict, stale: bool) -> None:
         f"{report['reference'].upper()} | latency on {shape}, {env['intra_op_num_threads']} threads, onnxruntime "
         f"{env['onnxruntime']} on CPU, variants timed {env['latency_timing']} | sizes in MB (10^6 bytes)")
     for warning in report["warnings"]:
-        st.warning(warning)
+        st.warning(plain(warning))
     recommendation(report)
     for note in model.get("preprocessing") or []:  # what was done to an uploaded .onnx before quantizing it
         st.caption(plain(note))
@@ -597,12 +634,15 @@ def main() -> None:
                                     help=f"A single-file .onnx, or a .zip of a Hugging Face folder (config.json, "
                                          f"safetensors, tokenizer). Up to {max_upload_mb()} MB.")
         if uploaded is not None:
+            st.session_state.pop("cmp_upload_error", None)
             try:
-                keep_upload(uploaded)
-            except QuantLensError as exc:
-                st.error(plain(exc.one_line()))
-                return
-            st.rerun()  # re-render with a fresh, empty uploader: Streamlit then releases the in-memory copy
+                with st.spinner("Checking the upload"):
+                    keep_upload(uploaded)
+            except QuantLensError as exc:  # refused on arrival, not after Run (shown until the next upload)
+                st.session_state["cmp_upload_error"] = f"{uploaded.name[:100]} was refused: {exc.one_line()}"
+            st.rerun()  # re-render with a fresh, empty uploader
+        if st.session_state.get("cmp_upload_error"):
+            st.error(plain(st.session_state["cmp_upload_error"]))
         kept = kept_upload()
         if kept:
             st.caption(f"Model: **{plain(kept['name'])}** ({kept['size_bytes'] / MB:.1f} MB), kept on the server "
@@ -647,7 +687,7 @@ def main() -> None:
     if clicked or autorun:
         if st.session_state["cmp_src"] == "upload" and kept is None:
             st.error("Upload a model first, or choose the demo." + (
-                " Your earlier upload was removed after an hour without use." if "cmp_upload" in st.session_state
+                " Your earlier upload is no longer on the server; upload it again." if "cmp_upload" in st.session_state
                 else ""))
         elif media and st.session_state["cmp_src"] == "demo":
             st.error("The demo takes texts; images and audio are for uploaded image or audio classifiers.")
@@ -662,9 +702,8 @@ def main() -> None:
                     if st.session_state["cmp_src"] == "demo":
                         entry = run_demo(options, texts, key, status)
                     else:
-                        with open(kept["path"], "rb") as model_file:
-                            entry = run_upload(model_file, options, texts, npz, status, media=media)
-                    results.clear()  # one upload's files per session: the previous job dir is left to the sweeper
+                        entry = run_upload(kept, options, texts, npz, status, media=media)
+                    results.clear()  # one upload's files per session (run_upload removed the previous job dir)
                     results[key] = entry
                     st.session_state["cmp_last_key"] = key
                     status.update(label="Done", state="complete")

@@ -17,6 +17,7 @@ import streamlit as st
 from core.errors import QuantLensError
 from core.sizing import hub
 from core.sizing.hub_ref import HubRef, parse_hub_ref, ref_text, refs_from_query, refs_to_query, split_ref_lines
+from pages.text import plain
 
 GB = 10**9
 FOUND_KEY = "calc_hub_found"
@@ -27,7 +28,7 @@ def text_from_query(qp) -> tuple[str, list[str]]:
     try:
         refs = refs_from_query(qp.get_all("hf"), qp.get("rev") or None, qp.get("file") or None)
     except QuantLensError as exc:
-        return "", [f"Ignored `hf=` in the link ({exc.message})"]
+        return "", [f"Ignored hf= in the link ({plain(exc.message)})"]
     return "\n".join(ref_text(r) for r in refs), []
 
 
@@ -73,12 +74,12 @@ def lookup_all(text: str, token: str | None) -> list[hub.HubModel]:
             ref = parse_hub_ref(line)
             found = found_store.get(ref) if token is None else None
             if found is None:
-                with st.spinner(f"Reading {ref.label} from the Hub (metadata only)..."):
+                with st.spinner(f"Reading {plain(ref.label)} from the Hub (metadata only)..."):
                     found = hub.lookup(ref, token=token)
                 found_store[ref] = found
             out.append(found)
         except QuantLensError as exc:
-            st.error(exc.one_line())
+            st.error(plain(exc.one_line()))
     return out
 
 
@@ -88,8 +89,8 @@ def draw_details(found: list[hub.HubModel]) -> None:
         return
     st.subheader("From the Hugging Face Hub")
     for f in found:
-        stored = f"; stored as **{f.stored_precision}**" if f.stored_precision else ""
-        st.markdown(f"**{f.ref.label}** at commit `{f.commit[:12]}`{stored}"
+        stored = f"; stored as **{plain(f.stored_precision)}**" if f.stored_precision else ""
+        st.markdown(f"**{plain(f.ref.label)}** at commit {plain(f.commit[:12])}{stored}"
                     + ("; metadata only (no weights downloaded)" if f.requests else "; from the cache (no request)"))
         if f.parameters_by_dtype:
             st.caption("Parameters per stored dtype (safetensors headers): "
@@ -108,4 +109,4 @@ def draw_details(found: list[hub.HubModel]) -> None:
                              "Published GB": st.column_config.NumberColumn(format="%.3f"),
                              "Difference %": st.column_config.NumberColumn(format="%+.2f")})
         for n in f.notes:
-            st.caption(n)
+            st.caption(plain(n))

@@ -189,7 +189,8 @@ def _stage_source(model: str, job_dir: Path) -> str:
     path = Path(model)
     if not path.exists():
         raise QuantLensError("file_not_found", f"Model {model} does not exist.")
-    from core.gate import ingest
+    # the gate runs in a child with a memory/CPU/time budget: a crafted file cannot make the CLI the bomb
+    from core.gate.confined import validate_model_path_confined, validate_upload_confined
 
     if path.is_dir():
         copy = job_dir / "model"
@@ -197,14 +198,14 @@ def _stage_source(model: str, job_dir: Path) -> str:
             shutil.copytree(path, copy, symlinks=True)
         except (OSError, shutil.Error) as exc:
             raise QuantLensError("file_unreadable", f"Model folder {model} could not be read: {str(exc)[:150]}") from None
-        return str(ingest.validate_model_path(copy).path)
+        return str(validate_model_path_confined(copy).path)
     spooled = job_dir / "upload.bin"
     try:
         shutil.copyfile(path, spooled)
     except OSError as exc:
         raise QuantLensError("file_unreadable", f"Model {model} could not be read: {exc.strerror or exc}.") from None
     try:
-        return str(ingest.validate_upload(spooled, job_dir).path)  # .onnx or .zip, told apart by content
+        return str(validate_upload_confined(spooled, job_dir).path)  # .onnx or .zip, told apart by content
     finally:
         spooled.unlink(missing_ok=True)
 
@@ -221,22 +222,25 @@ def _copy_outputs(src: Path, out: Path) -> None:
 def run_in_worker(args: argparse.Namespace, options, inputs, progress) -> dict:
     """The comparison in a child process with limits (core.jobs), like the page: the CLI opens untrusted
     models too. Files come back through the job folder and are copied to --out afterwards."""
-    from core.jobs.runner import JobLimits, job_directory, run_job
+    from core.jobs.payload import CompareJob
+    from core.jobs.runner import JobLimits, job_directory, run_job, sweep_orphaned_job_dirs
 
     if not (0 < args.timeout <= 86_400) or not (0.5 <= args.memory_gib <= 1024):
         raise QuantLensError("bad_option", "--timeout must be 1 s to 24 h and --memory-gib 0.5 to 1024.")
     limits = JobLimits(timeout_s=args.timeout, memory_bytes=int(args.memory_gib * 2**30), threads=args.threads)
+    sweep_orphaned_job_dirs()  # what an earlier, killed run left behind
     with job_directory() as job_dir:
         source = _stage_source(args.model, job_dir)
+        npz, files = None, None
         if isinstance(inputs, dict) and "files" in inputs:
-            inputs = {"files": [str(f) for f in _stage_media(inputs["files"], job_dir / "inputs")]}
+            files = tuple(_stage_media(inputs["files"], job_dir / "inputs"))
         elif isinstance(inputs, dict):
-            staged = job_dir / "inputs.npz"
-            shutil.copyfile(inputs["npz"], staged)
-            inputs = {"npz": str(staged)}
+            npz = job_dir / "inputs.npz"
+            shutil.copyfile(inputs["npz"], npz)
         name = None if source == "demo" else Path(args.model).name
-        payload = {"source": source, "options": options.to_dict(), "inputs": inputs, "name": name}
-        data = run_job(TARGET, payload, job_dir=job_dir, limits=limits, on_progress=progress)
+        job = CompareJob(source, options.to_dict(), tuple(inputs) if isinstance(inputs, list) else None, npz=npz,
+                         files=files, name=name)
+        data = run_job(TARGET, job.payload(job_dir), job_dir=job_dir, limits=limits, on_progress=progress)
         if args.out is not None:
             _copy_outputs(job_dir / "out", args.out)
     return data

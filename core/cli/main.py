@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from core.errors import QuantLensError
@@ -45,6 +47,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(BaseException):
+    """Raised in the main thread on SIGTERM so every `finally` runs: the worker's group is killed, folders go."""
+
+
+def _terminated(signum, frame) -> None:
+    raise _Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((arg for arg in argv if not arg.startswith("-")), None)
@@ -53,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv = prepare(argv) if prepare else argv
     parser = build_parser(command if command in SUBCOMMANDS else None)
     args = parser.parse_args(argv)
+    main_thread = threading.current_thread() is threading.main_thread()
+    # a deploy's SIGTERM: stop the job and remove its folder (the default action would skip every `finally`)
+    previous = signal.signal(signal.SIGTERM, _terminated) if main_thread else None
     try:
         return int(args._module.run(args) or 0)
     except QuantLensError as exc:
@@ -61,6 +74,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted\n")
         return 130
+    except _Terminated:
+        sys.stderr.write("error: terminated; the job was stopped and its files removed [terminated]\n")
+        return 143
     except Exception as exc:  # a bug or an unforeseen input: still one line for scripts, never a traceback
         sys.stderr.write(f"error: unexpected {type(exc).__name__}: {str(exc)[:300]} [internal_error]\n")
         return EXIT_FAILURE
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)

@@ -2,7 +2,7 @@
 
 A model is a program (ONNX, PyTorch and Hugging Face all say so), so this module is the gate: pure Python,
 no onnx / onnxruntime / torch / transformers import, and every rejection is a QuantLensError with a stable
-code from threats.md and one plain sentence. What passes is written under `dest_dir` with names we choose.
+code from docs/threats.md and one plain sentence. What passes is written under `dest_dir` with names we choose.
 
 Accepted inputs, detected by content (never by the client's file name):
 - a single `.onnx` file with every tensor inside it (copied to `dest_dir/model.onnx`);
@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
+from core.config_bounds import KEY_BOUNDS
 from core.errors import QuantLensError
 from core.gate import safetensors_header
 from core.gate.onnx_scan import scan_onnx_file
@@ -64,7 +65,10 @@ class UploadLimits:
     max_ratio: int = 200  # decompressed / compressed, checked once an entry passes ratio_floor_bytes
     ratio_floor_bytes: int = 8 * 2**20
     max_json_bytes: int = 2 * 2**20  # config-like JSON files
-    max_tokenizer_bytes: int = 64 * 2**20  # tokenizer.json, vocab/merges files
+    max_tokenizer_bytes: int = 64 * 2**20  # tokenizer.json, vocab/merges files (largest real: Gemma 3's, 33 MB)
+    max_json_total_bytes: int = 96 * 2**20  # all JSON files of one upload together
+    max_json_containers: int = 50_000  # lists + objects in one config-like JSON file
+    max_tokenizer_containers: int = 2_000_000  # in one tokenizer JSON (merges as pairs, added tokens)
     max_added_tokens: int = 100_000
     max_header_bytes: int = safetensors_header.DEFAULT_MAX_HEADER_BYTES
 
@@ -78,23 +82,13 @@ class ValidatedUpload:
     sha256: str = ""  # of the uploaded bytes: the key for any cache (never the client's file name)
 
 
-# Bounds on config.json values: generous for real models (largest public configs are well inside), small
-# enough that nothing downstream allocates terabytes because a config said so.
-CONFIG_BOUNDS: dict[str, int] = {
-    "hidden_size": 65_536, "d_model": 65_536, "n_embd": 65_536, "dim": 65_536,
-    "num_hidden_layers": 512, "n_layer": 512, "num_layers": 512, "n_layers": 512,
-    "vocab_size": 2_097_152,
-    "num_attention_heads": 1_024, "n_head": 1_024, "num_heads": 1_024, "num_key_value_heads": 1_024,
-    "intermediate_size": 1_048_576, "ffn_dim": 1_048_576, "n_inner": 1_048_576, "moe_intermediate_size": 1_048_576,
-    "max_position_embeddings": 16_777_216, "n_positions": 16_777_216, "n_ctx": 16_777_216,
-    "num_experts": 4_096, "num_local_experts": 4_096, "n_routed_experts": 4_096,
-    "head_dim": 4_096,
-}
+# Bounds on config.json values: one table with the calculator (core/config_bounds.py), keyed by config key.
+CONFIG_BOUNDS: dict[str, int] = KEY_BOUNDS
 # Parameters a config implies at the very least (embedding + two hidden x hidden projections per layer);
 # weights smaller than this, by more than SLACK, mean the library would invent the rest in memory.
 PARAM_SLACK = 4
 
-_SAFE_COMPONENT = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
+_SAFE_COMPONENT = re.compile(r"[A-Za-z0-9._-]{1,255}")
 _ROOT_FILES = frozenset({
     "config.json", "generation_config.json", "model.safetensors.index.json", "tokenizer.json",
     "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.txt", "vocab.json",
@@ -102,9 +96,9 @@ _ROOT_FILES = frozenset({
     "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json", "data_config.json",
     "README.md", "LICENSE", "LICENSE.txt", "LICENSE.md", ".gitattributes",
 })
-_MODULE_DIR = re.compile(r"^\d{1,2}_(Pooling|Dense|Normalize)$")
+_MODULE_DIR = re.compile(r"\d{1,2}_(Pooling|Dense|Normalize)")
 _MODULE_FILES = {"Pooling": {"config.json"}, "Dense": {"config.json", "model.safetensors"}, "Normalize": set()}
-_SKIPPED = re.compile(r"^(__MACOSX/.*|(.*/)?\.DS_Store)$")
+_SKIPPED = re.compile(r"__MACOSX/.*|(.*/)?\.DS_Store", re.DOTALL)
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib", ".dill", ".mar", ".pt2", ".npy",
                     ".npz", ".h5", ".keras", ".msgpack", ".ot")
 _CODE_SUFFIXES = (".py", ".pyc", ".pyo", ".pyi", ".pyd", ".pyw", ".so", ".dll", ".dylib", ".sh", ".ipynb", ".exe",
@@ -208,7 +202,7 @@ def _check_entry_name(name: str) -> tuple[str, ...]:
     for part in parts:
         if part in ("", ".", ".."):
             raise _error("archive_path_forbidden", f"The archive entry {shown!r} climbs out of its folder.")
-        if not _SAFE_COMPONENT.match(part):
+        if not _SAFE_COMPONENT.fullmatch(part):
             raise _error("archive_path_forbidden",
                          f"The archive entry {shown!r} has characters outside letters, digits, '.', '_' and '-'.")
     if len(parts) > 8:
@@ -232,7 +226,7 @@ def _classify(rel: str) -> tuple[str, str] | None:
     if len(parts) == 1 and (rel in _ROOT_FILES or (rel.endswith(".safetensors") and len(rel) > len(".safetensors"))):
         return None
     if len(parts) == 2:
-        match = _MODULE_DIR.match(parts[0])
+        match = _MODULE_DIR.fullmatch(parts[0])
         if match and parts[1] in _MODULE_FILES[match.group(1)]:
             return None
     if lower.endswith(".onnx"):
@@ -315,7 +309,7 @@ def _plan_zip(archive: zipfile.ZipFile, limits: UploadLimits) -> list[_Entry]:
     seen: set[str] = set()
     declared_total = 0
     for info in infos:
-        if _SKIPPED.match(info.filename) and "\\" not in info.filename:
+        if _SKIPPED.fullmatch(info.filename) and "\\" not in info.filename:
             _check_entry_name(info.filename)  # even skipped entries must be well-formed
             continue
         mode_problem = _entry_mode_problem(info)
@@ -343,7 +337,7 @@ def _plan_zip(archive: zipfile.ZipFile, limits: UploadLimits) -> list[_Entry]:
     _raise_first(problems)
 
     tops = {parts[0] for _, parts in kept}
-    strip = len(tops) == 1 and all(len(parts) > 1 for _, parts in kept) and not _MODULE_DIR.match(next(iter(tops)))
+    strip = len(tops) == 1 and all(len(parts) > 1 for _, parts in kept) and not _MODULE_DIR.fullmatch(next(iter(tops)))
     entries = [_Entry(info, "/".join(parts[1:] if strip else parts)) for info, parts in kept]
     for entry in entries:
         problem = _classify(entry.rel)
@@ -418,14 +412,37 @@ def _extract(archive: zipfile.ZipFile, entries: list[_Entry], staging: Path, lim
 
 
 # --------------------------------------------------------------------------------------------- contents
-def _read_json(path: Path, rel: str, max_bytes: int) -> object:
+def _count_containers(path: Path, stop_after: int) -> int:
+    """Opening brackets and braces in a file, read in chunks (no copy of the whole file, C-speed counting).
+
+    Brackets inside strings are counted too: an upper bound is all that is needed, because every JSON list or
+    object costs Python about 60 bytes however small it is, which is what a file of `[]` turns into gigabytes.
+    """
+    count = 0
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(CHUNK_BYTES), b""):
+            count += chunk.count(b"[") + chunk.count(b"{")
+            if count > stop_after:
+                break
+    return count
+
+
+def _read_json(path: Path, rel: str, max_bytes: int, max_containers: int) -> object:
+    """Parse one JSON file within stated bounds: its size, its number of lists/objects and its nesting."""
     code = "invalid_tokenizer" if rel in _TOKENIZER_JSON else "invalid_config"
     if path.stat().st_size > max_bytes:
         raise _error(code, f"The file {rel} is larger than the {max_bytes // 2**20} MiB QuantLens reads.")
+    if _count_containers(path, max_containers) > max_containers:
+        raise _error(code, f"The file {rel} holds more than {max_containers:,} JSON lists and objects, far more than "
+                           "a real model file; it is refused unread.")
     try:
         return json.loads(path.read_bytes().decode("utf-8"), parse_constant=_no_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise _error(code, f"The file {rel} is not valid UTF-8 JSON.") from None
+    except RecursionError:
+        raise _error(code, f"The file {rel} nests JSON lists or objects too deeply to read.") from None
+    except UnicodeDecodeError:
+        raise _error(code, f"The file {rel} is not UTF-8 text.") from None
+    except ValueError:
+        raise _error(code, f"The file {rel} is not valid JSON.") from None
 
 
 def _no_constant(name: str) -> object:
@@ -503,19 +520,44 @@ def check_config(config: object, weight_elements: int | None, weight_bytes: int 
         if not isinstance(value, int) or isinstance(value, bool) or value < 0 or value > CONFIG_BOUNDS[key]:
             raise _error("config_out_of_bounds",
                          f"config.json sets {key} = {str(value)[:40]}, outside the accepted range 0..{CONFIG_BOUNDS[key]}.")
+    quantization = config.get("quantization_config")
+    if quantization not in (None, {}):
+        method = quantization.get("quant_method", "unknown") if isinstance(quantization, dict) else "unknown"
+        raise _error("already_quantized",
+                     f"config.json says the weights are already quantized ({str(method)[:40]}); upload the original "
+                     "16- or 32-bit model so QuantLens can quantize it itself.")
     if weight_elements is None or weight_bytes is None:
         return
-    hidden = next((config.get(k) for k in ("hidden_size", "d_model", "n_embd", "dim") if isinstance(config.get(k), int)), 0)
-    layers = next((config.get(k) for k in ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
-                   if isinstance(config.get(k), int)), 0)
-    vocab = config.get("vocab_size") if isinstance(config.get("vocab_size"), int) else 0
-    implied = vocab * hidden + layers * 2 * hidden * hidden
+    implied = implied_parameters(config)
     # Packed formats (int4 in int32, ...) hold more parameters than elements; 8 per byte is the 1-bit ceiling.
     ceiling = max(weight_elements, weight_bytes * 8)
     if implied > PARAM_SLACK * ceiling:
         raise _error("config_out_of_bounds",
                      f"config.json describes a model of at least {implied:,} parameters but the weights hold at most "
                      f"{ceiling:,}; the config does not match the weights.")
+
+
+def _first_int(config: dict, keys: tuple[str, ...]) -> int:
+    return next((v for k in keys if isinstance(v := config.get(k), int) and not isinstance(v, bool)), 0)
+
+
+def implied_parameters(config: dict) -> int:
+    """The fewest parameters a loader allocates for this config: what the weights must roughly match.
+
+    Counts only tables every such model has: token, token-type and learned position embeddings (one row per
+    value of vocab_size, type_vocab_size and, for absolute-position models, max_position_embeddings) and per
+    layer two hidden x hidden attention projections plus two hidden x intermediate MLP matrices. A config
+    that inflates any of these beyond its weights would make the library invent gigabytes in memory.
+    """
+    hidden = _first_int(config, ("hidden_size", "d_model", "n_embd", "dim"))
+    layers = _first_int(config, ("num_hidden_layers", "n_layer", "num_layers", "n_layers"))
+    rows = _first_int(config, ("vocab_size",)) + _first_int(config, ("type_vocab_size",))
+    rotary = any(k in config for k in ("rope_theta", "rope_scaling", "rotary_dim", "rotary_pct")) or \
+        config.get("position_embedding_type") not in (None, "absolute")
+    if not rotary:
+        rows += _first_int(config, ("max_position_embeddings", "n_positions"))
+    intermediate = _first_int(config, ("intermediate_size", "ffn_dim", "n_inner", "ffn_hidden_size"))
+    return rows * hidden + layers * (2 * hidden * hidden + 2 * hidden * intermediate)
 
 
 def _check_tokenizer_json(data: object, limits: UploadLimits) -> None:
@@ -549,7 +591,7 @@ def _check_modules_json(data: object) -> None:
             raise _error("remote_code_forbidden",
                          f"modules.json names the class {str(kind)[:80]!r}; only sentence-transformers' own "
                          "Transformer, Pooling, Dense and Normalize modules are allowed.")
-        if not isinstance(path, str) or (path and not _MODULE_DIR.match(path)):
+        if not isinstance(path, str) or (path and not _MODULE_DIR.fullmatch(path)):
             raise _error("index_path_forbidden", f"modules.json points at the folder {str(path)[:80]!r}; only "
                                                  "the module folders inside the upload are allowed.")
 
@@ -559,7 +601,7 @@ def _check_index(data: object, shards: dict[str, safetensors_header.SafetensorsH
     if not isinstance(data, dict) or not isinstance(data.get("weight_map"), dict):
         raise _error("invalid_weights", "model.safetensors.index.json has no weight_map object.")
     for tensor, shard in data["weight_map"].items():
-        if not isinstance(shard, str) or "/" in shard or "\\" in shard or not _SAFE_COMPONENT.match(shard):
+        if not isinstance(shard, str) or "/" in shard or "\\" in shard or not _SAFE_COMPONENT.fullmatch(shard):
             raise _error("index_path_forbidden",
                          f"model.safetensors.index.json points tensor {str(tensor)[:60]!r} at {str(shard)[:80]!r}; "
                          "only plain file names inside the upload are allowed.")
@@ -586,10 +628,18 @@ def _check_folder_contents(root: Path, files: list[str], limits: UploadLimits) -
                          f"The file {rel} is larger than the {limits.max_tokenizer_bytes // 2**20} MiB QuantLens reads.")
 
     parsed: dict[str, object] = {}
+    json_total = 0
     for rel in files:
         if rel.endswith(".json") and rel != "vocab.json":
-            max_bytes = limits.max_tokenizer_bytes if rel in _TOKENIZER_JSON else limits.max_json_bytes
-            parsed[rel] = _read_json(root.joinpath(*rel.split("/")), rel, max_bytes)
+            path = root.joinpath(*rel.split("/"))
+            json_total += path.stat().st_size
+            if json_total > limits.max_json_total_bytes:
+                raise _error("invalid_tokenizer", f"The JSON files in the upload add up to more than the "
+                                                  f"{limits.max_json_total_bytes // 2**20} MiB QuantLens reads.")
+            if rel in _TOKENIZER_JSON:
+                parsed[rel] = _read_json(path, rel, limits.max_tokenizer_bytes, limits.max_tokenizer_containers)
+            else:
+                parsed[rel] = _read_json(path, rel, limits.max_json_bytes, limits.max_json_containers)
             key = _find_remote_code_key(parsed[rel])
             if key:
                 raise _error("remote_code_forbidden",
@@ -713,7 +763,7 @@ def validate_model_dir(path: Path, *, limits: UploadLimits = UploadLimits()) -> 
         for name in sorted(dirnames + filenames):
             full = Path(dirpath) / name
             rel = full.relative_to(root).as_posix()
-            if _SKIPPED.match(rel):
+            if _SKIPPED.fullmatch(rel):
                 continue
             info = full.lstat()
             if stat.S_ISLNK(info.st_mode):

@@ -28,10 +28,20 @@ from pathlib import Path
 from core.errors import QuantLensError
 
 ALLOWED_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft"})
-FORBIDDEN_OPS = frozenset({("com.microsoft", "EPContext"), ("", "EPContext"), ("ai.onnx", "EPContext")})
+# EPContext names a file or blob a provider loads; PythonOp/PythonOpGrad call back into Python code and ATen into
+# torch, neither of which an inference session on this server has (round two, threat 26 in docs/threats.md).
+FORBIDDEN_OPS = frozenset({(domain, op) for domain in ("", "ai.onnx", "com.microsoft")
+                           for op in ("EPContext", "PythonOp", "PythonOpGrad", "ATen")})
 MAX_DEPTH = 64  # nested messages; real models nest graphs a handful of levels
 MAX_FIELDS = 5_000_000  # wire fields visited (~2.5 s of CPU at worst); real models need far fewer
 MAX_NODES = 2_000_000
+MAX_GRAPH_NESTING = 4  # subgraphs inside subgraphs (If in Loop in If...); converters walk them exponentially
+MAX_DIM = 2**31  # one declared dimension of a graph input or an initializer
+MAX_TENSOR_ELEMENTS = 2**32  # elements of one initializer
+MAX_INPUT_ELEMENTS = 2**28  # elements of one declared graph input (1 GiB of float32 generated for it)
+# TensorProto.DataType -> bits per element, for checking raw_data against the declared dims
+_ELEMENT_BITS = {1: 32, 2: 8, 3: 8, 4: 16, 5: 16, 6: 32, 7: 64, 9: 8, 10: 16, 11: 64, 12: 32, 13: 64, 14: 64,
+                 15: 128, 16: 16, 17: 8, 18: 8, 19: 8, 20: 8, 21: 4, 22: 4, 23: 4}
 
 # (message, field number) -> embedded message type; only the paths that can lead to a tensor, graph or node.
 _CHILDREN: dict[tuple[str, int], str] = {
@@ -139,12 +149,18 @@ def _text(buf: memoryview, start: int, end: int) -> str:
 
 
 def _walk(buf: memoryview, kind: str, start: int, end: int, where: str, depth: int, scan: _Scan,
-          calls: set[tuple[str, str]] | None) -> None:
+          calls: set[tuple[str, str]] | None, graphs: int = 0) -> None:
     if depth > MAX_DEPTH:
         raise _invalid("graphs are nested too deeply")
+    if kind == "graph":
+        graphs += 1
+        if graphs > MAX_GRAPH_NESTING + 1:
+            raise _invalid(f"subgraphs are nested more than {MAX_GRAPH_NESTING} deep ({where})")
     strings: dict[str, str] = {}
     children: list[tuple[str, int, int]] = []
     external = False
+    dims: list[int] = []
+    data_type, raw_bytes = 0, -1
     for number, wire, a, b in _fields(buf, start, end, scan):
         key = (kind, number)
         if wire == 2 and key in _CHILDREN:
@@ -153,6 +169,14 @@ def _walk(buf: memoryview, kind: str, start: int, end: int, where: str, depth: i
             strings[_STRINGS[key]] = _text(buf, a, b)
         elif kind == "tensor" and ((number == 13 and wire == 2) or (number == 14 and wire == 0 and a != 0)):
             external = True  # external_data entry, or data_location != DEFAULT
+        elif kind == "tensor" and number == 1:
+            dims.extend([a] if wire == 0 else _packed_varints(buf, a, b))
+        elif kind == "tensor" and number == 2 and wire == 0:
+            data_type = a
+        elif kind == "tensor" and number == 9 and wire == 2:
+            raw_bytes = b - a
+        elif kind == "graph" and number == 11 and wire == 2:
+            _check_declared_input(buf, a, b, where, scan)
         elif kind == "model" and number == 7:
             raise _invalid("the graph field has the wrong type")
 
@@ -164,6 +188,8 @@ def _walk(buf: memoryview, kind: str, start: int, end: int, where: str, depth: i
             f"The model stores tensor {label or '(unnamed)'!r} in an external file ({here}); upload a single .onnx "
             "file with all weights inside it.",
         )
+    if kind == "tensor":
+        _check_tensor_size(label, dims, data_type, raw_bytes)
     if kind == "graph":
         scan.has_graph = True
     if kind == "node":
@@ -181,7 +207,63 @@ def _walk(buf: memoryview, kind: str, start: int, end: int, where: str, depth: i
         name = (strings.get("domain", ""), strings.get("name", ""))
         function_calls = scan.function_calls.setdefault(name, set())
     for child_kind, a, b in children:
-        _walk(buf, child_kind, a, b, here, depth + 1, scan, function_calls)
+        _walk(buf, child_kind, a, b, here, depth + 1, scan, function_calls, graphs)
+
+
+def _packed_varints(buf: memoryview, start: int, end: int) -> list[int]:
+    values, pos = [], start
+    while pos < end:
+        value, pos = _varint(buf, pos, end)
+        values.append(value)
+    return values
+
+
+def _signed(value: int) -> int:
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _check_tensor_size(label: str, dims: list[int], data_type: int, raw_bytes: int) -> None:
+    """Declared dims must be sane and, where the data is raw bytes, match them: a lying shape makes the runtime
+    allocate what the header says or read past what the file holds."""
+    elements = 1
+    for dim in map(_signed, dims):
+        if dim < 0 or dim > MAX_DIM:
+            raise _invalid(f"tensor {label or '(unnamed)'!r} declares a dimension of {dim}")
+        elements *= dim
+    if elements > MAX_TENSOR_ELEMENTS:
+        raise _invalid(f"tensor {label or '(unnamed)'!r} declares {elements:,} elements")
+    bits = _ELEMENT_BITS.get(data_type)
+    if raw_bytes >= 0 and bits is not None and raw_bytes != (elements * bits + 7) // 8:
+        raise _invalid(f"tensor {label or '(unnamed)'!r} declares {elements:,} elements but holds {raw_bytes:,} bytes")
+
+
+# ValueInfoProto.type (2) -> TypeProto.tensor_type (1) -> TypeProto.Tensor.shape (2) -> TensorShapeProto.dim (1)
+_INPUT_PATH = (2, 1, 2)
+
+
+def _check_declared_input(buf: memoryview, start: int, end: int, where: str, scan: _Scan) -> None:
+    """A graph input's declared fixed dims: QuantLens generates inputs of that shape, so they must be sane."""
+    spans = [(start, end)]
+    for field_number in _INPUT_PATH:
+        spans = [(a, b) for s, e in spans for n, w, a, b in _fields(buf, s, e, scan) if n == field_number and w == 2]
+    name = ""
+    for number, wire, a, b in _fields(buf, start, end, scan):
+        if number == 1 and wire == 2:
+            name = _text(buf, a, b)[:80]
+    elements = 1
+    for s, e in spans:
+        for number, wire, a, b in _fields(buf, s, e, scan):
+            if number != 1 or wire != 2:
+                continue
+            for n, w, value, _ in _fields(buf, a, b, scan):
+                if n == 1 and w == 0:  # dim_value (dim_param, a name, leaves the size to us)
+                    dim = _signed(value)
+                    if dim < 0 or dim > MAX_DIM:
+                        raise _invalid(f"input {name!r} declares a dimension of {dim}")
+                    elements *= max(dim, 1)
+    if elements > MAX_INPUT_ELEMENTS:
+        raise QuantLensError("input_too_large", f"The model's input {name!r} declares {elements:,} elements, more than "
+                                                f"the {MAX_INPUT_ELEMENTS:,} QuantLens generates for one input.")
 
 
 def _find_recursion(calls: dict[tuple[str, str], set[tuple[str, str]]]) -> tuple[str, str] | None:

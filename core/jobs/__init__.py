@@ -2,9 +2,13 @@
 
 Modules: runner (job folders, `run_job`, the one-slot queue the page shares), worker (the child's entry point:
 rlimits, network guard and Landlock before the target module is imported), sandbox (those confinement layers),
-server_settings (operator limits read from the environment once).
+server_settings (operator limits read from the environment once), payload (CompareJob: the one typed job the
+page and CLI hand the worker), session (SessionFiles: a session's folders, removed when it ends), demo_store
+(demo results shared by all sessions, one lock per setting).
 """
 
+from core.jobs.demo_store import DemoStore
+from core.jobs.payload import CompareJob
 from core.jobs.runner import (
     JobLimits,
     JobQueue,
@@ -15,11 +19,14 @@ from core.jobs.runner import (
     new_job_dir,
     remove_job_dir,
     run_job,
+    sweep_orphaned_job_dirs,
     sweep_stale_job_dirs,
 )
 from core.jobs.server_settings import ServerSettings, server_settings
+from core.jobs.session import SessionFiles
 
 __all__ = [
+    "CompareJob", "DemoStore", "SessionFiles",
     "JobLimits", "JobQueue", "JobSlot", "QueueState", "ServerSettings", "default_job_root", "job_directory",
-    "new_job_dir", "remove_job_dir", "run_job", "server_settings", "sweep_stale_job_dirs",
+    "new_job_dir", "remove_job_dir", "run_job", "server_settings", "sweep_orphaned_job_dirs", "sweep_stale_job_dirs",
 ]

@@ -45,9 +45,9 @@ log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 JOB_ROOT_ENV = "QUANTLENS_JOB_ROOT"
-_JOB_NAME = re.compile(r"^[0-9a-f]{32}$")
-_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-_CODE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_JOB_NAME = re.compile(r"[0-9a-f]{32}")
+_TARGET = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 POLL_S = 0.05
 MAX_RESULT_BYTES = 64 * 2**20
 MAX_PROGRESS_LINE = 4096
@@ -86,17 +86,52 @@ def default_job_root() -> Path:
     return root
 
 
+OWNER_SUFFIX = ".owner"  # `<job dir name>.owner` beside the folder: outside what the worker may write
+
+
+def _process_identity(pid: int) -> str | None:
+    """`pid starttime`: a pid alone can be reused by an unrelated process after the owner died."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+        return f"{pid} {int(fields[19])}"  # field 22 of stat: start time in clock ticks since boot
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _owner_alive(path: Path) -> bool | None:
+    """Whether the process that created a job dir still runs; None when unknown (no owner file, no /proc)."""
+    try:
+        recorded = path.with_name(path.name + OWNER_SUFFIX).read_text(encoding="ascii").strip()
+        pid = int(recorded.split()[0])
+    except (OSError, ValueError, IndexError, UnicodeDecodeError):
+        return None
+    if not os.path.exists("/proc/self/stat"):
+        return None
+    return _process_identity(pid) == recorded
+
+
 def new_job_dir(root: Path | None = None) -> Path:
-    """A fresh job directory with an unguessable name and mode 0700."""
+    """A fresh job directory with an unguessable name and mode 0700, stamped with the creating process.
+
+    The stamp lets a restarted server (or the next CLI run) remove what a killed one left behind at once,
+    instead of an hour later (sweep_orphaned_job_dirs).
+    """
     root = Path(root) if root is not None else default_job_root()
     path = root / secrets.token_hex(16)
     path.mkdir(mode=0o700)
+    identity = _process_identity(os.getpid())
+    if identity:
+        path.with_name(path.name + OWNER_SUFFIX).write_text(identity, encoding="ascii")
     return path
 
 
 def remove_job_dir(path: Path) -> None:
-    """Delete a job directory without following links inside it."""
+    """Delete a job directory (without following links inside it) and its owner stamp."""
+    path = Path(path)
     shutil.rmtree(path, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        path.with_name(path.name + OWNER_SUFFIX).unlink()
 
 
 @contextlib.contextmanager
@@ -115,8 +150,38 @@ def sweep_stale_job_dirs(root: Path | None = None, older_than_s: float = 3600) -
     cutoff = time.time() - older_than_s
     removed = 0
     for entry in root.iterdir():
-        info = entry.lstat()
-        if _JOB_NAME.match(entry.name) and stat.S_ISDIR(info.st_mode) and info.st_mtime < cutoff:
+        if not _JOB_NAME.fullmatch(entry.name):
+            continue
+        try:
+            info = entry.lstat()
+        except FileNotFoundError:  # removed meanwhile (another sweep, its owner)
+            continue
+        if stat.S_ISDIR(info.st_mode) and info.st_mtime < cutoff:
+            remove_job_dir(entry)
+            removed += 1
+    return removed
+
+
+def sweep_orphaned_job_dirs(root: Path | None = None) -> int:
+    """Remove job directories whose creating process has died (a SIGKILLed server or CLI), whatever their age.
+
+    Run on start-up: a folder whose owner is gone has no one left to offer its files or remove them. Folders
+    with an unknown owner are left to the age-based sweep.
+    """
+    root = Path(root) if root is not None else default_job_root()
+    removed = 0
+    for entry in root.iterdir():
+        stem = entry.name.removesuffix(OWNER_SUFFIX)
+        if entry.name.endswith(OWNER_SUFFIX) and _JOB_NAME.fullmatch(stem) and not (root / stem).exists():
+            entry.unlink(missing_ok=True)  # a stamp whose folder is already gone
+            continue
+        if not _JOB_NAME.fullmatch(entry.name):
+            continue
+        try:
+            info = entry.lstat()
+        except FileNotFoundError:  # removed meanwhile (another sweep, its owner)
+            continue
+        if stat.S_ISDIR(info.st_mode) and _owner_alive(entry) is False:
             remove_job_dir(entry)
             removed += 1
     return removed
@@ -237,7 +302,7 @@ def _outcome(returncode: int, run_dir: Path, limits: JobLimits, target: str) -> 
             raise _memory_error(limits)
         if code == "resource_limit_disk":
             raise _disk_error(limits)
-        if code == "job_failed" or not _CODE.match(code):
+        if code == "job_failed" or not _CODE.fullmatch(code):
             log.warning("job %s failed: %s", target, _stderr_tail(run_dir / "stderr.log"))
             kind = re.sub(r"[^\w.]", "", str(error.get("type", "error")))[:60]
             raise QuantLensError("job_failed", f"The job failed with an unexpected {kind}; the details are in the "
@@ -256,6 +321,9 @@ def _outcome(returncode: int, run_dir: Path, limits: JobLimits, target: str) -> 
             raise _memory_error(limits)
         if sig == signal.SIGXFSZ:
             raise _disk_error(limits)
+        if sig == signal.SIGXCPU:
+            raise QuantLensError("timeout", f"The job used more CPU time than its {limits.timeout_s:g} s limit allows "
+                                            "and was stopped.")
         raise QuantLensError("model_crashed_runtime",
                              f"The model crashed the runtime ({name}); it cannot be processed. The app is unaffected.")
     if any(m in tail for m in MEMORY_MARKERS):
@@ -277,7 +345,7 @@ def _memory_error(limits: JobLimits) -> QuantLensError:
 def run_job(target: str, payload: dict, *, job_dir: Path, limits: JobLimits = JobLimits(),  # noqa: B008
             on_progress: Progress | None = None, cancel: threading.Event | None = None) -> dict:
     """Run `module:function(payload, job_dir, progress) -> dict` in a confined child; see the module docstring."""
-    if not _TARGET.match(target):
+    if not _TARGET.fullmatch(target):
         raise ValueError(f"target must look like 'package.module:function', got {target!r}")
     job_dir = Path(job_dir).resolve()
     if not job_dir.is_dir():
@@ -294,7 +362,8 @@ def run_job(target: str, payload: dict, *, job_dir: Path, limits: JobLimits = Jo
         env = _child_env(run_dir, limits.threads)
         with open(run_dir / "stderr.log", "wb") as stderr:
             process = subprocess.Popen(
-                [sys.executable, "-I", "-B", "-c", _BOOTSTRAP, str(PROJECT_ROOT), str(run_dir / "spec.json")],
+                [sys.executable, "-I", "-B", "-c", _BOOTSTRAP, str(PROJECT_ROOT), str(run_dir / "spec.json"),
+                 str(os.getpid())],
                 cwd=job_dir, env=env, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
                 start_new_session=True, close_fds=True,
             )
@@ -371,6 +440,14 @@ class JobQueue:
         # at most once per interval, so no separate timer thread is needed. None disables it.
         self._sweep_root, self._sweep_age_s, self._sweep_interval_s = sweep_root, sweep_older_than_s, sweep_interval_s
         self._last_sweep = float("-inf")
+        if sweep_older_than_s is not None:  # start-up: what a killed server left behind goes now
+            try:
+                removed = sweep_orphaned_job_dirs(sweep_root)
+            except (OSError, QuantLensError) as exc:
+                log.warning("start-up sweep of job dirs failed: %s", exc)
+            else:
+                if removed:
+                    log.info("removed %d job directories of a process that is gone", removed)
 
     def _maybe_sweep(self) -> None:
         if self._sweep_age_s is None:

@@ -63,6 +63,30 @@ def _libc() -> ctypes.CDLL:
     return libc
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int) -> bool:
+    """Ask the kernel to SIGKILL this process when its parent dies; exit at once if the parent is already gone.
+
+    A worker must never outlive the server or CLI that started it (a deploy's SIGTERM, an OOM kill): the wall
+    clock limit is kept by the parent, so an orphan would run on unbounded (threat 27, docs/threats.md). The
+    signal fires when the parent *thread* that forked us ends; core.jobs waits for the child in that same
+    thread, so it lives as long as the job. Returns False where the kernel has no such call (not Linux).
+    """
+    if platform.system() != "Linux":
+        return False
+    try:
+        libc = _libc()
+        if libc.prctl(_PR_SET_PDEATHSIG, 9, 0, 0, 0) != 0:  # 9 = SIGKILL
+            return False
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() != parent_pid:  # the parent died before the request was in place
+        os._exit(70)
+    return True
+
+
 def landlock_abi() -> int:
     """The kernel's Landlock ABI version, 0 when unavailable (non-Linux, old kernel, disabled, seccomp'd)."""
     if platform.system() != "Linux" or platform.machine() not in ("x86_64", "aarch64", "arm64"):

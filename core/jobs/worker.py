@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import math
 import os
 import resource
 import sys
@@ -31,7 +32,17 @@ def _set_limits(limits: dict) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     file_bytes = int(limits["file_bytes"])
     resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
+    cpu_s = cpu_seconds(float(limits["timeout_s"]), int(limits.get("threads", 1)))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 5))  # SIGXCPU at the soft limit, SIGKILL at the hard
     _volunteer_for_the_oom_killer()
+
+
+def cpu_seconds(timeout_s: float, threads: int) -> int:
+    """CPU time matching the wall-clock limit: the job's threads busy for the whole of it, plus a second.
+
+    The kernel enforces this one even if the parent is gone, so a job cannot spin on for ever.
+    """
+    return max(1, math.ceil(timeout_s * max(1, threads)) + 1)
 
 
 def _volunteer_for_the_oom_killer() -> None:
@@ -69,13 +80,34 @@ def _looks_like_memory(exc: BaseException) -> bool:
     return isinstance(exc, MemoryError) or any(marker in text for marker in MEMORY_MARKERS)
 
 
+# Exception types of onnx / onnxruntime (by module, so this module imports neither): the model is malformed or
+# uses an operator in a way the runtime refuses. Their messages may hold paths, so only the type is shown.
+_RUNTIME_MODULES = ("onnxruntime", "onnx")
+
+
+def map_library_error(exc: BaseException) -> tuple[str, str] | None:
+    """(code, one sentence) for library failures a user can act on; None for anything else (a bug: job_failed)."""
+    kind = type(exc).__name__
+    module = type(exc).__module__ or ""
+    if kind == "PackageNotFoundError":  # importlib.metadata: e.g. a bitsandbytes quantization_config
+        package = str(exc.args[0] if exc.args else "a package")[:60]
+        return ("missing_dependency", f"The model needs the Python package {package!r}, which this server does not "
+                                      "install; upload an unquantized model.")
+    if module.split(".")[0] in _RUNTIME_MODULES:
+        return ("invalid_onnx", f"ONNX Runtime could not load or run the model ({kind[:40]}): it is malformed or uses "
+                                "an operator in a way the runtime does not support.")
+    return None
+
+
 def main(argv: list[str]) -> int:
+    from core.jobs import sandbox  # light: ctypes, socket, json
+
+    if len(argv) > 1:  # first of all: never outlive the parent (its pid comes after the spec path)
+        sandbox.die_with_parent(int(argv[1]))
     spec_path = Path(argv[0])
     spec = json.loads(spec_path.read_text(encoding="utf-8"))
     run_dir, job_dir = Path(spec["run_dir"]), Path(spec["job_dir"])
     _set_limits(spec["limits"])
-
-    from core.jobs import sandbox  # light: ctypes, socket, json
 
     result_path = run_dir / RESULT_FILE
     sandbox.install_network_guard(run_dir / sandbox.NETWORK_LOG)
@@ -101,7 +133,9 @@ def main(argv: list[str]) -> int:
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a JSON error for the parent
         from core.errors import QuantLensError
 
-        if isinstance(exc, QuantLensError):
+        if isinstance(exc, QuantLensError) and exc.code.startswith("model_failed") and _looks_like_memory(exc):
+            outcome = _error("resource_limit_memory", "")  # onnxruntime's allocation failure, wrapped by the pipeline
+        elif isinstance(exc, QuantLensError):
             outcome = _error(exc.code, exc.message)
         elif _looks_like_memory(exc):
             outcome = _error("resource_limit_memory", "")
@@ -110,6 +144,9 @@ def main(argv: list[str]) -> int:
                                                       "cannot be processed.")
         elif isinstance(exc, OSError) and exc.errno == errno.EFBIG:  # RLIMIT_FSIZE (Python ignores SIGXFSZ)
             outcome = _error("resource_limit_disk", "")
+        elif (mapped := map_library_error(exc)) is not None:
+            traceback.print_exc(file=sys.stderr)  # the details stay in the server log
+            outcome = _error(*mapped)
         else:
             traceback.print_exc(file=sys.stderr)
             outcome = _error("job_failed", "", type=type(exc).__name__)

@@ -19,26 +19,15 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from core.config_bounds import BOUNDS as CONFIG_BOUNDS
 from core.errors import QuantLensError
 from core.sizing.families import FAMILIES, TEXT_CONFIG_TYPES, family, is_known
 from core.sizing.parsing import MAX_PARAMETERS, parse_param_count  # noqa: F401 - re-exported
 
 MAX_CONFIG_BYTES = 1_000_000
 
-# Upper bounds for config values (threat 13, "config-driven OOM"): generous for real models.
-_BOUNDS: dict[str, int] = {
-    "vocab_size": 10_000_000,
-    "hidden_size": 1_000_000,
-    "num_layers": 1_000,
-    "num_heads": 10_000,
-    "num_kv_heads": 10_000,
-    "head_dim": 100_000,
-    "intermediate_size": 10_000_000,
-    "num_experts": 100_000,
-    "max_positions": 100_000_000,
-    "window": 100_000_000,
-    "rank": 1_000_000,
-}
+# Upper bounds for config values (threat 13, docs/threats.md): one table shared with the upload gate.
+_BOUNDS: dict[str, int] = CONFIG_BOUNDS
 
 SUPPORTED_MODEL_TYPES = tuple(FAMILIES)  # one table (core.sizing.families) for counting and the warning
 

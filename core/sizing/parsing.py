@@ -44,7 +44,7 @@ def parse_context(value: str | int) -> int:
             if text.endswith(word):
                 text = text[: -len(word)]
                 break
-        if not text or len(text) > 30:
+        if not text or len(text) > 30 or not text.isascii():  # Decimal() also reads '٣' and other digits as numbers
             raise QuantLensError("invalid_context", f"Context {value!r} is not a number of tokens like 8192, 32k or 1e5.")
         suffix = text[-1] if text[-1] in "km" else ""
         digits = text[:-1] if suffix else text

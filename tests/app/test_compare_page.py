@@ -74,16 +74,18 @@ def test_uploaded_onnx_model_is_quantized_compared_and_offered_for_download(tmp_
     assert at.session_state["cmp_last_key"] == key_before and len(at.session_state["cmp_results"]) == 1
 
 
-@pytest.mark.slow
-def test_a_rejected_upload_shows_the_gate_error_and_no_results():
+@pytest.mark.parametrize("content, code", [(b"\x80\x04K\x01.", "unsafe_format_pickle"),
+                                           (b"just some notes, renamed .onnx\n" * 20, "invalid_onnx")])
+def test_a_rejected_upload_shows_the_gate_error_on_arrival_and_keeps_nothing(content, code):
+    """Issue 11: the gate runs when the file arrives; the user sees why at once, before pressing Run."""
     at = AppTest.from_file(PAGE, default_timeout=30)
     at.query_params["src"] = "upload"
     at.run()
-    at.file_uploader(key="cmp_model_file").upload("weights.onnx", b"\x80\x04K\x01.")
+    at.file_uploader(key="cmp_model_file").upload("weights.onnx", content)
     at.run()
-    at.button[0].click().run(timeout=60)
-    assert any("[unsafe_format_pickle]" in e.value.replace("\\", "") for e in at.error)
-    assert not at.dataframe
+    assert any(f"[{code}]" in e.value.replace("\\", "") for e in at.error)
+    assert "cmp_upload" not in at.session_state and not at.dataframe
+    assert at.session_state["cmp_files"].get("upload") is None
 
 
 @pytest.mark.slow
@@ -202,3 +204,20 @@ def test_an_image_classifier_upload_runs_on_the_users_images_and_shows_labels_to
     report = at.session_state["cmp_results"][at.session_state["cmp_last_key"]]["report"]
     assert report["model"]["task"] == "image-classification"
     assert report["inputs"]["items"] == ["photo0.png", "photo1.png"]
+
+
+def test_switching_to_upload_while_the_first_run_is_going_keeps_the_inputs():
+    """A rerun that interrupts the first run can lose widget values Streamlit never saw rendered (round two:
+    the inputs box came back empty and Run said `no_inputs`); the page restores them from the link's values."""
+    initial = AppTest.from_file(PAGE, default_timeout=30).run().session_state["cmp_initial"]
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    # what the interrupted first run left: the page's own keys, none of the widget values
+    at.session_state["cmp_init"] = True
+    at.session_state["ql_current_page"] = "compare"  # the interrupted run had already entered this page
+    at.session_state["cmp_initial"] = {**initial, "cmp_src": "upload", "cmp_precisions": ["fp32", "int8"]}
+    at.run()
+    assert not at.exception and not at.error
+    assert at.radio(key="cmp_src").value == "upload"
+    assert at.multiselect(key="cmp_precisions").value == ["fp32", "int8"]
+    # upload mode leaves the demo's sentences out: an empty box means the model's own default inputs, not no_inputs
+    assert at.text_area(key="cmp_texts").value == ""

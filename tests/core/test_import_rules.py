@@ -75,4 +75,4 @@ def test_core_is_split_into_parts_each_listing_its_public_names():
         assert any(isinstance(n, ast.Assign) and any(getattr(t, "id", "") == "__all__" for t in n.targets)
                    for n in tree.body), f"core/{part}/__init__.py lists no public names"
     flat = sorted(p.name for p in (ROOT / "core").glob("*.py"))
-    assert flat == ["__init__.py", "__main__.py", "errors.py", "units.py", "versions.py"]
+    assert flat == ["__init__.py", "__main__.py", "config_bounds.py", "errors.py", "units.py", "versions.py"]

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import stat
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -270,3 +273,169 @@ def test_a_job_is_the_first_process_the_kernel_kills_when_the_host_runs_out_of_m
     with job_directory(job_root) as job_dir:
         result = run_job(f"{W}:read_oom_score_adj", {}, job_dir=job_dir, limits=FAST)
     assert result["oom_score_adj"] == 1000
+
+
+# ------------------------------------------------------------------------------------------ parent death
+_PARENT = """
+import sys
+from pathlib import Path
+from core.jobs.runner import JobLimits, new_job_dir, run_job
+job_dir = new_job_dir(Path(sys.argv[1]))
+print(job_dir, flush=True)
+run_job("tests.security.workers:report_pid_and_spin", {}, job_dir=job_dir,
+        limits=JobLimits(timeout_s=60, memory_bytes=512 * 2**20, threads=1))
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0] == b"Z"  # a zombie no one reaped runs no more
+    except FileNotFoundError:
+        return True
+
+
+def _poll(condition, timeout_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_a_worker_dies_with_its_parent_and_the_next_start_removes_its_folder(job_root, sig):
+    root = Path(__file__).resolve().parents[2]
+    parent = subprocess.Popen([sys.executable, "-c", _PARENT, str(job_root)], cwd=root, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        job_dir = Path(parent.stdout.readline().strip())
+        assert _poll(lambda: (job_dir / "worker.pid").exists()), "the worker never started"
+        worker = int((job_dir / "worker.pid").read_text())
+        parent.send_signal(sig)
+        parent.wait(timeout=30)
+        assert _poll(lambda: _gone(worker)), "the worker outlived its parent"
+    finally:
+        parent.kill()
+        parent.wait()
+    assert job_dir.is_dir()  # nobody was left to remove it...
+    JobQueue(sweep_root=job_root)  # ...until the next server (or CLI) starts
+    assert not job_dir.exists()
+
+
+def test_the_start_up_sweep_keeps_the_folders_of_live_processes(job_root):
+    mine = new_job_dir(job_root)
+    JobQueue(sweep_root=job_root)
+    assert mine.is_dir()
+
+
+def test_a_worker_has_a_cpu_time_limit_matching_its_wall_clock_limit():
+    from core.jobs.worker import cpu_seconds
+
+    assert cpu_seconds(300, 2) == 601 and cpu_seconds(0.5, 1) == 2
+
+
+# ------------------------------------------------------------------------------------------ library errors
+@pytest.mark.parametrize("target, code, words", [
+    ("onnxruntime_refuses", "invalid_onnx", "ONNX Runtime could not load"),
+    ("package_missing", "missing_dependency", "bitsandbytes-not-installed-here"),
+    ("runtime_out_of_memory", "resource_limit_memory", "memory limit"),
+])
+def test_library_failures_arrive_as_one_sentence_with_their_own_code(job_root, target, code, words):
+    with job_directory(job_root) as job_dir, pytest.raises(QuantLensError) as caught:
+        run_job(f"{W}:{target}", {}, job_dir=job_dir, limits=JobLimits(timeout_s=60, memory_bytes=2 * 2**30))
+    assert caught.value.code == code, caught.value.one_line()
+    assert words in caught.value.message
+    assert "Traceback" not in caught.value.message and "\n" not in caught.value.message
+
+
+# ------------------------------------------------------------------------------------------ session files
+def test_a_sessions_folders_are_removed_when_the_session_is_dropped(job_root):
+    import gc
+
+    from core.jobs.session import SessionFiles
+
+    files = SessionFiles()
+    upload, first_run, second_run = new_job_dir(job_root), new_job_dir(job_root), new_job_dir(job_root)
+    files.put("upload", upload)
+    files.put("job", first_run)
+    files.put("job", second_run)  # a new run replaces the previous run's files at once
+    assert not first_run.exists() and upload.is_dir() and second_run.is_dir()
+    del files  # what Streamlit does with a closed session's state after its disconnected-session timeout
+    gc.collect()
+    assert not upload.exists() and not second_run.exists()
+    assert sorted(p.name for p in job_root.iterdir()) == []  # owner stamps too
+
+
+def test_a_demo_with_other_settings_never_waits_on_a_running_demo(tmp_path):
+    from core.jobs.demo_store import DemoStore
+
+    store = DemoStore(tmp_path / "demo")
+    running = threading.Event()
+    release = threading.Event()
+
+    def first_visitor():
+        with store.lock_for("a" * 64):
+            running.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=first_visitor)
+    thread.start()
+    same = None
+    try:
+        assert running.wait(30)
+        waited = []
+        with store.lock_for("b" * 64, on_wait=lambda: waited.append(True)):
+            pass  # other settings: straight through (to the job queue, which reports a place in line)
+        assert waited == []
+        same = threading.Thread(target=lambda: store.lock_for("a" * 64, on_wait=lambda: waited.append(True))
+                                .__enter__())
+        same.start()
+        assert _poll(lambda: waited == [True]), "a visitor with the same settings is told why they wait"
+    finally:
+        release.set()
+        thread.join()
+        if same is not None:
+            same.join(30)
+
+
+def test_a_compare_job_refuses_paths_outside_its_job_folder(job_root, tmp_path):
+    from core.jobs.payload import CompareJob
+
+    job_dir = new_job_dir(job_root)
+    (job_dir / "model.onnx").write_bytes(b"x")
+    payload = CompareJob(job_dir / "model.onnx", {"runs": 3}, ("a text",), name="m").payload(job_dir)
+    assert payload == {"source": str((job_dir / "model.onnx").resolve()), "options": {"runs": 3},
+                       "inputs": ["a text"], "name": "m"}
+    assert CompareJob("demo", {}).payload(job_dir)["source"] == "demo"
+    for job in (CompareJob(tmp_path / "elsewhere.onnx", {}), CompareJob("demo", {}, npz=tmp_path / "x.npz")):
+        with pytest.raises(QuantLensError) as caught:
+            job.payload(job_dir)
+        assert caught.value.code == "bad_payload"
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_cli_mid_job_stops_the_worker_and_removes_its_folder(job_root):
+    """A deploy's SIGTERM to `python -m core compare`: exit 143 with one line, no worker left, no job folder."""
+    import psutil
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, JOB_ROOT_ENV: str(job_root)}
+    cli = subprocess.Popen([sys.executable, "-m", "core", "compare", "demo", "--runs", "200", "--quiet"], cwd=root,
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        def worker():
+            children = psutil.Process(cli.pid).children(recursive=True)
+            return next((c for c in children if "core.jobs.worker" in " ".join(c.cmdline())), None)
+
+        assert _poll(lambda: worker() is not None, timeout_s=120), "the job never started"
+        pid = worker().pid
+        cli.send_signal(signal.SIGTERM)
+        assert cli.wait(timeout=60) == 143
+        assert "[terminated]" in cli.stderr.read()
+        assert _poll(lambda: _gone(pid)), "the worker outlived the CLI"
+        assert [p.name for p in job_root.iterdir()] == []
+    finally:
+        cli.kill()
+        cli.wait()

@@ -220,3 +220,38 @@ def hub_lookup(payload: dict, job_dir: Path, progress) -> dict:
 
 def read_oom_score_adj(payload: dict, job_dir: Path, progress) -> dict:
     return {"oom_score_adj": int(Path("/proc/self/oom_score_adj").read_text())}
+
+
+def report_pid_and_spin(payload: dict, job_dir: Path, progress) -> dict:
+    """Writes its pid where a test can see it, then burns CPU until killed (an endless model)."""
+    (job_dir / "worker.pid").write_text(str(os.getpid()))
+    while True:
+        pass
+
+
+def onnxruntime_refuses(payload: dict, job_dir: Path, progress) -> dict:
+    """Opens a model whose node is unknown to onnxruntime: its own exception type (Fail/InvalidGraph) escapes."""
+    import onnxruntime
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("NoSuchOp", ["X"], ["Y"])], "g",
+                              [helper.make_tensor_value_info("X", TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return {}
+
+
+def package_missing(payload: dict, job_dir: Path, progress) -> dict:
+    """What transformers raises for a bitsandbytes quantization_config when bitsandbytes is not installed."""
+    from importlib.metadata import version
+
+    version("bitsandbytes-not-installed-here")
+    return {}
+
+
+def runtime_out_of_memory(payload: dict, job_dir: Path, progress) -> dict:
+    """The pipeline's wrapping of an onnxruntime allocation failure."""
+    raise QuantLensError("model_failed_runtime", "INT8 failed to run in onnxruntime: [ONNXRuntimeError] : 6 : "
+                                                 "RUNTIME_EXCEPTION : Failed to allocate memory for requested buffer")
