@@ -6,30 +6,8 @@ huggingface.co link, with `--revision` / `--file`; metadata only, see core/sizin
 gains a `hub` block (commit, files, parameters per stored dtype, predicted-vs-published checks, link). All byte counts in JSON/CSV are
 integers; the table shows GB (10^9 bytes) and GiB (2^30 bytes), labelled.
 
-JSON shape (stable; more keys may be added, none removed):
-
-    {
-      "model": {"name": str, "parameters": int, "active_parameters": int,
-                "parameters_without_embeddings": int|null, "active_parameters_without_embeddings": int|null,
-                "source": "params"|"catalog"|"config"|"hub",
-                "catalog_id": str|null, "architecture_known": bool, "warnings": [str],
-                "architecture": {"model_type", "layers", "hidden_size", "attention", "head_dim", "sliding_window",
-                                 "kv_bytes_per_token_fp16", "max_context"}},   # values null for --params
-      "settings": {"context": int, "batch": int, "kv_precision": str, "runtime": str, "imatrix": bool},
-      "estimates": [
-        {"precision": str, "label": str, "family": str,
-         "weights_bytes": int, "kv_cache_bytes": int, "overhead_bytes": int,
-         "overhead_min_bytes": int, "overhead_max_bytes": int,
-         "total_bytes": int, "total_min_bytes": int, "total_max_bytes": int,
-         "kv_cache_known": bool, "kv_cache_rule": str|null,   # the runtime's KV allocation rule, in words
-         "gguf_imatrix": bool|null,   # GGUF rows: sized as made with an importance matrix; null otherwise
-         "ppl_delta": float|null, "ppl_source": str|null,
-         "hardware": [{"id": str, "name": str, "usable_bytes": int, "fits": bool, "kv_cache_counted": bool, "headroom_bytes": int,
-                       "gpus_tensor_parallel": int|null, "gpus_pooled": int|null,
-                       "decode_tokens_per_s_ceiling": float}]}   # only with --gpu
-      ],
-      "notes": [str]
-    }
+The JSON shape is written once, in README.md (section `python -m core size`); more keys may be added, none
+removed. tests/core/test_sizing_cli.py checks that every key this command prints is documented there.
 """
 
 from __future__ import annotations

@@ -136,3 +136,28 @@ def test_the_runtime_changes_the_kv_figure_on_the_command_line():
 def test_without_imatrix_the_table_says_which_gguf_rows_assume_none():
     out = size("--params", "7B", "--precision", "Q4_0,IQ2_XXS").stdout
     assert "GGUF Q4_0 (no imatrix)" in out and "(imatrix)" in out
+
+
+def _keys(value, out: set[str]) -> set[str]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            out.add(key)
+            _keys(item, out)
+    elif isinstance(value, list):
+        for item in value:
+            _keys(item, out)
+    return out
+
+
+def test_every_json_key_the_command_prints_is_documented_in_the_readme():
+    """The JSON shape is written once, in the README; a key the CLI adds without documenting it fails here."""
+    import re
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### `python -m core size`"):readme.index("### `python -m core compare`")]
+    documented = set(re.findall(r'"([a-z_0-9]+)"', section))
+    proc = size("--model", "Llama 3.1 8B", "--precision", "fp16,Q4_K_M", "--context", "8k", "--gpu", "rtx-4090",
+               "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    missing = sorted(_keys(json.loads(proc.stdout), set()) - documented)
+    assert missing == [], f"keys printed by `python -m core size` but not in the README: {missing}"
