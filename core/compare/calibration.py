@@ -114,3 +114,20 @@ def clip_weights(w, block_size: int, importance=None):
         best_err = np.where(better, err, best_err)
         best = np.where(better, factor, best)
     return np.clip(blocks, lo0 * best, hi0 * best).reshape(-1, n)[:k].astype(w.dtype)
+
+
+def calibration_reader(feeds: list[dict]):
+    """ORT's CalibrationDataReader over the user's feeds (rewindable), for the static quantizers."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter(feeds)
+
+        def get_next(self):
+            return next(self._it, None)
+
+        def rewind(self) -> None:
+            self._it = iter(feeds)
+
+    return _Reader()

@@ -143,3 +143,11 @@ def embedding_gathers(model, min_share: float) -> tuple[list[str], list[str]]:
         if n.op_type == "Gather" and n.input and sizes.get(n.input[0]):
             (large if sizes[n.input[0]] >= min_share * total else small).append(n.name)
     return large, small
+
+
+def rewrite_gemms_noted(model, notes: list[str]) -> int:
+    """rewrite_gemm_to_matmul, saying so in the variant's notes when it changed anything."""
+    gemms = rewrite_gemm_to_matmul(model)
+    if gemms:
+        notes.append(f"{gemms} Gemm layer(s) rewritten to MatMul+Add so they are quantized too.")
+    return gemms

@@ -19,6 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
+
+# Playwright's expect() waits 5 s by default; on a busy 2-core machine a Streamlit rerun can take longer.
+expect.set_options(timeout=30_000)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -138,11 +142,22 @@ def wait_for_app(pg, timeout_ms: int = 60_000) -> None:
     """Streamlit renders after the websocket connects; wait until no element is still running."""
     pg.wait_for_selector("[data-testid='stApp']", timeout=timeout_ms)
     pg.wait_for_selector("[data-testid='stMain'] [data-testid='stElementContainer']", timeout=timeout_ms)
+    pg.evaluate("() => { window.__qlSettle = undefined; }")
+    # Settled = no run in progress, no element greyed out as stale, and the same number of elements on two polls
+    # in a row (250 ms apart): a condition, not a fixed pause, so a busy machine only makes it wait longer.
     pg.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
+        """() => {
+            const busy = document.querySelector('[data-testid="stStatusWidget"]')
+                || document.querySelector('[data-stale="true"]');
+            const n = document.querySelectorAll('[data-testid="stElementContainer"]').length;
+            const s = window.__qlSettle || (window.__qlSettle = {n: -1, same: 0});
+            if (busy || n !== s.n) { s.n = n; s.same = 0; return false; }
+            s.same += 1;
+            return s.same >= 2;
+        }""",
+        polling=250,
         timeout=timeout_ms,
     )
-    pg.wait_for_timeout(500)
 
 
 def assert_no_exception(pg) -> None:

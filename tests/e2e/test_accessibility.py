@@ -67,7 +67,13 @@ def test_the_calculator_can_be_driven_from_the_keyboard(page, server_url):
 def test_every_chart_has_its_numbers_as_a_table_beside_it(page, server_url):
     page.goto(f"{server_url}/calculator")
     wait_for_app(page)
-    expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible(timeout=30_000)
+    # wait until both charts have rendered and at least as many tables stand beside them (rendering is incremental)
+    expect(page.locator("[data-testid='stVegaLiteChart']").nth(1)).to_be_visible(timeout=60_000)
+    page.wait_for_function(
+        """() => document.querySelectorAll('[data-testid="stDataFrame"], [data-testid="stTable"]').length
+                 >= document.querySelectorAll('[data-testid="stVegaLiteChart"]').length""",
+        timeout=60_000,
+    )
     charts = page.locator("[data-testid='stVegaLiteChart']").count()
     tables = page.locator("[data-testid='stDataFrame'], [data-testid='stTable']").count()
     assert charts >= 2 and tables >= charts, (charts, tables)

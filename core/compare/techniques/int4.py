@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from core.compare.calibration import clip_weights, matmul_activation_samples, rtn_blocks
-from core.compare.graph import consumer_counts, embedding_gathers, op_counts, opset_version, rewrite_gemm_to_matmul
+from core.compare.graph import consumer_counts, embedding_gathers, op_counts, opset_version, rewrite_gemms_noted
 from core.compare.onnx_io import load_model_checked, quiet_ort_logging, save_model_fixed, short_error
 from core.compare.settings import Int4Config
 from core.compare.techniques.base import QuantizedModel
@@ -63,10 +63,8 @@ def quantize_int4(src: Path, dst: Path, config: Int4Config = Int4Config(),  # no
     quiet_ort_logging()
     started = time.perf_counter()
     model = load_model_checked(src)
-    notes = []
-    gemms = rewrite_gemm_to_matmul(model)
-    if gemms:
-        notes.append(f"{gemms} Gemm layer(s) rewritten to MatMul+Add so they are quantized too.")
+    notes: list[str] = []
+    rewrite_gemms_noted(model, notes)
     eight_bit, clipped = _plan_int4(model, config, calibration_feeds)
     if clipped:
         notes.append(f"Clipping ranges of {clipped} layer(s) chosen to minimise error on "

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from core.compare.calibration import calibration_reader
 from core.compare.onnx_io import load_model_checked, quiet_ort_logging, resave_fixed, short_error
 from core.compare.techniques.base import QuantizedModel
 from core.errors import QuantLensError
@@ -49,7 +50,6 @@ def quantize_int8_conv(src: Path, dst: Path, calibration_feeds: list[dict], *, p
     float islands, which is faster on some models (detectors) and slower on others; int8_auto measures both.
     """
     from onnxruntime.quantization import (
-        CalibrationDataReader,
         CalibrationMethod,
         QuantFormat,
         QuantType,
@@ -66,22 +66,12 @@ def quantize_int8_conv(src: Path, dst: Path, calibration_feeds: list[dict], *, p
         raise QuantLensError("quantize_failed", "Static INT8 found no Conv, MatMul or Gemm with constant weights.")
     depthwise = sum(1 for n in model.graph.node if is_depthwise(n)) if keep_depthwise else 0
 
-    class _Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self._it = iter(calibration_feeds)
-
-        def get_next(self):
-            return next(self._it, None)
-
-        def rewind(self) -> None:
-            self._it = iter(calibration_feeds)
-
     dst = Path(dst)
     # ORT 1.32's int32-bias scale adjustment fails on some graphs (magika: "truth value of an array ... is
     # ambiguous"); the retry skips only that adjustment, which ORT documents as optional.
     for extra in ({}, {"QDQDisableWeightAdjustForInt32Bias": True}):
         try:
-            quantize_static(model, dst, _Reader(), quant_format=QuantFormat.QDQ,
+            quantize_static(model, dst, calibration_reader(calibration_feeds), quant_format=QuantFormat.QDQ,
                             op_types_to_quantize=None if all_ops else list(WEIGHT_OPS),
                             nodes_to_quantize=None if all_ops else nodes, per_channel=per_channel,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,

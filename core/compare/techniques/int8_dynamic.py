@@ -6,7 +6,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from core.compare.graph import fuse_encoder_ops, rewrite_gemm_to_matmul
+from core.compare.graph import fuse_encoder_ops, rewrite_gemms_noted
 from core.compare.onnx_io import load_model_checked, quiet_ort_logging, resave_fixed, short_error
 from core.compare.settings import Int8DynamicConfig
 from core.compare.techniques.base import QuantizedModel
@@ -24,10 +24,8 @@ def quantize_int8_dynamic(src: Path, dst: Path, config: Int8DynamicConfig = Int8
     quiet_ort_logging()
     started = time.perf_counter()
     model = load_model_checked(src)
-    notes = []
-    gemms = rewrite_gemm_to_matmul(model)
-    if gemms:
-        notes.append(f"{gemms} Gemm layer(s) rewritten to MatMul+Add so they are quantized too.")
+    notes: list[str] = []
+    rewrite_gemms_noted(model, notes)
     if config.fuse_transformer_ops:
         model = fuse_encoder_ops(model, notes)
     if op_types is not None:

@@ -6,8 +6,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from core.compare.calibration import activation_outlier_ratios
-from core.compare.graph import rewrite_gemm_to_matmul
+from core.compare.calibration import activation_outlier_ratios, calibration_reader
+from core.compare.graph import rewrite_gemms_noted
 from core.compare.onnx_io import load_model_checked, quiet_ort_logging, resave_fixed, short_error
 from core.compare.settings import Int8StaticConfig
 from core.compare.techniques.base import QuantizedModel
@@ -18,7 +18,6 @@ def quantize_int8_static(src: Path, dst: Path, calibration_feeds: list[dict],
                          config: Int8StaticConfig = Int8StaticConfig()) -> QuantizedModel:  # noqa: B008
     """int8 QDQ with activation scales fixed from `calibration_feeds` (the user's inputs, equal shapes)."""
     from onnxruntime.quantization import (
-        CalibrationDataReader,
         CalibrationMethod,
         QuantFormat,
         QuantType,
@@ -32,10 +31,8 @@ def quantize_int8_static(src: Path, dst: Path, calibration_feeds: list[dict],
         raise QuantLensError("no_inputs", "Static INT8 needs at least one calibration input.")
     started = time.perf_counter()
     model = load_model_checked(src)
-    notes = []
-    gemms = rewrite_gemm_to_matmul(model)
-    if gemms:
-        notes.append(f"{gemms} Gemm layer(s) rewritten to MatMul+Add so they are quantized too.")
+    notes: list[str] = []
+    rewrite_gemms_noted(model, notes)
     ratios = activation_outlier_ratios(model, calibration_feeds)
     if not ratios:
         raise QuantLensError("quantize_failed", "Static INT8 found no MatMul with constant weights to quantize.")
@@ -53,22 +50,12 @@ def quantize_int8_static(src: Path, dst: Path, calibration_feeds: list[dict],
         include += tables
         op_types.append("Gather")
 
-    class _Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self._it = iter(calibration_feeds)
-
-        def get_next(self):
-            return next(self._it, None)
-
-        def rewind(self) -> None:
-            self._it = iter(calibration_feeds)
-
     extra = {"DefaultTensorType": 1}
     if config.calibration == "percentile":
         extra["CalibPercentile"] = config.percentile
     dst = Path(dst)
     try:
-        quantize_static(model, dst, _Reader(), quant_format=QuantFormat.QDQ, op_types_to_quantize=op_types,
+        quantize_static(model, dst, calibration_reader(calibration_feeds), quant_format=QuantFormat.QDQ, op_types_to_quantize=op_types,
                         nodes_to_quantize=include, per_channel=config.per_channel,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=methods[config.calibration], use_external_data_format=False,
