@@ -300,6 +300,9 @@ def run_upload(data, options: CompareOptions, texts: list[str] | None, npz: byte
         with job_queue().slot(session_id(), on_wait=on_wait) as slot:
             status.update(label="Checking the upload")
             validated = prepare_upload(data, job_dir)
+            from core.compare.memory import check_fits, upload_parameters
+
+            check_fits(upload_parameters(validated.path), job_limits().memory_bytes, "The uploaded model")
             inputs: list[str] | dict | None = texts if validated.kind == "hf_folder" else None
             if npz is not None:
                 (job_dir / "inputs.npz").write_bytes(npz)
@@ -331,12 +334,42 @@ def results_frame(report: dict) -> pd.DataFrame:
             "Latency p50 (ms)": round(r["latency_ms_p50"], 2),
             "Latency p95 (ms)": round(r["latency_ms_p95"], 2),
             "Speed-up vs FP32": round(r["speedup_vs_fp32"], 2),
+            "Speed-up spread": speedup_spread(r),
+            "Status": r.get("status", "ok"),
         }
+        if row["Status"] == "unchanged":  # nothing was converted: its size and speed are FP32's, not a gain
+            row["x smaller than FP32"] = row["Speed-up vs FP32"] = None
         for title, key, _ in quality_headlines(report["model"]["task"]):
             value = r["quality"].get(key)
             row[title] = None if value is None else round(float(value), 4)
         rows.append(row)
+    for f in report.get("failed") or []:
+        rows.append({"Precision": f["label"], "Status": f"failed ({f['code']})"})
     return pd.DataFrame(rows)
+
+
+def speedup_spread(r: dict) -> str:
+    """The paired rounds' 10th-90th percentile of the speed-up, and whether it is inside the noise floor."""
+    paired = r.get("speedup_paired")
+    if not paired or not paired.get("rounds"):
+        return ""
+    spread = f"{paired['p10']:.2f}-{paired['p90']:.2f}"
+    return spread + (" (within noise)" if paired.get("within_noise") and r["precision"] != "fp32" else "")
+
+
+def timing_caption(report: dict) -> str:
+    floor = report.get("latency_noise_floor")
+    parts = []
+    if floor is not None:
+        parts.append(f"Speed-up: FP32 time / variant time in each interleaved round, median and 10th-90th percentile; "
+                     f"FP32 timed against itself strays up to {floor:.0%} from 1.00x, and a speed-up inside that "
+                     "noise floor is marked 'within noise'.")
+    steps = {k[:-len("_seconds")]: v for k, v in (report.get("timings") or {}).items()
+             if k.endswith("_seconds") and k not in ("total_seconds", "export_seconds")}
+    if steps:
+        parts.append("Time per step (s): " + ", ".join(f"{k} {v:.1f}" for k, v in steps.items())
+                     + f"; total {report['timings'].get('total_seconds', 0):.1f} s.")
+    return " ".join(parts)
 
 
 @st.fragment
@@ -443,6 +476,8 @@ def show_report(entry: dict, stale: bool) -> None:
     for warning in report["warnings"]:
         st.warning(warning)
     st.dataframe(results_frame(report), width="stretch", hide_index=True)
+    if timing_caption(report):
+        st.caption(timing_caption(report))
     method = report["results"][0]["memory_method"]
     st.caption("Peak memory: " + (
         "peak resident memory while loading and running the variant, minus the memory before."

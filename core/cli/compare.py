@@ -209,6 +209,9 @@ def run_in_worker(args: argparse.Namespace, options, inputs, progress) -> dict:
     limits = JobLimits(timeout_s=args.timeout, memory_bytes=int(args.memory_gib * 2**30), threads=args.threads)
     with job_directory() as job_dir:
         source = _stage_source(args.model, job_dir)
+        from core.compare.memory import check_fits, upload_parameters
+
+        check_fits(upload_parameters(source), limits.memory_bytes, f"Model {Path(args.model).name}")
         if isinstance(inputs, dict):
             staged = job_dir / "inputs.npz"
             shutil.copyfile(inputs["npz"], staged)
@@ -259,6 +262,30 @@ def _mb(n: float | None) -> str:
     return "-" if n is None else f"{n / 1e6:,.1f}"
 
 
+def _speedup(r: dict) -> str:
+    """Paired median and its 10-90% spread; '~' marks a difference inside the noise floor."""
+    paired = r.get("speedup_paired")
+    if not paired or not paired.get("rounds"):
+        return f"{r['speedup_vs_fp32']:.2f}x"
+    mark = "~" if paired.get("within_noise") else ""
+    return f"{mark}{paired['median']:.2f}x ({paired['p10']:.2f}-{paired['p90']:.2f})"
+
+
+def _timing_lines(data: dict) -> list[str]:
+    lines = [""]
+    floor = data.get("latency_noise_floor")
+    if floor is not None:
+        lines.append(f"Speed-up = FP32 time / variant time per interleaved round: median (10th-90th percentile). Noise "
+                     f"floor: FP32 timed against itself strays up to {floor:.0%} from 1.00x; '~' marks a speed-up "
+                     "inside it (no measurable difference).")
+    steps = {k[:-len("_seconds")]: v for k, v in (data.get("timings") or {}).items()
+             if k.endswith("_seconds") and k not in ("total_seconds", "export_seconds")}
+    if steps:
+        lines.append("Time per step (s): " + ", ".join(f"{k} {v:.1f}" for k, v in steps.items())
+                     + f"; total {data['timings'].get('total_seconds', 0):.1f}")
+    return lines
+
+
 def format_table(data: dict, out_dir: Path | None) -> str:
     model, env = data["model"], data["environment"]
     latency = data["inputs"]["latency_input"]
@@ -279,15 +306,18 @@ def format_table(data: dict, out_dir: Path | None) -> str:
               "speed-up"] + [c[0] for c in quality_cols]
     rows = []
     for r in data["results"]:
+        unchanged = r.get("status") == "unchanged"
         row = [r["precision"] + (" (ref)" if r["is_reference"] else ""), _mb(r["size_bytes"]),
-               f"{r['size_ratio_vs_fp32']:.2f}", _mb(r["predicted_size_bytes"]), _mb(r.get("predicted_ideal_bytes")),
-               _mb(r["peak_memory_bytes"]),
+               "unchanged" if unchanged else f"{r['size_ratio_vs_fp32']:.2f}", _mb(r["predicted_size_bytes"]),
+               _mb(r.get("predicted_ideal_bytes")), _mb(r["peak_memory_bytes"]),
                f"{r['load_ms']:.0f}", f"{r['latency_ms_p50']:.1f}", f"{r['latency_ms_p95']:.1f}",
-               f"{r['speedup_vs_fp32']:.2f}x"]
+               "unchanged" if unchanged else _speedup(r)]
         for _, key, fmt in quality_cols:
             value = r["quality"].get(key)
             row.append("-" if value is None else fmt.format(value))
         rows.append(row)
+    for f in data.get("failed") or []:
+        rows.append([f["precision"], "failed"] + ["-"] * (len(header) - 2))
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
     lines.append("  ".join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(header, widths, strict=True))))
     for row in rows:
@@ -296,6 +326,7 @@ def format_table(data: dict, out_dir: Path | None) -> str:
     if notes or data["warnings"]:
         lines.append("")
         lines.extend(f"note: {n}" for n in notes + data["warnings"])
+    lines.extend(_timing_lines(data))
     if out_dir is not None:
         lines.append("")
         lines.append(f"Files written to {out_dir}: " + ", ".join(r["file_name"] for r in data["results"]) + ", report.json")

@@ -53,6 +53,10 @@ class VariantResult:
     samples: list[dict[str, Any]] = field(default_factory=list)
     # parameters x bits (the calculator's ideal figure); predicted_size_bytes models the stored format
     predicted_ideal_bytes: int | None = None
+    # "ok", or "unchanged" when the quantizer converted no weight (its size and speed are FP32's, not a gain)
+    status: str = "ok"
+    # FP32 time / this time per interleaved round: median, p10, p90, rounds, within_noise (see paired_timing)
+    speedup_paired: dict[str, Any] | None = None
 
 
 @dataclass
@@ -66,6 +70,10 @@ class ComparisonReport:
     timings: dict[str, float]
     warnings: list[str] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
+    # precisions that could not be made or run: {precision, label, stage, code, message} (variant_status)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    # how far FP32 timed against itself strays from 1.00x; paired speed-ups inside it are marked within noise
+    latency_noise_floor: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,6 +82,9 @@ class ComparisonReport:
     def from_dict(cls, data: dict[str, Any]) -> ComparisonReport:
         results = [VariantResult(**r) for r in data["results"]]
         return cls(**{**data, "results": results})
+
+    def failure(self, precision: str) -> dict[str, Any] | None:
+        return next((f for f in self.failed if f.get("precision") == precision), None)
 
     def result(self, precision: str) -> VariantResult:
         for r in self.results:
