@@ -48,6 +48,7 @@ MAX_INPUTS_UPLOAD_MB = 2
 BLOCK_SIZES = (16, 32, 64, 128)
 ACCURACY_LEVELS = {4: "4: int8 compute (fastest on CPU)", 0: "0: default", 1: "1: fp32", 2: "2: fp16", 3: "3: bf16"}
 SOURCES = {"demo": "Demo: all-MiniLM-L6-v2 (bundled, offline)", "upload": "Upload a model (.onnx or .zip of a HF folder)"}
+OUTPUT_KINDS = list(spec(CompareOptions, "output_kind").choices or ("auto",))
 MAX_DEMO_RESULTS = 6  # distinct demo settings kept (about 170 MB of files each)
 
 URL_DEFAULTS = {"src": "demo", "p": ",".join(DEFAULT_PRECISIONS), "ref": "fp16", "bs": "128", "al": "4", "f8": "33", "clip": "1",
@@ -136,6 +137,10 @@ def init_state_from_url() -> list[str]:
             return int(URL_DEFAULTS[key])
         return value
 
+    output_kind = qp.get("out", "auto")
+    if output_kind not in OUTPUT_KINDS:
+        problems.append(f"out={output_kind!r}")
+        output_kind = "auto"
     algo = qp.get("algo", "rtn")
     if algo not in ("rtn", "hqq"):
         problems.append(f"algo={algo!r}")
@@ -146,7 +151,7 @@ def init_state_from_url() -> list[str]:
         "cmp_sym": _flag(qp.get("sym", "0")), "cmp_emb": _flag(qp.get("emb", "1")), "cmp_pc": _flag(qp.get("pc", "1")),
         "cmp_runs": number("runs", range(3, 201)), "cmp_f8": number("f8", range(0, 101)),
         "cmp_clip": _flag(qp.get("clip", "1")), "cmp_texts": "\n".join(DEFAULT_TEXTS),
-        "cmp_autorun": _flag(qp.get("run", "0")),
+        "cmp_autorun": _flag(qp.get("run", "0")), "cmp_out": output_kind,
     })
     return problems
 
@@ -160,6 +165,8 @@ def write_url() -> None:
         "pc": "1" if state["cmp_pc"] else "0", "runs": str(state["cmp_runs"]), "f8": str(state["cmp_f8"]),
         "clip": "1" if state["cmp_clip"] else "0",
     }
+    if state.get("cmp_out", "auto") != "auto":  # written only when set: existing links stay as they were
+        params["out"] = state["cmp_out"]
     if st.query_params.get("run") == "1" and state["cmp_src"] == "demo":
         params["run"] = "1"
     if dict(st.query_params) != params:
@@ -176,7 +183,7 @@ def options_from_state() -> CompareOptions:
         int4=Int4Config(block_size=s["cmp_bs"], accuracy_level=s["cmp_al"], algorithm=s["cmp_algo"],
                         symmetric=s["cmp_sym"], quantize_embeddings=s["cmp_emb"], eight_bit_fraction=s["cmp_f8"] / 100,
                         clip_search=s["cmp_clip"]),
-        runs=s["cmp_runs"],
+        runs=s["cmp_runs"], output_kind=s.get("cmp_out", "auto"),
     )
 
 
@@ -339,7 +346,7 @@ def results_frame(report: dict) -> pd.DataFrame:
         }
         if row["Status"] == "unchanged":  # nothing was converted: its size and speed are FP32's, not a gain
             row["x smaller than FP32"] = row["Speed-up vs FP32"] = None
-        for title, key, _ in quality_headlines(report["model"]["task"]):
+        for title, key, _ in quality_headlines(report["model"]["task"], report["model"].get("output_kind")):
             value = r["quality"].get(key)
             row[title] = None if value is None else round(float(value), 4)
         rows.append(row)
@@ -406,7 +413,8 @@ def quality_view(report: dict) -> None:
     tabs = st.tabs([r["label"] for r in variants])
     for tab, r in zip(tabs, variants, strict=True):
         with tab:
-            metrics = [(t, k, f) for t, k, f in quality_headlines(task) if r["quality"].get(k) is not None]
+            metrics = [(t, k, f) for t, k, f in quality_headlines(task, report["model"].get("output_kind"))
+                       if r["quality"].get(k) is not None]
             for col, (title, key, fmt) in zip(st.columns(max(1, len(metrics))), metrics, strict=False):
                 col.metric(f"{title} vs {reference}", fmt.format(r["quality"][key]))
             extra = {k: v for k, v in r["quality"].items() if not isinstance(v, dict)}
@@ -517,6 +525,8 @@ def settings_panel() -> None:
         b.checkbox("INT4 calibrated clipping", key="cmp_clip",
                    help=spec(Int4Config, "clip_search").help)
         st.slider("Timed runs per variant", 3, 200, key="cmp_runs")
+        st.selectbox("Uploaded ONNX model: what its first output is", OUTPUT_KINDS, key="cmp_out",
+                     help=spec(CompareOptions, "output_kind").help)
 
 
 def main() -> None:

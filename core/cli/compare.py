@@ -68,6 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quantize-embeddings", action=argparse.BooleanOptionalAction,
                         default=default(Int4Config, "quantize_embeddings"),
                         help="quantize embedding tables too (INT8 and INT4; default on)")
+    parser.add_argument("--output-kind", choices=list(spec(CompareOptions, "output_kind").choices),
+                        default=default(CompareOptions, "output_kind"), help=spec(CompareOptions, "output_kind").help)
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     parser.add_argument("--timeout", type=float, default=1800, metavar="S",
                         help="stop the work after S seconds (default 1800)")
@@ -90,6 +92,7 @@ def build_options(args: argparse.Namespace):
                         quantize_embeddings=args.quantize_embeddings, eight_bit_fraction=args.int4_8bit_fraction,
                         clip_search=args.int4_clip_search),
         runs=args.runs, threads=args.threads, latency_seq_len=args.seq_len,
+        output_kind=getattr(args, "output_kind", "auto"),
     )
 
 
@@ -265,7 +268,7 @@ def _mb(n: float | None) -> str:
 def _speedup(r: dict) -> str:
     """Paired median and its 10-90% spread; '~' marks a difference inside the noise floor."""
     paired = r.get("speedup_paired")
-    if not paired or not paired.get("rounds"):
+    if not paired or not paired.get("rounds") or r["precision"] == "fp32":
         return f"{r['speedup_vs_fp32']:.2f}x"
     mark = "~" if paired.get("within_noise") else ""
     return f"{mark}{paired['median']:.2f}x ({paired['p10']:.2f}-{paired['p90']:.2f})"
@@ -301,7 +304,7 @@ def format_table(data: dict, out_dir: Path | None) -> str:
     ]
     from core.compare.report import quality_headlines
 
-    quality_cols = quality_headlines(model["task"])
+    quality_cols = quality_headlines(model["task"], model.get("output_kind"))
     header = ["precision", "size MB", "x smaller", "predicted MB", "ideal MB", "peak mem MB", "load ms", "p50 ms", "p95 ms",
               "speed-up"] + [c[0] for c in quality_cols]
     rows = []

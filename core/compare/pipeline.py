@@ -37,6 +37,7 @@ from core.compare.variant_status import (
     STATUS_OK,
     STATUS_UNCHANGED,
     VariantFailure,
+    check_reference_runs,
     explain_failure,
     quantized_nothing,
     reference_run_error,
@@ -59,7 +60,8 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
     precision and returns the report (the caller decides whether to write it; see write_report).
     """
     from core.compare import evaluate
-    from core.compare.export import TASK_GENERATION
+    from core.compare.export import TASK_GENERATION, TASK_OTHER
+    from core.compare.output_kinds import output_quality
 
     options = options or CompareOptions()
     out_dir = Path(out_dir)
@@ -76,6 +78,8 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
         feeds = build_feeds(prepared, inputs, options)
     with clock.step("count_parameters"):
         parameters, parameter_source = parameter_count(prepared.config, prepared.fp32_path)
+    with clock.step("check_fp32"):  # before minutes of quantizing: everything is measured against FP32
+        check_reference_runs(prepared.fp32_path, feeds, options.threads)
 
     built: dict[str, Any] = {}
     failures: dict[str, VariantFailure] = {}
@@ -152,7 +156,10 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
         run = runs[precision]
         path = paths[precision]
         size = model_file_bytes(path)
-        quality, samples = measure_quality(prepared.task, reference, run, feeds, prepared.config)
+        if prepared.task == TASK_OTHER and options.output_kind != "auto":
+            quality, samples = output_quality(options.output_kind, reference, run, feeds.labels)
+        else:
+            quality, samples = measure_quality(prepared.task, reference, run, feeds, prepared.config)
         q = built.get(precision)
         notes = list(q.notes) if q else []
         if precision in unchanged:
@@ -194,6 +201,7 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
             "architecture": prepared.architecture, "parameters": parameters, "parameter_source": parameter_source,
             "inputs": [{"name": k, "shape": list(v.shape), "dtype": str(v.dtype)} for k, v in feeds.per_input[0].items()],
             "outputs": list(reference.output_names),
+            "output_kind": options.output_kind if prepared.task == TASK_OTHER else "auto",
         },
         reference=reference_precision,
         inputs={"source": feeds.source, "count": len(feeds.per_input), "items": feeds.labels[:64],

@@ -27,7 +27,11 @@ QUALITY_HEADLINES: dict[str, tuple[tuple[str, str, str], ...]] = {
 }
 
 
-def quality_headlines(task: str) -> tuple[tuple[str, str, str], ...]:
+def quality_headlines(task: str, output_kind: str | None = None) -> tuple[tuple[str, str, str], ...]:
+    if output_kind and output_kind != "auto" and task == "other":
+        from core.compare.output_kinds import HEADLINES
+
+        return HEADLINES.get(output_kind, QUALITY_HEADLINES["other"])
     return QUALITY_HEADLINES.get(task, QUALITY_HEADLINES["other"])
 
 

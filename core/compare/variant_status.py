@@ -130,3 +130,13 @@ def reference_run_error(exc: BaseException, feeds) -> QuantLensError:
         hint = (f" The integer input(s) {', '.join(integers)} got random values in [0, 8); give real ones in an .npz.")
     return QuantLensError("model_failed_runtime",
                           f"FP32 failed to run on generated inputs: {_short(str(exc), 160)}.{hint or ' Upload an .npz of real inputs.'}")
+
+
+def check_reference_runs(fp32_path: Path, feeds, threads: int) -> None:
+    """Run FP32 once on the first input, so inputs it cannot take fail in seconds, not after every quantizer."""
+    from core.compare.evaluate import make_session
+
+    try:
+        make_session(fp32_path, threads).run(None, feeds.per_input[0])  # the session is dropped right after
+    except Exception as exc:  # onnxruntime's own exception types
+        raise reference_run_error(exc, feeds) from None

@@ -220,3 +220,15 @@ def hub_lookup(payload: dict, job_dir: Path, progress) -> dict:
 
 def read_oom_score_adj(payload: dict, job_dir: Path, progress) -> dict:
     return {"oom_score_adj": int(Path("/proc/self/oom_score_adj").read_text())}
+
+
+def segfault_near_limit(payload: dict, job_dir: Path, progress) -> dict:
+    """A native crash after the address space grew close to RLIMIT_AS: what torch/ORT do when malloc fails."""
+    import time
+
+    held = bytearray(int(payload.get("mib", 200)) * 2**20)
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:  # stay alive long enough for the parent's 50 ms poll to see the peak
+        held[::4096] = b"\1" * len(held[::4096])
+    ctypes.string_at(0)
+    return {}
