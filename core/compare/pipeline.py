@@ -21,16 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from core.compare.feeds import build_feeds, max_positions
+from core.compare.isolated_steps import prepare_isolated, quantize_isolated
 from core.compare.memory import release_memory
 from core.compare.onnx_io import model_file_bytes
 from core.compare.paired_timing import SELF_KEY, PairedRatio, mark_noise, noise_floor, paired_ratio
-from core.compare.prepare import prepare_model
 from core.compare.quality import continuation_hook, measure_quality
 from core.compare.report import ComparisonReport, VariantResult, to_json_dict, variant_label, write_report
 from core.compare.settings import LABELS, CompareOptions
 from core.compare.step_clock import StepClock
 from core.compare.stored_size import parameter_count, predicted_bytes, predicted_stored_bytes
-from core.compare.techniques import quantize
 from core.compare.variant_status import (
     STAGE_QUANTIZE,
     STAGE_RUN,
@@ -39,7 +38,6 @@ from core.compare.variant_status import (
     VariantFailure,
     check_reference_runs,
     explain_failure,
-    quantized_nothing,
     reference_run_error,
 )
 from core.errors import QuantLensError
@@ -73,7 +71,7 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
     clock = StepClock()
     say("Preparing the FP32 ONNX model", 0.02)
     with clock.step("prepare"):
-        prepared = prepare_model(source, out_dir, name)
+        prepared = prepare_isolated(source, out_dir, name)
     with clock.step("inputs"):
         feeds = build_feeds(prepared, inputs, options)
     with clock.step("count_parameters"):
@@ -92,8 +90,8 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
         say(f"Quantizing: {LABELS[precision]}", 0.1 + 0.8 * done / steps)
         try:
             with clock.step(f"quantize_{precision}"):
-                built[precision] = quantize(precision, prepared.fp32_path, out_dir, options, feeds)
-            if quantized_nothing(prepared.fp32_path, built[precision].path, precision):
+                built[precision], nothing = quantize_isolated(precision, prepared.fp32_path, out_dir, options, feeds)
+            if nothing:
                 unchanged.add(precision)
         except Exception as exc:  # noqa: BLE001 - one precision failing keeps the others (variant_status)
             failures[precision] = explain_failure(precision, STAGE_QUANTIZE, exc)

@@ -44,6 +44,19 @@ def explain_failure(precision: str, stage: str, exc: BaseException) -> VariantFa
     """Map what a quantizer or onnxruntime raised to a stable code and one sentence naming the cause."""
     label = LABELS.get(precision, precision)
     text = str(exc)
+    kind = getattr(exc, "original_type", type(exc).__name__)  # step_process keeps the child's exception type
+    from core.compare.step_process import StepCrashed
+
+    if isinstance(exc, StepCrashed):
+        if exc.memory:
+            from core.compare.memory import how_to_raise
+
+            return VariantFailure(precision, label, stage, "resource_limit_memory",
+                                  f"{label} ran out of memory while {_doing(stage)} ({exc.signal_name}); "
+                                  f"{how_to_raise()}. The other precisions are shown.")
+        return VariantFailure(precision, label, stage, "quantize_crashed",
+                              f"{label} crashed the runtime while {_doing(stage)} ({exc.signal_name}); the other "
+                              "precisions are shown.")
     if isinstance(exc, QuantLensError):
         code, message = exc.code, exc.message
         if "ai.onnx domain" in message or "ai.onnx.ml" in message:
@@ -52,7 +65,7 @@ def explain_failure(precision: str, stage: str, exc: BaseException) -> VariantFa
     if isinstance(exc, MemoryError) or any(m in text for m in MEMORY_MARKERS):
         return VariantFailure(precision, label, stage, "resource_limit_memory",
                               f"{label} ran out of memory while {_doing(stage)}; the other precisions are shown.")
-    if type(exc).__name__ == "EncodeError" or "exceeds maximum protobuf size" in text or "2GiB" in text \
+    if kind == "EncodeError" or "exceeds maximum protobuf size" in text or "2GiB" in text \
             or "2GB" in text:
         return VariantFailure(precision, label, stage, "model_too_large_single_file",
                               f"{label} could not be written: the graph is larger than ONNX's 2 GB single-file limit.")
@@ -61,7 +74,7 @@ def explain_failure(precision: str, stage: str, exc: BaseException) -> VariantFa
         return VariantFailure(precision, label, stage, code, message)
     verb = "quantization failed" if stage == STAGE_QUANTIZE else "failed to run in onnxruntime"
     return VariantFailure(precision, label, stage, "quantize_failed" if stage == STAGE_QUANTIZE else "model_failed_runtime",
-                          f"{label} {verb}: {type(exc).__name__}: {_short(text) or 'no message'}")
+                          f"{label} {verb}: {kind}: {_short(text) or 'no message'}")
 
 
 def _non_neural(label: str) -> tuple[str, str]:
