@@ -545,6 +545,12 @@ def main() -> None:
                                     max_upload_size=max_upload_mb(),
                                     help=f"A single-file .onnx, or a .zip of a Hugging Face folder (config.json, "
                                          f"safetensors, tokenizer). Up to {max_upload_mb()} MB.")
+        from core.compare.memory import largest_parameters
+
+        limit = job_limits().memory_bytes
+        st.caption(f"This server compares models of up to about {largest_parameters(limit) / 1e6:,.0f}M parameters "
+                   f"(its job memory limit is {limit / 2**30:.1f} GiB; the operator sets it with "
+                   "QUANTLENS_JOB_MEMORY_GB). A larger upload is refused before any work starts.")
         if uploaded is not None:
             try:
                 keep_upload(uploaded)

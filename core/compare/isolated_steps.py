@@ -38,7 +38,7 @@ def _prepare_child(source: str, out_dir: str, name: str | None) -> dict[str, Any
 def prepare_isolated(source: Path | str, out_dir: Path, name: str | None) -> PreparedModel:
     """Export (torch, optimum) in a child: the comparison process never holds torch or the traced model."""
     try:
-        data = run_isolated(_prepare_child, str(source), str(out_dir), name)
+        data = run_isolated(_prepare_child, str(source), str(out_dir), name, uses_torch=True)
     except MemoryError:
         raise memory_error("Exporting the model to ONNX") from None
     except StepCrashed as exc:

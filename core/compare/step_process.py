@@ -37,15 +37,16 @@ class StepCrashed(Exception):
         self.memory = memory
 
 
-def isolation_available() -> bool:
-    """Linux fork, and torch not yet loaded in this process.
+def isolation_available(uses_torch: bool = False) -> bool:
+    """Linux fork; for a step that runs torch, only while torch is not yet loaded in this process.
 
-    torch's OpenMP pool is not fork-safe: a child that uses torch after its parent did hangs in libgomp
-    (measured: a second export in one test process). The job worker exports first, in a child, so it never
-    loads torch itself; a process that already has (tests, `--in-process` after an export) runs the step
-    in-process as before.
+    torch's OpenMP pool is not fork-safe: a child that runs torch after its parent did hangs in libgomp
+    (measured: a second export in one test process). The job worker exports first, in a child, before anything
+    loads torch; a process that already has (tests, `--in-process`) exports in-process as before. Quantizers
+    never run torch, so they always get their own process.
     """
-    return hasattr(os, "fork") and sys.platform.startswith("linux") and "torch" not in sys.modules
+    fork = hasattr(os, "fork") and sys.platform.startswith("linux")
+    return fork and not (uses_torch and "torch" in sys.modules)
 
 
 def _json_default(value: Any) -> Any:
@@ -54,10 +55,10 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def run_isolated(fn: Callable[..., dict], *args: Any) -> dict:
+def run_isolated(fn: Callable[..., dict], *args: Any, uses_torch: bool = False) -> dict:
     """`fn(*args)` in a forked child; returns its JSON-able dict or raises what it raised (as QuantLensError,
     MemoryError, RuntimeError naming the original type) or StepCrashed when it died of a signal."""
-    if not isolation_available():
+    if not isolation_available(uses_torch):
         return fn(*args)
     sys.stdout.flush()
     sys.stderr.flush()
