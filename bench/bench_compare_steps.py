@@ -108,8 +108,8 @@ def main() -> None:
             for precision, plain in PLAIN.items():
                 ours, theirs, ratios = [], [], []
                 for i in range(args.repeats):
-                    a, why_a = timed(lambda p=precision, i=i: quantlens(p, model, folder / f"ql_{i}.onnx", feeds))
-                    b, why_b = timed(lambda pl=plain, i=i: pl(model, folder / f"plain_{i}.onnx"))
+                    a, why_a = timed(lambda p=precision, m=model, f=feeds, i=i: quantlens(p, m, folder / f"ql_{i}.onnx", f))
+                    b, why_b = timed(lambda pl=plain, m=model, i=i: pl(m, folder / f"plain_{i}.onnx"))
                     if a is not None:
                         ours.append(a)
                     if b is not None:
