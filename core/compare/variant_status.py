@@ -149,7 +149,10 @@ def check_reference_runs(fp32_path: Path, feeds, threads: int) -> None:
     """Run FP32 once on the first input, so inputs it cannot take fail in seconds, not after every quantizer."""
     from core.compare.evaluate import make_session
 
+    error = None
     try:
-        make_session(fp32_path, threads).run(None, feeds.per_input[0])  # the session is dropped right after
+        make_session(fp32_path, threads).run(None, feeds.per_input[0])
     except Exception as exc:  # onnxruntime's own exception types
-        raise reference_run_error(exc, feeds) from None
+        error = reference_run_error(exc, feeds)
+    if error is not None:  # raised out here: a traceback through the session's frame would keep its threads alive,
+        raise error  # and later steps fork (step_process), which must not happen while ORT threads run

@@ -77,3 +77,27 @@ def test_the_same_model_compares_once_given_the_real_sample_rate(tmp_path):
     report = compare_model(source, CompareOptions(reference="fp32", runs=2, warmup=1), tmp_path / "out",
                            inputs={"npz": tmp_path / "inputs.npz"})
     assert report.result("fp32").status == "ok"
+
+
+def test_an_npz_carries_many_samples_for_a_model_with_a_scalar_and_a_state_input(tmp_path):
+    """silero-vad's shape: audio [1, 16], a state [2, 1, 4] whose batch axis is not the first, a scalar `sr`."""
+    from core.compare.inputs import InputSpec, feeds_from_npz
+
+    specs = [InputSpec("x", "float32", (1, 16)), InputSpec("state", "float32", (2, "batch", 4)),
+             InputSpec("sr", "int64", ())]
+    np.savez(tmp_path / "in.npz", x=np.arange(5 * 16, dtype=np.float32).reshape(5, 1, 16),
+             state=np.zeros((5, 2, 1, 4), np.float32), sr=np.array(16000))
+    feeds = feeds_from_npz(tmp_path / "in.npz", specs)
+    assert len(feeds) == 5
+    assert feeds[3]["x"].shape == (1, 16) and feeds[3]["x"][0, 0] == 48
+    assert feeds[3]["state"].shape == (2, 1, 4) and feeds[3]["sr"].shape == () and int(feeds[3]["sr"]) == 16000
+
+
+def test_samples_axes_of_different_lengths_are_refused_naming_both(tmp_path):
+    from core.compare.inputs import InputSpec, feeds_from_npz
+
+    specs = [InputSpec("x", "float32", (1, 16)), InputSpec("state", "float32", (2, 1, 4))]
+    np.savez(tmp_path / "in.npz", x=np.zeros((5, 1, 16), np.float32), state=np.zeros((3, 2, 1, 4), np.float32))
+    with pytest.raises(QuantLensError) as caught:
+        feeds_from_npz(tmp_path / "in.npz", specs)
+    assert caught.value.code == "bad_inputs" and "x has 5" in caught.value.message and "state has 3" in caught.value.message
