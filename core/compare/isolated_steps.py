@@ -35,6 +35,17 @@ def _prepare_child(source: str, out_dir: str, name: str | None) -> dict[str, Any
     return asdict(prepare_model(source if source == "demo" else Path(source), Path(out_dir), name))
 
 
+def export_error(exc: BaseException) -> QuantLensError:
+    """An exporter failure as one sentence; protobuf's EncodeError (a graph over 2 GB) named as such."""
+    kind = getattr(exc, "original_type", type(exc).__name__)
+    text = " ".join(str(exc).split())
+    if kind == "EncodeError" or "protobuf" in text.lower() or "2GB" in text or "2GiB" in text:
+        return QuantLensError("model_too_large_single_file",
+                              "The exported model is larger than ONNX's 2 GB single-file limit (protobuf could not "
+                              "encode it); QuantLens compares models under 2 GB.")
+    return QuantLensError("export_failed", f"Exporting the model failed with {kind}: {text[:200]}")
+
+
 def prepare_isolated(source: Path | str, out_dir: Path, name: str | None) -> PreparedModel:
     """Export (torch, optimum) in a child: the comparison process never holds torch or the traced model."""
     try:
@@ -45,9 +56,10 @@ def prepare_isolated(source: Path | str, out_dir: Path, name: str | None) -> Pre
         if exc.memory:
             raise memory_error(f"Exporting the model to ONNX ({exc.signal_name})") from None
         raise QuantLensError("export_failed", f"The exporter crashed ({exc.signal_name}) on this model.") from None
-    except RuntimeError as exc:
-        kind = getattr(exc, "original_type", "error")
-        raise QuantLensError("export_failed", f"Exporting the model failed with {kind}: {str(exc)[:200]}") from None
+    except QuantLensError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever the exporter raised, in the child or (torch loaded) here
+        raise export_error(exc) from None
     data["fp32_path"] = Path(data["fp32_path"])
     data["model_dir"] = Path(data["model_dir"]) if data.get("model_dir") else None
     return PreparedModel(**data)

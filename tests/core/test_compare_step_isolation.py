@@ -63,3 +63,19 @@ def test_a_crashed_quantizer_is_one_failed_precision_with_its_signal_named():
     assert crashed.code == "quantize_crashed" and "SIGSEGV" in crashed.message
     out_of_memory = explain_failure("int4", "quantize", StepCrashed("SIGKILL", memory=True))
     assert out_of_memory.code == "resource_limit_memory" and "--memory-gib" in out_of_memory.message
+
+
+def test_a_graph_too_large_for_protobuf_is_named_not_a_job_failed():
+    """`save_model_fixed` calling ByteSize() on a >2 GB graph raised EncodeError, which ended as 'job_failed'."""
+    from google.protobuf.message import EncodeError
+
+    from core.compare.isolated_steps import export_error
+    from core.compare.variant_status import explain_failure
+
+    error = export_error(EncodeError("Failed to serialize proto"))
+    assert error.code == "model_too_large_single_file" and "2 GB" in error.message
+    from_child = RuntimeError("Failed to serialize proto")
+    from_child.original_type = "EncodeError"  # how step_process reports the child's exception type
+    assert export_error(from_child).code == "model_too_large_single_file"
+    assert explain_failure("int8", "quantize", from_child).code == "model_too_large_single_file"
+    assert export_error(ValueError("unsupported architecture")).code == "export_failed"
