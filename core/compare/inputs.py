@@ -179,8 +179,11 @@ def check_array(spec: InputSpec, arr) -> None:
         raise QuantLensError("bad_inputs", f"Input {spec.name} in the .npz has dtype {arr.dtype}; the model expects "
                                            f"{spec.dtype}, which it cannot be converted to without changing its values.")
     if arr.ndim == len(spec.shape) + 1 and arr.shape[0] > 0:  # a leading samples axis (see feeds_from_npz)
-        check_array(spec, arr[0])
-        return
+        try:
+            check_array(spec, arr[0])
+            return
+        except QuantLensError:
+            pass  # one sample does not fit either: the rank mismatch below is the clearer sentence
     if arr.ndim != len(spec.shape):
         raise QuantLensError("bad_inputs", f"Input {spec.name} has {arr.ndim} dims {tuple(arr.shape)} in the .npz; "
                                            f"the model expects {len(spec.shape)}: {_shape_text(spec.shape)}.")
