@@ -55,11 +55,12 @@ MAX_MEDIA_FILES = 32  # as core.compare.media_inputs.MAX_MEDIA_FILES (the page i
 BLOCK_SIZES = (16, 32, 64, 128)
 ACCURACY_LEVELS = {4: "4: int8 compute (fastest on CPU)", 0: "0: default", 1: "1: fp32", 2: "2: fp16", 3: "3: bf16"}
 SOURCES = {"demo": "Demo: all-MiniLM-L6-v2 (bundled, offline)", "upload": "Upload a model (.onnx or .zip of a HF folder)"}
+OUTPUT_KINDS = list(spec(CompareOptions, "output_kind").choices or ("auto",))
 MAX_DEMO_RESULTS = 6  # distinct demo settings kept (about 170 MB of files each)
 
 URL_KEYS = ("src", "demo", "run", "p", "ref", "bs", "al", "f8", "clip", "algo", "sym", "emb", "pc", "runs")
 SAVED_KEYS = ("cmp_src", "cmp_precisions", "cmp_ref", "cmp_bs", "cmp_al", "cmp_algo", "cmp_sym", "cmp_emb", "cmp_pc",
-              "cmp_runs", "cmp_f8", "cmp_clip", "cmp_texts")
+              "cmp_runs", "cmp_f8", "cmp_clip", "cmp_texts", "cmp_out")
 URL_DEFAULTS = {"src": "demo", "p": ",".join(DEFAULT_PRECISIONS), "ref": "fp16", "bs": "128", "al": "4", "f8": "33", "clip": "1",
                 "algo": "rtn", "sym": "0", "emb": "1", "pc": "1", "runs": "20"}
 
@@ -169,6 +170,10 @@ def init_state_from_url() -> list[str]:
             return int(URL_DEFAULTS[key])
         return value
 
+    output_kind = qp.get("out", "auto")
+    if output_kind not in OUTPUT_KINDS:
+        problems.append(f"out={output_kind!r}")
+        output_kind = "auto"
     algo = qp.get("algo", "rtn")
     if algo not in ("rtn", "hqq"):
         problems.append(f"algo={algo!r}")
@@ -179,6 +184,7 @@ def init_state_from_url() -> list[str]:
         "cmp_sym": _flag(qp.get("sym", "0")), "cmp_emb": _flag(qp.get("emb", "1")), "cmp_pc": _flag(qp.get("pc", "1")),
         "cmp_runs": number("runs", range(3, 201)), "cmp_f8": number("f8", range(0, 101)),
         "cmp_clip": _flag(qp.get("clip", "1")), "cmp_texts": "\n".join(DEFAULT_TEXTS),
+        "cmp_out": output_kind,
     }
     st.session_state.update(initial)
     st.session_state["cmp_initial"] = initial
@@ -196,6 +202,8 @@ def write_url() -> None:
         "pc": "1" if state["cmp_pc"] else "0", "runs": str(state["cmp_runs"]), "f8": str(state["cmp_f8"]),
         "clip": "1" if state["cmp_clip"] else "0",
     }
+    if state.get("cmp_out", "auto") != "auto":  # written only when set: existing links stay as they were
+        params["out"] = state["cmp_out"]
     if st.query_params.get("run") == "1" and state["cmp_src"] == "demo":
         params["run"] = "1"
     if dict(st.query_params) != params:
@@ -212,7 +220,7 @@ def options_from_state() -> CompareOptions:
         int4=Int4Config(block_size=s["cmp_bs"], accuracy_level=s["cmp_al"], algorithm=s["cmp_algo"],
                         symmetric=s["cmp_sym"], quantize_embeddings=s["cmp_emb"], eight_bit_fraction=s["cmp_f8"] / 100,
                         clip_search=s["cmp_clip"]),
-        runs=s["cmp_runs"],
+        runs=s["cmp_runs"], output_kind=s.get("cmp_out", "auto"),
     )
 
 
@@ -354,6 +362,9 @@ def run_upload(kept: dict, options: CompareOptions, texts: list[str] | None, npz
     try:
         with job_queue().slot(session_id(), on_wait=on_wait) as slot:
             status.update(label="Preparing the job")
+            from core.compare.memory import check_fits, upload_parameters
+
+            check_fits(upload_parameters(Path(kept["path"])), job_limits().memory_bytes, "The uploaded model")
             model = _copy_into(Path(kept["path"]), job_dir)
             npz_path = None
             if npz is not None:
@@ -402,13 +413,43 @@ def results_frame(report: dict) -> pd.DataFrame:
             "Latency p50 (ms)": round(r["latency_ms_p50"], 2),
             "Latency p95 (ms)": round(r["latency_ms_p95"], 2),
             "Speed-up vs FP32": round(r["speedup_vs_fp32"], 2),
+            "Speed-up spread": speedup_spread(r),
+            "Status": r.get("status", "ok"),
         }
-        for title, key, _ in quality_headlines(report["model"]["task"]):
+        if row["Status"] == "unchanged":  # nothing was converted: its size and speed are FP32's, not a gain
+            row["x smaller than FP32"] = row["Speed-up vs FP32"] = None
+        for title, key, _ in quality_headlines(report["model"]["task"], report["model"].get("output_kind")):
             value = r["quality"].get(key)
             row[title] = None if value is None else round(float(value), 4)
         row["Verdict"] = r.get("verdict_note") or ""
         rows.append(row)
+    for f in report.get("failed") or []:
+        rows.append({"Precision": f["label"], "Status": f"failed ({f['code']})"})
     return pd.DataFrame(rows)
+
+
+def speedup_spread(r: dict) -> str:
+    """The paired rounds' 10th-90th percentile of the speed-up, and whether it is inside the noise floor."""
+    paired = r.get("speedup_paired")
+    if not paired or not paired.get("rounds"):
+        return ""
+    spread = f"{paired['p10']:.2f}-{paired['p90']:.2f}"
+    return spread + (" (within noise)" if paired.get("within_noise") and r["precision"] != "fp32" else "")
+
+
+def timing_caption(report: dict) -> str:
+    floor = report.get("latency_noise_floor")
+    parts = []
+    if floor is not None:
+        parts.append(f"Speed-up: FP32 time / variant time in each interleaved round, median and 10th-90th percentile; "
+                     f"FP32 timed against itself strays up to {floor:.0%} from 1.00x, and a speed-up inside that "
+                     "noise floor is marked 'within noise'.")
+    steps = {k[:-len("_seconds")]: v for k, v in (report.get("timings") or {}).items()
+             if k.endswith("_seconds") and k not in ("total_seconds", "export_seconds")}
+    if steps:
+        parts.append("Time per step (s): " + ", ".join(f"{k} {v:.1f}" for k, v in steps.items())
+                     + f"; total {report['timings'].get('total_seconds', 0):.1f} s.")
+    return " ".join(parts)
 
 
 @st.fragment
@@ -457,7 +498,8 @@ def quality_view(report: dict) -> None:
     tabs = st.tabs([r["label"] for r in variants])
     for tab, r in zip(tabs, variants, strict=True):
         with tab:
-            metrics = [(t, k, f) for t, k, f in quality_headlines(task) if r["quality"].get(k) is not None]
+            metrics = [(t, k, f) for t, k, f in quality_headlines(task, report["model"].get("output_kind"))
+                       if r["quality"].get(k) is not None]
             for col, (title, key, fmt) in zip(st.columns(max(1, len(metrics))), metrics, strict=False):
                 col.metric(f"{title} vs {reference}", fmt.format(r["quality"][key]))
             for _, key, _ in metrics:
@@ -565,6 +607,8 @@ def show_report(entry: dict, stale: bool) -> None:
     for note in model.get("preprocessing") or []:  # what was done to an uploaded .onnx before quantizing it
         st.caption(plain(note))
     st.dataframe(results_frame(report), width="stretch", hide_index=True)
+    if timing_caption(report):
+        st.caption(timing_caption(report))
     for r in report["results"]:
         reason = slower_than_fp32(ComparisonReport.from_dict(report).result(r["precision"]),
                                   report["model"].get("parameters"))
@@ -610,6 +654,8 @@ def settings_panel() -> None:
         b.checkbox("INT4 calibrated clipping", key="cmp_clip",
                    help=spec(Int4Config, "clip_search").help)
         st.slider("Timed runs per variant", 3, 200, key="cmp_runs")
+        st.selectbox("Uploaded ONNX model: what its first output is", OUTPUT_KINDS, key="cmp_out",
+                     help=spec(CompareOptions, "output_kind").help)
 
 
 def main() -> None:
@@ -633,6 +679,12 @@ def main() -> None:
                                     max_upload_size=max_upload_mb(),
                                     help=f"A single-file .onnx, or a .zip of a Hugging Face folder (config.json, "
                                          f"safetensors, tokenizer). Up to {max_upload_mb()} MB.")
+        from core.compare.memory import largest_parameters
+
+        limit = job_limits().memory_bytes
+        st.caption(f"This server compares models of up to about {largest_parameters(limit) / 1e6:,.0f}M parameters "
+                   f"(its job memory limit is {limit / 2**30:.1f} GiB; the operator sets it with "
+                   "QUANTLENS_JOB_MEMORY_GB). A larger upload is refused before any work starts.")
         if uploaded is not None:
             st.session_state.pop("cmp_upload_error", None)
             try:

@@ -71,6 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quantize-embeddings", action=argparse.BooleanOptionalAction,
                         default=default(Int4Config, "quantize_embeddings"),
                         help="quantize embedding tables too (INT8 and INT4; default on)")
+    parser.add_argument("--output-kind", choices=list(spec(CompareOptions, "output_kind").choices),
+                        default=default(CompareOptions, "output_kind"), help=spec(CompareOptions, "output_kind").help)
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     parser.add_argument("--timeout", type=float, default=1800, metavar="S",
                         help="stop the work after S seconds (default 1800)")
@@ -94,6 +96,7 @@ def build_options(args: argparse.Namespace):
                         clip_search=args.int4_clip_search),
         runs=args.runs, threads=args.threads, latency_seq_len=args.seq_len,
         decode_tokens=getattr(args, "decode_tokens", default(CompareOptions, "decode_tokens")),
+        output_kind=getattr(args, "output_kind", "auto"),
     )
 
 
@@ -231,6 +234,9 @@ def run_in_worker(args: argparse.Namespace, options, inputs, progress) -> dict:
     sweep_orphaned_job_dirs()  # what an earlier, killed run left behind
     with job_directory() as job_dir:
         source = _stage_source(args.model, job_dir)
+        from core.compare.memory import check_fits, upload_parameters
+
+        check_fits(upload_parameters(source), limits.memory_bytes, f"Model {Path(args.model).name}")
         npz, files = None, None
         if isinstance(inputs, dict) and "files" in inputs:
             files = tuple(_stage_media(inputs["files"], job_dir / "inputs"))
@@ -332,6 +338,30 @@ def _mb(n: float | None) -> str:
     return "-" if n is None else f"{n / 1e6:,.1f}"
 
 
+def _speedup(r: dict) -> str:
+    """Paired median and its 10-90% spread; '~' marks a difference inside the noise floor."""
+    paired = r.get("speedup_paired")
+    if not paired or not paired.get("rounds") or r["precision"] == "fp32":
+        return f"{r['speedup_vs_fp32']:.2f}x"
+    mark = "~" if paired.get("within_noise") else ""
+    return f"{mark}{paired['median']:.2f}x ({paired['p10']:.2f}-{paired['p90']:.2f})"
+
+
+def _timing_lines(data: dict) -> list[str]:
+    lines = [""]
+    floor = data.get("latency_noise_floor")
+    if floor is not None:
+        lines.append(f"Speed-up = FP32 time / variant time per interleaved round: median (10th-90th percentile). Noise "
+                     f"floor: FP32 timed against itself strays up to {floor:.0%} from 1.00x; '~' marks a speed-up "
+                     "inside it (no measurable difference).")
+    steps = {k[:-len("_seconds")]: v for k, v in (data.get("timings") or {}).items()
+             if k.endswith("_seconds") and k not in ("total_seconds", "export_seconds")}
+    if steps:
+        lines.append("Time per step (s): " + ", ".join(f"{k} {v:.1f}" for k, v in steps.items())
+                     + f"; total {data['timings'].get('total_seconds', 0):.1f}")
+    return lines
+
+
 def format_table(data: dict, out_dir: Path | None) -> str:
     model, env = data["model"], data["environment"]
     latency = data["inputs"]["latency_input"]
@@ -347,20 +377,23 @@ def format_table(data: dict, out_dir: Path | None) -> str:
     ]
     from core.compare.report import quality_headlines
 
-    quality_cols = quality_headlines(model["task"])
+    quality_cols = quality_headlines(model["task"], model.get("output_kind"))
     header = ["precision", "size MB", "x smaller", "predicted MB", "ideal MB", "peak mem MB", "load ms", "p50 ms", "p95 ms",
               "speed-up"] + [c[0] for c in quality_cols]
     rows = []
     for r in data["results"]:
+        unchanged = r.get("status") == "unchanged"
         row = [r["precision"] + (" (ref)" if r["is_reference"] else ""), _mb(r["size_bytes"]),
-               f"{r['size_ratio_vs_fp32']:.2f}", _mb(r["predicted_size_bytes"]), _mb(r.get("predicted_ideal_bytes")),
-               _mb(r["peak_memory_bytes"]),
+               "unchanged" if unchanged else f"{r['size_ratio_vs_fp32']:.2f}", _mb(r["predicted_size_bytes"]),
+               _mb(r.get("predicted_ideal_bytes")), _mb(r["peak_memory_bytes"]),
                f"{r['load_ms']:.0f}", f"{r['latency_ms_p50']:.1f}", f"{r['latency_ms_p95']:.1f}",
-               f"{r['speedup_vs_fp32']:.2f}x"]
+               "unchanged" if unchanged else _speedup(r)]
         for _, key, fmt in quality_cols:
             value = r["quality"].get(key)
             row.append("-" if value is None else fmt.format(value))
         rows.append(row)
+    for f in data.get("failed") or []:
+        rows.append([f["precision"], "failed"] + ["-"] * (len(header) - 2))
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
     lines.append("  ".join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(header, widths, strict=True))))
     for row in rows:
@@ -375,6 +408,7 @@ def format_table(data: dict, out_dir: Path | None) -> str:
     if notes or data["warnings"]:
         lines.append("")
         lines.extend(f"note: {n}" for n in notes + data["warnings"])
+    lines.extend(_timing_lines(data))
     if out_dir is not None:
         lines.append("")
         lines.append(f"Files written to {out_dir}: " + ", ".join(r["file_name"] for r in data["results"]) + ", report.json")

@@ -101,6 +101,8 @@ def fuse_encoder_ops(model, notes: list[str]):
     """
     import onnx
 
+    if not has_attention_pattern(model):  # the optimizer's shape inference costs minutes on CNNs (Resize)
+        return model
     try:
         from onnxruntime.transformers.optimizer import optimize_model
 
@@ -119,6 +121,20 @@ def fuse_encoder_ops(model, notes: list[str]):
     if not any(entry.domain == "com.microsoft" for entry in result.opset_import):
         result.opset_import.append(onnx.helper.make_opsetid("com.microsoft", 1))
     return result
+
+
+def has_attention_pattern(model) -> bool:
+    """A Softmax and at least two MatMuls of two computed tensors (Q.K^T, weights.V): something to fuse.
+
+    Checked before ORT's transformer optimizer because that optimizer runs symbolic shape inference several
+    times whatever the graph: PaddleOCR's detector (no attention at all) spent 82 s there to fuse nothing.
+    """
+    constants = {t.name for t in model.graph.initializer}
+    constants.update(o for n in model.graph.node if n.op_type == "Constant" for o in n.output)
+    ops = [n.op_type for n in model.graph.node]
+    dynamic_matmuls = sum(1 for n in model.graph.node if n.op_type == "MatMul" and len(n.input) == 2
+                          and not (set(n.input) & constants))
+    return "Softmax" in ops and dynamic_matmuls >= 2
 
 
 def embedding_gathers(model, min_share: float) -> tuple[list[str], list[str]]:

@@ -178,6 +178,12 @@ def check_array(spec: InputSpec, arr) -> None:
     if not (same_family or widening):
         raise QuantLensError("bad_inputs", f"Input {spec.name} in the .npz has dtype {arr.dtype}; the model expects "
                                            f"{spec.dtype}, which it cannot be converted to without changing its values.")
+    if arr.ndim == len(spec.shape) + 1 and arr.shape[0] > 0:  # a leading samples axis (see feeds_from_npz)
+        try:
+            check_array(spec, arr[0])
+            return
+        except QuantLensError:
+            pass  # one sample does not fit either: the rank mismatch below is the clearer sentence
     if arr.ndim != len(spec.shape):
         raise QuantLensError("bad_inputs", f"Input {spec.name} has {arr.ndim} dims {tuple(arr.shape)} in the .npz; "
                                            f"the model expects {len(spec.shape)}: {_shape_text(spec.shape)}.")
@@ -215,6 +221,8 @@ def feeds_from_npz(path: Path, specs: list[InputSpec]) -> list[dict[str, Any]]:
     missing = [s.name for s in specs if s.name not in arrays]
     if missing:
         raise QuantLensError("bad_inputs", f"The .npz file lacks the model input(s): {', '.join(missing)}; it has: {', '.join(sorted(arrays)) or 'nothing'}.")
+    if any(arrays[s.name].ndim == len(s.shape) + 1 for s in specs):
+        return _feeds_with_sample_axis(arrays, specs)
     feeds_count = None
     for spec in specs:
         arr = arrays[spec.name]
@@ -226,3 +234,21 @@ def feeds_from_npz(path: Path, specs: list[InputSpec]) -> list[dict[str, Any]]:
     if batch_fixed or count <= 1:
         return [{s.name: arrays[s.name].astype(s.dtype, copy=False) for s in specs}]
     return [{s.name: arrays[s.name][i:i + 1].astype(s.dtype, copy=False) for s in specs} for i in range(count)]
+
+
+def _feeds_with_sample_axis(arrays: dict, specs: list[InputSpec]) -> list[dict[str, Any]]:
+    """Many samples for models whose inputs cannot be split on their first axis (scalars such as silero-vad's
+    `sr`, state tensors whose batch axis is not the first): an array with one more axis than the input declares
+    holds one sample per row of that extra, leading axis; an array of exactly the declared rank (a scalar
+    sample rate) is the same for every sample."""
+    per_sample = [s for s in specs if arrays[s.name].ndim == len(s.shape) + 1]
+    counts = {arrays[s.name].shape[0] for s in per_sample}
+    if len(counts) != 1:
+        raise QuantLensError("bad_inputs", "Inputs with a leading samples axis must all have the same number of "
+                                           "samples: " + ", ".join(f"{s.name} has {arrays[s.name].shape[0]}"
+                                                                   for s in per_sample) + ".")
+    for spec in specs:
+        check_array(spec, arrays[spec.name])
+    count = min(counts.pop(), MAX_TEXTS)
+    return [{s.name: (arrays[s.name][i] if s in per_sample else arrays[s.name]).astype(s.dtype, copy=False)
+             for s in specs} for i in range(count)]

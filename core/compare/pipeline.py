@@ -16,17 +16,31 @@ import os
 import platform
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from core.compare.feeds import build_feeds, max_positions
+from core.compare.isolated_steps import prepare_isolated, quantize_isolated
+from core.compare.memory import release_memory
 from core.compare.onnx_io import model_file_bytes
-from core.compare.prepare import prepare_model
+from core.compare.paired_timing import SELF_KEY, PairedRatio, mark_noise, noise_floor, paired_ratio
 from core.compare.quality import continuation_hook, measure_quality
 from core.compare.report import ComparisonReport, VariantResult, to_json_dict, variant_label, write_report
 from core.compare.settings import LABELS, CompareOptions
+from core.compare.step_clock import StepClock
 from core.compare.stored_size import parameter_count, predicted_bytes, predicted_stored_bytes
-from core.compare.techniques import quantize
+from core.compare.variant_status import (
+    STAGE_QUANTIZE,
+    STAGE_RUN,
+    STATUS_OK,
+    STATUS_UNCHANGED,
+    VariantFailure,
+    check_reference_runs,
+    explain_failure,
+    reference_run_error,
+    unchanged_reason,
+)
 from core.errors import QuantLensError
 
 Progress = Callable[[str, float | None], None]
@@ -45,7 +59,8 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
     precision and returns the report (the caller decides whether to write it; see write_report).
     """
     from core.compare import evaluate, generation
-    from core.compare.export import TASK_GENERATION
+    from core.compare.export import TASK_GENERATION, TASK_OTHER
+    from core.compare.output_kinds import output_quality
 
     options = options or CompareOptions()
     out_dir = Path(out_dir)
@@ -54,36 +69,54 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
     started = time.perf_counter()
     warnings: list[str] = []
 
+    clock = StepClock()
     say("Preparing the FP32 ONNX model", 0.02)
-    prepared = prepare_model(source, out_dir, name)
+    with clock.step("prepare"):
+        prepared = prepare_isolated(source, out_dir, name)
     preprocessing: list[str] = []
     if prepared.source_kind == "onnx":
         say("Pre-processing the uploaded model for quantization", 0.05)
         from core.compare.preprocess import preprocess_for_quantization
 
-        preprocessing = list(preprocess_for_quantization(prepared.fp32_path).notes)
-    feeds = build_feeds(prepared, inputs, options)
-    parameters, parameter_source = parameter_count(prepared.config, prepared.fp32_path)
+        with clock.step("preprocess"):
+            preprocessing = list(preprocess_for_quantization(prepared.fp32_path).notes)
+    with clock.step("inputs"):
+        feeds = build_feeds(prepared, inputs, options)
+    with clock.step("count_parameters"):
+        parameters, parameter_source = parameter_count(prepared.config, prepared.fp32_path)
+    with clock.step("check_fp32"):  # before minutes of quantizing: everything is measured against FP32
+        check_reference_runs(prepared.fp32_path, feeds, options.threads)
 
     built: dict[str, Any] = {}
+    failures: dict[str, VariantFailure] = {}
+    unchanged: set[str] = set()
     steps = len(options.precisions) * 2
     done = 0
     for precision in options.precisions:
         if precision == "fp32":
             continue
         say(f"Quantizing: {LABELS[precision]}", 0.1 + 0.8 * done / steps)
-        built[precision] = quantize(precision, prepared.fp32_path, out_dir, options, feeds)
+        try:
+            with clock.step(f"quantize_{precision}"):
+                built[precision], nothing = quantize_isolated(precision, prepared.fp32_path, out_dir, options, feeds)
+            if nothing:
+                unchanged.add(precision)
+        except Exception as exc:  # noqa: BLE001 - one precision failing keeps the others (variant_status)
+            failures[precision] = explain_failure(precision, STAGE_QUANTIZE, exc)
+            release_memory()
         done += 1
 
     runs: dict[str, evaluate.VariantRun] = {}
     positions = max_positions(prepared.config)
-    paths = {p: prepared.fp32_path if p == "fp32" else built[p].path for p in options.precisions}
+    paths = {p: prepared.fp32_path if p == "fp32" else built[p].path for p in options.precisions if p not in failures}
     interleave = sum(model_file_bytes(p) for p in paths.values()) <= INTERLEAVE_MAX_BYTES
     generating = prepared.task == TASK_GENERATION and "input_ids" in feeds.latency
     gen_plan = generation.make_plan(feeds.latency["input_ids"], options.decode_tokens, options.runs,
                                     positions) if generating else None
     gen_timings: dict[str, generation.GenerationTiming] = {}
     for precision in options.precisions:
+        if precision in failures:
+            continue
         say(f"Running: {LABELS[precision]}", 0.1 + 0.8 * done / steps)
         after = None
         if prepared.task == TASK_GENERATION and options.max_new_tokens:
@@ -91,39 +124,65 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
         if generating and not interleave:
             after = generation.timed_hook(after, gen_plan, gen_timings, precision)
         try:
-            runs[precision] = evaluate.run_variant(paths[precision], feeds.per_input, feeds.latency, runs=options.runs,
-                                                   warmup=options.warmup, threads=options.threads, after=after,
-                                                   keep_session=interleave)
-        except QuantLensError:
-            raise
+            with clock.step(f"run_{precision}"):
+                runs[precision] = evaluate.run_variant(paths[precision], feeds.per_input, feeds.latency,
+                                                       runs=options.runs, warmup=options.warmup,
+                                                       threads=options.threads, after=after, keep_session=interleave)
         except Exception as exc:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
-            raise QuantLensError("model_failed_runtime",
-                                 f"{LABELS[precision]} failed to run in onnxruntime: {' '.join(str(exc).split())[:200]}") from None
+            if precision == "fp32":
+                raise reference_run_error(exc, feeds) from None
+            failures[precision] = explain_failure(precision, STAGE_RUN, exc)
+            release_memory()
         done += 1
+    reference_precision = options.reference if options.reference in runs else "fp32"
+    if reference_precision != options.reference:
+        warnings.append(f"Quality is measured against FP32: the chosen reference {LABELS[options.reference]} could "
+                        "not be made.")
+    paired: dict[str, PairedRatio] = {}
+    floor = None
     if interleave:
         say("Timing all variants turn by turn", 0.9)
         sessions = {p: r.extra.pop("session") for p, r in runs.items()}
-        for precision, times in evaluate.time_interleaved(sessions, feeds.latency, options.runs).items():
-            evaluate.set_latency(runs[precision], times)
+        sessions[SELF_KEY] = sessions["fp32"]  # the same file timed against itself: the noise floor
+        with clock.step("timing"):
+            timed = evaluate.time_interleaved(sessions, feeds.latency, options.runs)
+        for precision, times in timed.items():
+            if precision in runs:
+                evaluate.set_latency(runs[precision], times)
+        floor = noise_floor(paired_ratio(timed["fp32"], timed[SELF_KEY]))
+        paired = {p: mark_noise(paired_ratio(timed["fp32"], timed[p]), floor) for p in runs}
         if generating:
             say("Timing generation (prefill, then decode through the KV cache)", 0.91)
-            gen_timings = generation.time_generation(sessions, gen_plan)
+            with clock.step("generation"):
+                gen_timings = generation.time_generation({p: s for p, s in sessions.items() if p != SELF_KEY},
+                                                         gen_plan)
         del sessions
     else:
         warnings.append("Variants were timed one after another (too large to hold together); on a busy machine "
                         "their latency ratios are less reliable.")
 
     say("Comparing outputs", 0.93)
-    reference = runs[options.reference]
+    clock.start("quality")
+    reference = runs[reference_precision]
     fp32_run = runs["fp32"]
     fp32_bytes = model_file_bytes(prepared.fp32_path)
     results = []
+    why_unchanged = unchanged_reason(prepared.fp32_path) if unchanged else ""
     for precision in options.precisions:
+        if precision not in runs:
+            continue
         run = runs[precision]
         path = paths[precision]
         size = model_file_bytes(path)
-        quality, samples = measure_quality(prepared.task, reference, run, feeds, prepared.config)
+        if prepared.task == TASK_OTHER and options.output_kind != "auto":
+            quality, samples = output_quality(options.output_kind, reference, run, feeds.labels)
+        else:
+            quality, samples = measure_quality(prepared.task, reference, run, feeds, prepared.config)
         q = built.get(precision)
+        notes = list(q.notes) if q else []
+        if precision in unchanged:
+            notes.insert(0, f"Unchanged: {LABELS[precision]} converted no weight of this model, so this file is "
+                            "FP32's computation; its size and speed are not a gain." + why_unchanged)
         results.append(VariantResult(
             precision=precision, label=variant_label(precision, q.settings if q else {}), file_name=path.name,
             size_bytes=size,
@@ -133,17 +192,23 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
             predicted_ideal_bytes=predicted_bytes(parameters, precision),
             load_ms=run.load_ms, peak_memory_bytes=run.peak_memory_bytes, memory_method=run.memory_method,
             latency_ms_p50=run.latency_ms_p50, latency_ms_p95=run.latency_ms_p95,
-            speedup_vs_fp32=fp32_run.latency_ms_p50 / run.latency_ms_p50 if run.latency_ms_p50 else 0.0,
+            speedup_vs_fp32=(paired[precision].median if precision in paired else
+                             fp32_run.latency_ms_p50 / run.latency_ms_p50 if run.latency_ms_p50 else 0.0),
             quantize_seconds=q.seconds if q else prepared.export_seconds,
-            is_reference=precision == options.reference,
-            settings=q.settings if q else {}, notes=list(q.notes) if q else [],
+            is_reference=precision == reference_precision,
+            settings=q.settings if q else {}, notes=notes,
             quality=quality, samples=samples,
             generation=generation.stats_for(precision, gen_timings, gen_plan, run, feeds, size, prepared.config)
             if generating and precision in gen_timings else None,
+            status=STATUS_UNCHANGED if precision in unchanged else STATUS_OK,
+            speedup_paired=paired[precision].to_dict() if precision in paired else None,
         ))
+    clock.stop("quality")
     from core.compare.verdict import apply_verdicts
 
     warnings += apply_verdicts(results)
+    for failure in failures.values():
+        warnings.append(f"{failure.label} is not shown: {failure.message} [{failure.code}]")
     if len(feeds.per_input) < 3 and prepared.task == "feature-extraction":
         warnings.append("Fewer than 3 inputs: nearest-neighbour agreement needs at least 3 texts.")
     if feeds.source == "generated":
@@ -159,8 +224,9 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
             "architecture": prepared.architecture, "parameters": parameters, "parameter_source": parameter_source,
             "inputs": [{"name": k, "shape": list(v.shape), "dtype": str(v.dtype)} for k, v in feeds.per_input[0].items()],
             "outputs": list(reference.output_names), "preprocessing": preprocessing,
+            "output_kind": options.output_kind if prepared.task == TASK_OTHER else "auto",
         },
-        reference=options.reference,
+        reference=reference_precision,
         inputs={"source": feeds.source, "count": len(feeds.per_input), "items": feeds.labels[:64],
                 "latency_input": {"batch": 1, "sequence_length": seq} if seq else {"batch": 1}},
         results=results,
@@ -168,8 +234,11 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
         environment={"latency_timing": "interleaved" if interleave else "sequential", "onnxruntime": onnxruntime.__version__, "execution_provider": "CPUExecutionProvider",
                      "intra_op_num_threads": options.threads, "cpu_count": os.cpu_count(),
                      "machine": platform.machine(), "python": platform.python_version()},
-        timings={"export_seconds": prepared.export_seconds, "total_seconds": time.perf_counter() - started},
+        timings={"export_seconds": prepared.export_seconds, **clock.seconds(),
+                 "total_seconds": time.perf_counter() - started},
         warnings=warnings,
+        failed=[asdict(f) for f in failures.values()],
+        latency_noise_floor=floor,
     )
     say("Done", 1.0)
     return report

@@ -33,7 +33,11 @@ QUALITY_HEADLINES: dict[str, tuple[tuple[str, str, str], ...]] = {
 }
 
 
-def quality_headlines(task: str) -> tuple[tuple[str, str, str], ...]:
+def quality_headlines(task: str, output_kind: str | None = None) -> tuple[tuple[str, str, str], ...]:
+    if output_kind and output_kind != "auto" and task == "other":
+        from core.compare.output_kinds import HEADLINES
+
+        return HEADLINES.get(output_kind, QUALITY_HEADLINES["other"])
     return QUALITY_HEADLINES.get(task, QUALITY_HEADLINES["other"])
 
 
@@ -88,6 +92,10 @@ class VariantResult:
     # should a user deploy this instead of FP32 (core.compare.verdict): a stable code and one sentence
     verdict: str = ""
     verdict_note: str = ""
+    # "ok", or "unchanged" when the quantizer converted no weight (its size and speed are FP32's, not a gain)
+    status: str = "ok"
+    # FP32 time / this time per interleaved round: median, p10, p90, rounds, within_noise (see paired_timing)
+    speedup_paired: dict[str, Any] | None = None
 
 
 @dataclass
@@ -101,6 +109,10 @@ class ComparisonReport:
     timings: dict[str, float]
     warnings: list[str] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
+    # precisions that could not be made or run: {precision, label, stage, code, message} (variant_status)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    # how far FP32 timed against itself strays from 1.00x; paired speed-ups inside it are marked within noise
+    latency_noise_floor: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -112,6 +124,9 @@ class ComparisonReport:
             if isinstance(r.generation, dict):
                 r.generation = GenerationStats(**r.generation)
         return cls(**{**data, "results": results})
+
+    def failure(self, precision: str) -> dict[str, Any] | None:
+        return next((f for f in self.failed if f.get("precision") == precision), None)
 
     def result(self, precision: str) -> VariantResult:
         for r in self.results:

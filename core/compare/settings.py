@@ -182,6 +182,10 @@ class CompareOptions:
     max_new_tokens: int = setting(8, "Greedy tokens generated per prompt for causal LMs.", low=0, high=64)
     decode_tokens: int = setting(32, "Tokens decoded one at a time through the KV cache after the latency prompt, "
                                      "to time generation (causal LMs).", low=1, high=512)
+    output_kind: str = setting("auto", "What an uploaded ONNX model's first output is, so the quality metric fits: "
+                                       "class-logits (top-1 kept), detection-map (mask IoU), ctc-sequence (decoded "
+                                       "sequence kept), decision-score (decision kept); auto = tensor errors.",
+                               choices=("auto", "class-logits", "detection-map", "ctc-sequence", "decision-score"))
 
     def __post_init__(self) -> None:
         precisions = tuple(dict.fromkeys(p.strip().lower() for p in self.precisions))
@@ -200,6 +204,9 @@ class CompareOptions:
             if not isinstance(value, int) or isinstance(value, bool) or not s.low <= value <= s.high:
                 raise QuantLensError("bad_option", f"{name} must be an integer from {s.low:g} to {s.high:g} "
                                                    f"(got {value!r}).")
+        kinds = spec(CompareOptions, "output_kind").choices or ()
+        if self.output_kind not in kinds:
+            raise QuantLensError("bad_option", f"output_kind must be one of {', '.join(kinds)} (got {self.output_kind!r}).")
         # fp32 is the base of every ratio and the reference must be built too: add both, in a stable order.
         wanted = set(precisions) | {"fp32", reference}
         object.__setattr__(self, "precisions", tuple(p for p in PRECISIONS if p in wanted))

@@ -15,12 +15,19 @@ from core.errors import QuantLensError
 
 
 def count_onnx_parameters(path: Path) -> int:
-    """Elements of all floating-point initializers: the weights, counted the way the sizing engine counts."""
+    """Elements of all floating-point weights, counted the way the sizing engine counts.
+
+    Not only initializers: exporters such as Paddle2ONNX store weights in Constant nodes, and control flow
+    (silero-vad) keeps them inside If/Loop subgraphs; counting initializers alone showed PaddleOCR's
+    classifier as 0.0M parameters.
+    """
     import onnx
+
+    from core.compare.onnx_io import iter_tensors
 
     model = load_model_checked(path)
     total = 0
-    for tensor in model.graph.initializer:
+    for tensor in iter_tensors(model):
         if tensor.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16,
                                 onnx.TensorProto.DOUBLE):
             count = 1
@@ -75,16 +82,19 @@ def predicted_stored_bytes(fp32_path: Path, precision: str, settings: dict[str, 
                   onnx.TensorProto.DOUBLE: 8}
     matmul_weights: dict[str, str] = {}  # initializer -> consuming MatMul/Gemm node name
     gather_tables: set[str] = set()
+    conv_weights: set[str] = set()  # dynamic INT8 quantizes Conv weights too (ConvInteger), per output channel
     for node in model.graph.node:
         if node.op_type in ("MatMul", "Gemm") and len(node.input) > 1 and node.input[1] in inits \
                 and len(inits[node.input[1]].dims) == 2:
             matmul_weights[node.input[1]] = node.name if node.op_type == "MatMul" else f"{node.name or node.output[0]}_MatMul"
         elif node.op_type == "Gather" and node.input and node.input[0] in inits:
             gather_tables.add(node.input[0])
-    # INT8 for convolutional models (static QDQ or weight-only, core.compare.techniques.int8_auto) stores Conv
-    # weights as int8 with a scale and zero point per output channel too
-    conv_weights = {n.input[1] for n in model.graph.node if n.op_type == "Conv" and len(n.input) > 1
-                    and n.input[1] in inits} if settings.get("method_used") in ("static", "weights") else set()
+        elif node.op_type == "Conv" and len(node.input) > 1 and node.input[1] in inits:
+            conv_weights.add(node.input[1])
+    # Conv weights become int8 (a scale and zero point per output channel) under dynamic INT8 (ConvInteger) and the
+    # CNN methods of techniques/int8_auto (static QDQ, weight-only); the MatMul-only method leaves them in float.
+    if settings.get("method_used") == "dynamic-matmul":
+        conv_weights = set()
     eight_bit = set(settings.get("eight_bit_layers") or ())
     if precision == "int4" and settings.get("quantize_embeddings", True):
         large = set(embedding_gathers(model, float(settings.get("embedding_min_share", 0.0)))[0])
@@ -105,6 +115,9 @@ def predicted_stored_bytes(fp32_path: Path, precision: str, settings: dict[str, 
             total += count * 4
         elif precision == "fp16":
             total += count * 2
+        elif precision == "int8" and name in conv_weights and len(tensor.dims) >= 2:
+            channels = tensor.dims[0] if settings.get("per_channel", True) else 1
+            total += count + channels * 5
         elif precision in ("int8", "int8-static") and (name in matmul_weights or (
                 name in gather_tables and settings.get("quantize_embeddings", True))):
             channels = tensor.dims[-1] if name in matmul_weights and settings.get("per_channel", True) else 1
@@ -131,4 +144,20 @@ def predicted_stored_bytes(fp32_path: Path, precision: str, settings: dict[str, 
         else:
             total += count * 4  # left in float by the technique (LayerNorm, biases, small tables)
     graph_bytes = max(0, Path(fp32_path).stat().st_size - weight_bytes)
-    return int(total + graph_bytes)
+    if precision == "fp16":  # weights held in Constant nodes and subgraphs are converted to float16 too
+        graph_bytes -= _non_initializer_float_bytes(model) // 2
+    return int(total + max(0, graph_bytes))
+
+
+def _non_initializer_float_bytes(model) -> int:
+    """FP32 bytes of float tensors outside the main graph's initializers (Constant nodes, subgraphs)."""
+    import math
+
+    import onnx
+
+    from core.compare.onnx_io import iter_tensors
+
+    def float_bytes(tensors) -> int:
+        return sum(4 * (math.prod(t.dims) if t.dims else 1) for t in tensors if t.data_type == onnx.TensorProto.FLOAT)
+
+    return max(0, float_bytes(iter_tensors(model)) - float_bytes(model.graph.initializer))

@@ -286,7 +286,26 @@ def _network_attempt(run_dir: Path) -> str | None:
         return "unknown"
 
 
-def _outcome(returncode: int, run_dir: Path, limits: JobLimits, target: str) -> dict:
+# Under RLIMIT_AS a refused allocation is often not a MemoryError: native code that does not check malloc's
+# result crashes instead (Qwen2.5-0.5B under 6 GiB ended as SIGSEGV). A crash after the child's address space came
+# this close to the limit is reported as the memory limit, which is what the user can change.
+NEAR_LIMIT_SHARE = 0.8
+_CRASH_SIGNALS = (signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGILL)
+
+
+def _vm_peak_bytes(pid: int) -> int:
+    """The child's peak address-space size so far (VmPeak), or 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"VmPeak:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _outcome(returncode: int, run_dir: Path, limits: JobLimits, target: str, *, vm_peak: int = 0) -> dict:
     """Turn what the child left behind into a result dict, or raise the matching QuantLensError."""
     attempt = _network_attempt(run_dir)
     if attempt:
@@ -324,6 +343,8 @@ def _outcome(returncode: int, run_dir: Path, limits: JobLimits, target: str) -> 
         if sig == signal.SIGXCPU:
             raise QuantLensError("timeout", f"The job used more CPU time than its {limits.timeout_s:g} s limit allows "
                                             "and was stopped.")
+        if sig in _CRASH_SIGNALS and vm_peak >= NEAR_LIMIT_SHARE * limits.memory_bytes:
+            raise _memory_error(limits, crashed=name)
         raise QuantLensError("model_crashed_runtime",
                              f"The model crashed the runtime ({name}); it cannot be processed. The app is unaffected.")
     if any(m in tail for m in MEMORY_MARKERS):
@@ -336,10 +357,16 @@ def _disk_error(limits: JobLimits) -> QuantLensError:
                           f"The job tried to write a file larger than {limits.file_bytes / 2**20:g} MiB and was stopped.")
 
 
-def _memory_error(limits: JobLimits) -> QuantLensError:
+MEMORY_FLAG = "--memory-gib"
+MEMORY_VARIABLE = "QUANTLENS_JOB_MEMORY_GB"  # core.jobs.server_settings
+
+
+def _memory_error(limits: JobLimits, crashed: str | None = None) -> QuantLensError:
+    how = f" (the runtime crashed with {crashed} as it reached the limit)" if crashed else ""
     return QuantLensError("resource_limit_memory",
                           f"The job needed more than its {limits.memory_bytes / 2**30:.1f} GiB memory limit and was "
-                          "stopped; try a smaller model.")
+                          f"stopped{how}; raise the limit with {MEMORY_FLAG} on the command line or {MEMORY_VARIABLE} "
+                          "on a server, or try a smaller model.")
 
 
 def run_job(target: str, payload: dict, *, job_dir: Path, limits: JobLimits = JobLimits(),  # noqa: B008
@@ -369,8 +396,10 @@ def run_job(target: str, payload: dict, *, job_dir: Path, limits: JobLimits = Jo
             )
         relay = _ProgressRelay(run_dir / "progress.jsonl", on_progress)
         deadline = time.monotonic() + limits.timeout_s
+        vm_peak = 0
         while not _exited(process.pid):
             relay.pump()
+            vm_peak = max(vm_peak, _vm_peak_bytes(process.pid))
             if cancel is not None and cancel.is_set():
                 raise QuantLensError("cancelled", "The job was cancelled.")
             if time.monotonic() > deadline:
@@ -380,7 +409,7 @@ def run_job(target: str, payload: dict, *, job_dir: Path, limits: JobLimits = Jo
         _kill_group(process.pid)  # stragglers the child left in its group
         returncode = process.wait()
         relay.pump()
-        return _outcome(returncode, run_dir, limits, target)
+        return _outcome(returncode, run_dir, limits, target, vm_peak=vm_peak)
     finally:
         if process is not None and process.returncode is None:  # timeout, cancel or a failing callback
             _kill_group(process.pid)  # only while unreaped: the group id cannot have been reused yet

@@ -255,3 +255,15 @@ def runtime_out_of_memory(payload: dict, job_dir: Path, progress) -> dict:
     """The pipeline's wrapping of an onnxruntime allocation failure."""
     raise QuantLensError("model_failed_runtime", "INT8 failed to run in onnxruntime: [ONNXRuntimeError] : 6 : "
                                                  "RUNTIME_EXCEPTION : Failed to allocate memory for requested buffer")
+
+
+def segfault_near_limit(payload: dict, job_dir: Path, progress) -> dict:
+    """A native crash after the address space grew close to RLIMIT_AS: what torch/ORT do when malloc fails."""
+    import time
+
+    held = bytearray(int(payload.get("mib", 200)) * 2**20)
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:  # stay alive long enough for the parent's 50 ms poll to see the peak
+        held[::4096] = b"\1" * len(held[::4096])
+    ctypes.string_at(0)
+    return {}

@@ -112,9 +112,9 @@ def quantize_int8(src: Path, dst: Path, options: CompareOptions, feeds: Feeds) -
     from core.compare.techniques.int8_weights import quantize_int8_weights
 
     config = options.int8
-    calibration = feeds.calibration or feeds.per_input
-    if config.method == "dynamic":
+    if config.method == "dynamic":  # needs no inputs
         return _tag(quantize_int8_dynamic(src, dst, config), "dynamic")
+    calibration = feeds.calibration or feeds.per_input
     if config.method == "static":
         return quantize_int8_conv(src, dst, calibration, per_channel=config.per_channel)
     profile = weight_profile(load_model_checked(src))
