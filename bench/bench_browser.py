@@ -32,10 +32,11 @@ from core import sizing  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 MODEL = "meta-llama/Llama-3.1-8B"
-CELL_JS = """(text) => [...document.querySelectorAll('[data-testid="stDataFrame"] td')]
-    .some(td => td.textContent.trim() === text)"""
-NUMBER_JS = """(value) => [...document.querySelectorAll('[data-testid="stDataFrame"] td')]
-    .some(td => Math.abs(parseFloat(td.textContent) - value) < 0.0005)"""
+CELLS = '[data-testid="stDataFrame"] td, [data-testid="stTable"] td'
+CELL_JS = """(text) => [...document.querySelectorAll('CELLS')]
+    .some(td => td.textContent.trim() === text)""".replace("CELLS", CELLS)
+NUMBER_JS = """(value) => [...document.querySelectorAll('CELLS')]
+    .some(td => Math.abs(parseFloat(td.textContent) - value) < 0.0051)""".replace("CELLS", CELLS)
 
 
 def start(app_dir: Path) -> tuple[subprocess.Popen, str]:
@@ -58,7 +59,7 @@ def start(app_dir: Path) -> tuple[subprocess.Popen, str]:
 
 
 def settle(pg) -> None:
-    pg.wait_for_selector("[data-testid='stDataFrame'] td", state="attached", timeout=60_000)
+    pg.wait_for_selector(CELLS, state="attached", timeout=60_000)
     pg.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
     pg.wait_for_function(CELL_JS, arg="GGUF Q4_K_M", timeout=60_000)
 

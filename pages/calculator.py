@@ -431,9 +431,11 @@ def draw_memory(models, result, rt: str, compute_ms: float, hub_found=()) -> Non
          "GGUF imatrix": {True: "yes", False: "no", None: ""}[e.gguf_imatrix]}
         for es in result.estimates for e in es
     ])
-    st.dataframe(table, hide_index=True, column_config={
-        k: st.column_config.NumberColumn(format="%.2f")
-        for k in ("Weights GB", "KV cache GB", "Overhead GB", "Total GB", "Total GiB")})
+    # A plain HTML table, not st.dataframe: the canvas grid made each rerun ~150-300 ms slower to show new numbers
+    # (bench/bench_browser.py), and a few rows need no sorting or scrolling.
+    gb_columns = ("Weights GB", "KV cache GB", "Overhead GB", "Total GB", "Total GiB")
+    st.table(table.style.format(dict.fromkeys(gb_columns, "{:.2f}"), na_rep="—"), hide_index=True,
+             border="horizontal")
     csv_rows = pd.DataFrame([
         {"model": e.model_name, "precision": e.precision, "context": e.context, "batch": e.batch,
          "kv_precision": e.kv_precision, "runtime": e.runtime, "weights_bytes": e.weights_bytes,
@@ -455,13 +457,14 @@ def draw_memory(models, result, rt: str, compute_ms: float, hub_found=()) -> Non
                "range in the table.")
 
 
-def _bars_spec(rows: tuple, order: tuple, model_names: tuple) -> dict:
-    """The stacked bars as a plain Vega-Lite spec (written out, not through altair: ~1 ms instead of ~20 ms a rerun)."""
-    values = [{"Model": m, "Precision": p, "Part": part, "GB": gb} for m, p, part, gb in rows]
+def _bars_spec(order: tuple, model_names: tuple) -> dict:
+    """The stacked bars as a plain Vega-Lite spec (written out, not through altair: ~1 ms instead of ~20 ms a rerun).
+    The rows travel apart from it (st.vega_lite_chart's data=): when only the numbers change (a new context), the
+    browser updates the drawn chart instead of compiling and embedding a new one."""
     inner = {
         "mark": "bar",
         "encoding": {
-            "x": {"field": "Precision", "type": "nominal", "sort": list(order), "title": None},
+            "x": {"field": "Precision", "type": "nominal", "sort": {"field": "Order", "op": "min"}, "title": None},
             "y": {"aggregate": "sum", "field": "GB", "type": "quantitative", "title": "GB (10^9 bytes)"},
             "color": {"field": "Part", "type": "nominal", "sort": ["Weights", "KV cache", "Overhead"]},
             "tooltip": [{"field": "Model"}, {"field": "Precision"}, {"field": "Part"},
@@ -469,27 +472,25 @@ def _bars_spec(rows: tuple, order: tuple, model_names: tuple) -> dict:
         },
     }
     if len(model_names) > 1:
-        return {"data": {"values": values}, "facet": {"column": {"field": "Model", "type": "nominal", "title": None,
-                                                                  "sort": list(model_names)}},
+        return {"facet": {"column": {"field": "Model", "type": "nominal", "title": None, "sort": list(model_names)}},
                 "spec": {"width": max(160, 60 * len(order)), **inner}}
-    return {"data": {"values": values}, **inner}
+    return inner
 
 
-def _lines_spec(rows: tuple, order: tuple, rules: tuple, multi: bool, label_color: str) -> dict:
-    """Memory against context per model x precision, with a dashed rule and a readable label per card."""
+def _lines_spec(rules: tuple, multi: bool, label_color: str) -> dict:
+    """Memory against context per model x precision, with a dashed rule and a readable label per card. The lines'
+    rows travel apart (data=), like the bars', so a new precision updates the chart instead of rebuilding it."""
     encoding = {
         "x": {"field": "Context", "type": "quantitative", "title": "Context (tokens)"},
         "y": {"field": "Total GB", "type": "quantitative", "title": "Total GB (10^9 bytes)"},
-        "color": {"field": "Precision", "type": "nominal", "sort": list(order)},
+        "color": {"field": "Precision", "type": "nominal", "sort": {"field": "Order", "op": "min"}},
         "tooltip": [{"field": "Model"}, {"field": "Precision"}, {"field": "Context", "type": "quantitative"},
                     {"field": "Total GB", "type": "quantitative", "format": ".2f"}],
     }
     if multi:
         encoding["strokeDash"] = {"field": "Model", "type": "nominal"}
         encoding["detail"] = {"field": "Model", "type": "nominal"}
-    layers: list[dict] = [{"data": {"values": [{"Model": m, "Precision": p, "Context": c, "Total GB": gb}
-                                               for m, p, c, gb in rows]},
-                           "mark": {"type": "line", "point": True}, "encoding": encoding}]
+    layers: list[dict] = [{"mark": {"type": "line", "point": True}, "encoding": encoding}]
     if rules:
         rule_values = {"values": [{"Hardware": h, "Total GB": gb, "Context": 0} for h, gb in rules]}
         y = {"field": "Total GB", "type": "quantitative"}
@@ -505,25 +506,29 @@ def _lines_spec(rows: tuple, order: tuple, rules: tuple, multi: bool, label_colo
 
 def draw_charts(models, result, precisions, hardware, sweeps, batch: int) -> None:
     order = tuple(p.label for p in precisions)
-    rows = tuple((e.model_name, e.precision_label, part, value / GB)
+    rank = {label: i for i, label in enumerate(order)}  # "Order": the precisions' order, as data, not in the spec
+    rows = tuple((e.model_name, e.precision_label, rank.get(e.precision_label, 0), part, value / GB)
                  for es in result.estimates for e in es
                  for part, value in (("Weights", e.weights_bytes), ("KV cache", e.kv_cache_bytes),
                                      ("Overhead", e.overhead_bytes)))
-    st.vega_lite_chart(spec=_bars_spec(rows, order, tuple(m.name for m in models)), width="stretch",
-                      alt="Stacked bars of weights, KV cache and overhead per precision.")
+    bars = pd.DataFrame(rows, columns=["Model", "Precision", "Order", "Part", "GB"])
+    st.vega_lite_chart(bars, _bars_spec(order, tuple(m.name for m in models)), width="stretch", key="calc_bars",
+                       alt="Stacked bars of weights, KV cache and overhead per precision.")
     st.caption("Stacked bars of weights, KV cache and overhead per precision; the numbers are in the table above.")
     names = ", ".join(m.name for m in models)
     st.subheader(f"Memory against context: {plain(names)}")
     if any(not m.architecture for m in models):
         st.caption("A bare parameter count has no KV cache estimate: its lines stay flat. Pick a catalog model or "
                    "upload a config.json.")
-    line_rows = tuple((m.name, get_precision(r["precision"]).label, r["context"], r["total_bytes"] / GB)
-                      for m, sweep in zip(models, sweeps, strict=True) for r in sweep)
+    lines = pd.DataFrame([(m.name, label, rank.get(label, 0), r["context"], r["total_bytes"] / GB)
+                          for m, sweep in zip(models, sweeps, strict=True) for r in sweep
+                          for label in (get_precision(r["precision"]).label,)],
+                         columns=["Model", "Precision", "Order", "Context", "Total GB"])
     rules = tuple((hw.name, hw.usable_memory_bytes / GB) for hw in hardware)
     dark = getattr(st.context.theme, "type", None) == "dark"
     label_color = "#f1f3f5" if dark else "#1a1b1e"  # the theme's text colours: readable on either background
-    st.vega_lite_chart(spec=_lines_spec(line_rows, order, rules, len(models) > 1, label_color), width="stretch",
-                      alt="Total memory against context per model and precision, with each card's usable memory.")
+    st.vega_lite_chart(lines, _lines_spec(rules, len(models) > 1, label_color), width="stretch", key="calc_lines",
+                       alt="Total memory against context per model and precision, with each card's usable memory.")
     st.caption(f"Total memory against context (batch {batch}) for each model and precision, with dashed lines at "
                "each card's usable memory.")
 

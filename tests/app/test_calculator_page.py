@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
 
 from tests.core.sizing_reference import CONFIGS
@@ -248,8 +249,8 @@ def test_every_selected_model_gets_its_verdict_fit_rows_and_context_line():
     assert any(v.startswith("❌ Llama 3.1 70B") and "needs 2 cards at GGUF Q4_K_M" in v for v in verdicts)
     assert table_with(at, "GGUF Q4_K_M")["Model"].tolist() == ["Llama 3.1 8B", "Llama 3.1 70B"]
     lines = next(c for c in at.get("vega_lite_chart") if "strokeDash" in c.proto.spec)
-    layer = json.loads(lines.proto.spec)["layer"][0]["data"]["values"]
-    assert {row["Model"] for row in layer} == {"Llama 3.1 8B", "Llama 3.1 70B"}
+    rows = convert_arrow_bytes_to_pandas_df(lines.proto.data.data)  # the rows travel beside the spec (data=)
+    assert set(rows["Model"]) == {"Llama 3.1 8B", "Llama 3.1 70B"}
 
 
 def test_the_cards_i_have_turn_8_h100_into_a_yes_for_deepseek_v3():

@@ -25,9 +25,12 @@ def query(pg) -> dict[str, list[str]]:
     return parse_qs(urlsplit(pg.url).query)
 
 
+TABLES = "[data-testid='stDataFrame'], [data-testid='stTable']"
+
+
 def grid_cells(pg, index: int) -> list[str]:
-    """Text of a dataframe's cells (Streamlit's grid keeps an accessible <table> beside its canvas)."""
-    return pg.locator("[data-testid='stDataFrame']").nth(index).locator("td").all_text_contents()
+    """Text of a table's cells (st.table's HTML table, or the accessible <table> a dataframe keeps beside its canvas)."""
+    return pg.locator(TABLES).nth(index).locator("td").all_text_contents()
 
 
 def memory_table_cells(pg, containing: tuple[str, ...] = (), timeout_s: float = 30.0) -> list[str]:
@@ -35,7 +38,7 @@ def memory_table_cells(pg, containing: tuple[str, ...] = (), timeout_s: float = 
     deadline = time.monotonic() + timeout_s
     cells: list[str] = []
     while time.monotonic() < deadline:
-        frames = pg.locator("[data-testid='stDataFrame']")
+        frames = pg.locator(TABLES)
         for i in range(frames.count()):
             if "Total GB" in frames.nth(i).locator("th").all_text_contents():
                 cells = grid_cells(pg, i)
@@ -82,14 +85,14 @@ def test_the_calculator_opens_on_a_real_model_with_its_fit_matrix(page, server_u
 def test_calculator_input_changes_the_table_and_the_url(page, server_url):
     page.goto(f"{server_url}/calculator?src=params&params=7B&prec=fp16&prec=int4&ctx=0")
     wait_for_app(page)
-    memory_table_cells(page, containing=("7B parameters", "14", "3.5"))  # 7B: 14 GB at FP16, 3.5 GB at INT4
+    memory_table_cells(page, containing=("7B parameters", "14.00", "3.50"))  # 7B: 14 GB at FP16, 3.5 GB at INT4
 
     box = page.get_by_label(PARAMS_LABEL)
     box.fill("70B")
     box.press("Enter")
     page.wait_for_function("() => location.search.includes('params=70B')")
     wait_for_app(page)
-    memory_table_cells(page, containing=("70B parameters", "140", "35"))
+    memory_table_cells(page, containing=("70B parameters", "140.00", "35.00"))
     assert query(page)["params"] == ["70B"]
     assert_no_exception(page)
     save_screenshot(page, "calculator")
