@@ -258,7 +258,9 @@ def _check_declared_input(buf: memoryview, start: int, end: int, where: str, sca
             for n, w, value, _ in _fields(buf, a, b, scan):
                 if n == 1 and w == 0:  # dim_value (dim_param, a name, leaves the size to us)
                     dim = _signed(value)
-                    if dim < 0 or dim > MAX_DIM:
+                    if dim < 0:  # exporters such as Paddle2ONNX write -1 for a dynamic size: a free dim
+                        continue
+                    if dim > MAX_DIM:
                         raise _invalid(f"input {name!r} declares a dimension of {dim}")
                     elements *= max(dim, 1)
     if elements > MAX_INPUT_ELEMENTS:

@@ -158,6 +158,16 @@ def test_a_declared_input_of_two_to_the_forty_squared_is_refused(sandbox):
     assert "'X'" in error.message
 
 
+def test_a_minus_one_input_dimension_is_read_as_dynamic_not_refused(sandbox):
+    """Paddle2ONNX writes -1 for a free dimension (PaddleOCR's published classifier: x [-1, 3, 48, 192])."""
+    from onnx import TensorProto, helper
+
+    model = onnx_model()
+    model.graph.input[0].CopyFrom(helper.make_tensor_value_info("X", TensorProto.FLOAT, [-1, 3, 48, 192]))
+    validated = sandbox.validate(model.SerializeToString())
+    assert validated.kind == "onnx"
+
+
 def test_twenty_nested_ifs_are_refused_before_the_converter_sees_them(sandbox):
     from onnx import TensorProto, helper
 
