@@ -60,26 +60,11 @@ def run_quantlens(folder: Path, out_dir: Path, threads: int) -> tuple[float, dic
 
 
 def plain_baselines(fp32: Path, out_dir: Path) -> dict[str, Path]:
-    """Exactly what a user gets from ORT's own one-liners (no QuantLens settings)."""
-    import onnx
-    from onnxruntime.quantization import quantize_dynamic
-    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+    """The same plain ORT one-liners as bench_compare.py (one copy of the baseline, so both benches agree)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_compare import plain_baselines as plain
 
-    from core.compare.onnx_io import quiet_ort_logging
-
-    quiet_ort_logging()
-    paths = {}
-    path = out_dir / "plain_int8.onnx"
-    quantize_dynamic(str(fp32), str(path))
-    paths["plain ORT int8 (quantize_dynamic defaults)"] = path
-    for label, kwargs in (("plain ORT int4 (MatMulNBits defaults)", {}),
-                          ("plain ORT int4 (accuracy_level=4)", {"accuracy_level": 4})):
-        quantizer = MatMulNBitsQuantizer(onnx.load(str(fp32)), **kwargs)
-        quantizer.process()
-        path = out_dir / f"plain_int4_{len(paths)}.onnx"
-        quantizer.model.save_model_to_file(str(path), use_external_data_format=False)
-        paths[label] = path
-    return paths
+    return plain(fp32, out_dir)
 
 
 def fidelity(sessions: dict, feeds: list[dict]) -> dict[str, tuple[float, float]]:
