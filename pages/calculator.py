@@ -417,7 +417,8 @@ def draw_memory(models, result, rt: str, compute_ms: float, hub_found=()) -> Non
         "name": "Model", "parameters": "Parameters", "active_parameters": "Active / token", "model_type": "Type",
         "layers": "Layers", "hidden_size": "Hidden", "attention": "Attention", "head_dim": "head_dim",
         "sliding_window": "Sliding window", "kv_bytes_per_token_fp16": "KV bytes/token (FP16)",
-        "max_context": "Trained context"})
+        "max_context": "Trained context", "parameters_without_embeddings": "Parameters w/o embeddings",
+        "active_parameters_without_embeddings": "Active w/o embeddings"})
     st.table(summary.set_index("Model").fillna("—").style.format(
         lambda v: f"{v:,.0f}" if isinstance(v, (int, float)) else v), border="horizontal")
     hub_input.draw_details(hub_found)
