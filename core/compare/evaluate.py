@@ -55,6 +55,9 @@ def make_session(path: Path, threads: int):
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    # No CPU arena: it keeps the largest activation buffers it grew to until the session ends, and under the
+    # job's address-space limit (RLIMIT_AS) that reservation counts in full while every variant is loaded.
+    options.enable_cpu_mem_arena = False
     # No spin-waiting: variants are timed turn by turn with every session loaded, and an idle session's
     # spinning pool threads would steal the cores from the one being timed (on 2 cores, measured: p50 40 ms
     # with spinning vs 15 ms without for MiniLM INT4, and the same file timed 14% apart from itself).

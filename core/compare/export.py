@@ -128,15 +128,33 @@ def export_hf_folder(model_dir: Path, out_dir: Path, *, opset: int = EXPORT_OPSE
                                do_validation=False, monolith=not with_past)
     except (ValueError, KeyError, RuntimeError, TypeError, NotImplementedError) as exc:
         raise QuantLensError("export_failed", f"optimum could not export this model to ONNX: {_short(exc)}") from None
+    del model  # the torch weights: freed before the graph is read back, not held on top of it
+    from core.compare.memory import release_memory
+
+    release_memory()
     exported = staging / "model.onnx"
     if not exported.is_file():
         raise QuantLensError("export_failed", "optimum produced no model.onnx for this model.")
-    graph = onnx.load(str(exported), load_external_data=True)
     target = out_dir / FP32_NAME
-    save_model_fixed(graph, target)
+    if _single_file(staging, exported):  # every tensor already inside: moved, not parsed and written again
+        target.unlink(missing_ok=True)
+        (out_dir / (FP32_NAME + ".data")).unlink(missing_ok=True)
+        shutil.move(str(exported), str(target))
+    else:
+        save_model_fixed(onnx.load(str(exported), load_external_data=True), target)
     shutil.rmtree(staging, ignore_errors=True)
     architecture = next((a for a in config.get("architectures") or [] if isinstance(a, str)), None)
     return ExportedModel(target, task, model_dir, config, architecture, time.perf_counter() - started)
+
+
+def _single_file(staging: Path, exported: Path) -> bool:
+    """optimum wrote one self-contained graph under 2 GB: nothing beside it but its JSON/text side files (an
+    external-data export leaves `model.onnx_data` or one file per tensor)."""
+    from core.compare.onnx_io import MAX_SINGLE_FILE_BYTES
+
+    others = [p for p in staging.iterdir() if p != exported]
+    return exported.stat().st_size < MAX_SINGLE_FILE_BYTES and all(
+        p.is_file() and p.suffix in (".json", ".txt", ".model") for p in others)
 
 
 def _short(exc: BaseException) -> str:

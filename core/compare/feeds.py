@@ -26,7 +26,81 @@ class Feeds:
     tokenizer: Any = None
 
 
-def load_tokenizer(model_dir: Path):
+class FastTokenizer:
+    """The folder's tokenizer.json through the `tokenizers` library, shaped like the few calls the pipeline makes
+    of a transformers tokenizer (`tok(text, truncation=True, max_length=n)["input_ids"]`, pad/eos ids, decode).
+
+    Why not AutoTokenizer: importing transformers imports torch (transformers/utils/generic.py), about 0.5 GiB of
+    address space and threads that every later forked step (the quantizers) would start with. The comparison
+    process never needs torch once the export child has ended.
+    """
+
+    def __init__(self, tokenizer: Any, special: dict[str, str]) -> None:
+        self._tok = tokenizer
+        self._tok.no_padding()  # tokenizer.json may pad to a fixed length; transformers' call does not by default
+
+        def token_id(name: str) -> int | None:
+            token = special.get(name)
+            return self._tok.token_to_id(token) if token else None
+
+        self.pad_token_id = token_id("pad_token")
+        self.eos_token_id = token_id("eos_token")
+
+    @classmethod
+    def from_folder(cls, folder: Path) -> FastTokenizer:
+        import json
+
+        from tokenizers import Tokenizer
+
+        special: dict[str, str] = {}
+        for name in ("special_tokens_map.json", "tokenizer_config.json"):  # the latter wins, as in transformers
+            try:
+                loaded = json.loads((folder / name).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            for key, value in loaded.items() if isinstance(loaded, dict) else ():
+                value = value.get("content") if isinstance(value, dict) else value
+                if key.endswith("_token") and isinstance(value, str):
+                    special[key] = value
+        return cls(Tokenizer.from_file(str(folder / "tokenizer.json")), special)
+
+    def __call__(self, text: str, truncation: bool = False, max_length: int | None = None) -> dict[str, list[int]]:
+        if truncation and max_length:
+            self._tok.enable_truncation(max_length)
+        else:
+            self._tok.no_truncation()
+        return {"input_ids": list(self._tok.encode(text).ids)}
+
+    def decode(self, ids) -> str:
+        return self._tok.decode([int(i) for i in ids], skip_special_tokens=False)
+
+
+def _save_fast_tokenizer(model_dir: str, out_dir: str) -> dict:
+    """In a child (transformers imports torch): convert a vocab-files-only tokenizer to tokenizer.json."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True, trust_remote_code=False)
+    if not getattr(tokenizer, "is_fast", False):
+        return {"saved": False}
+    tokenizer.save_pretrained(out_dir)
+    return {"saved": True}
+
+
+def load_tokenizer(model_dir: Path, work_dir: Path | None = None):
+    """The folder's tokenizer without importing torch here: tokenizer.json directly; vocab files converted to
+    one in a child process (into `work_dir`); transformers in this process only when neither works."""
+    from core.compare.step_process import isolation_available, run_isolated
+
+    model_dir = Path(model_dir)
+    try:
+        if (model_dir / "tokenizer.json").is_file():
+            return FastTokenizer.from_folder(model_dir)
+        if work_dir is not None and isolation_available(uses_torch=True):
+            converted = Path(work_dir) / "tokenizer"
+            if run_isolated(_save_fast_tokenizer, str(model_dir), str(converted), uses_torch=True).get("saved"):
+                return FastTokenizer.from_folder(converted)
+    except Exception:  # noqa: BLE001, S110 - any failure falls back to transformers, which names the problem
+        pass
     from transformers import AutoTokenizer
 
     try:
@@ -129,7 +203,7 @@ def build_feeds(prepared: PreparedModel, inputs, options: CompareOptions) -> Fee
 
         return array_feeds([f | past for f in probed_generated_feeds(prepared.fp32_path, array_specs)], "generated")
     texts = model_inputs.clean_texts(list(inputs)) if inputs else list(model_inputs.DEFAULT_TEXTS)
-    tokenizer = load_tokenizer(prepared.model_dir)
+    tokenizer = load_tokenizer(prepared.model_dir, prepared.fp32_path.parent)
     feeds = text_feeds(texts, specs, tokenizer, prepared.config, options.latency_seq_len)
     feeds.source = "texts" if inputs else "default texts"
     return feeds

@@ -4,11 +4,20 @@ Why a budget up front: a model too large for the job's limit used to run for min
 (SIGSEGV under RLIMIT_AS). Checking the upload's parameter count against the limit before any work says at once
 which limit stops it and the flag (CLI) or variable (server) that raises it.
 
-The per-parameter cost is a measured envelope, not a derivation: while comparing, the worker holds the FP32
-export (4 bytes/parameter) and, for interleaved timing, every variant loaded at once (FP32 + FP16 + INT8 + INT4
-= about 7.6 bytes/parameter) plus onnxruntime's pre-packed weight copies and the exporter's transient torch
-copies. BYTES_PER_PARAMETER and BASE_BYTES are fitted to the peaks reported in issue 13 (DistilBERT 67M:
-4.2 GB; SmolLM2-135M: 4.8 GB on the same code), rounded up.
+The per-parameter cost is a measured envelope, not a derivation. The job's limit is RLIMIT_AS (address space,
+which counts torch's and onnxruntime's reservations, not only what they touch), so the envelope is fitted to the
+largest address-space peak (VmPeak) of any step's process, each step being its own forked child
+(step_process): export (torch + optimum: the model, the exporter's graph and the serialized proto at once) and
+the INT8 quantizer (ORT's transformer optimizer and quantize_dynamic) are the largest. Measured on 2 cores with
+`python -m core compare MODEL --memory-gib G --runs 5` (report.json: environment.memory_mib):
+
+- all-MiniLM-L6-v2 (demo, 22.7M): export 1524 MiB address space (965 MiB resident), INT8 905, FP16 729.
+- BERT-base shape, random weights (109.5M, hidden 768, 12 layers): export 2985 MiB (2347 resident), INT8 2936
+  (2687), INT4 2434, FP16 2377; the comparison process itself 1752 (1538, all four sessions loaded).
+
+A line through both gives about 1.12 GiB + 17.6 bytes/parameter; BASE_BYTES and BYTES_PER_PARAMETER are that,
+rounded up: 3 GiB accepts up to 110M parameters, 6 GiB about 290M (extrapolated: not measured above 110M;
+causal LMs export with their KV cache and were not re-measured).
 """
 
 from __future__ import annotations
@@ -20,8 +29,8 @@ import gc
 from core.errors import QuantLensError
 
 GIB = 2**30
-BASE_BYTES = int(1.5 * GIB)  # python + torch + onnxruntime + optimum imported, before any model
-BYTES_PER_PARAMETER = 40
+BASE_BYTES = int(1.15 * GIB)  # python + torch + transformers + optimum imported in the export child: 1158 MiB
+BYTES_PER_PARAMETER = 18
 CLI_FLAG = "--memory-gib"
 SERVER_VARIABLE = "QUANTLENS_JOB_MEMORY_GB"
 

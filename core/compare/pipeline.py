@@ -29,6 +29,7 @@ from core.compare.quality import continuation_hook, measure_quality
 from core.compare.report import ComparisonReport, VariantResult, to_json_dict, variant_label, write_report
 from core.compare.settings import LABELS, CompareOptions
 from core.compare.step_clock import StepClock
+from core.compare.step_process import STEP_MEMORY, memory_use
 from core.compare.stored_size import parameter_count, predicted_bytes, predicted_stored_bytes
 from core.compare.variant_status import (
     STAGE_QUANTIZE,
@@ -70,6 +71,7 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
     warnings: list[str] = []
 
     clock = StepClock()
+    STEP_MEMORY.clear()
     say("Preparing the FP32 ONNX model", 0.02)
     with clock.step("prepare"):
         prepared = prepare_isolated(source, out_dir, name)
@@ -96,6 +98,7 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
         if precision == "fp32":
             continue
         say(f"Quantizing: {LABELS[precision]}", 0.1 + 0.8 * done / steps)
+        release_memory()  # the child starts from this process's pages: hand back what the last step freed
         try:
             with clock.step(f"quantize_{precision}"):
                 built[precision], nothing = quantize_isolated(precision, prepared.fp32_path, out_dir, options, feeds)
@@ -233,7 +236,8 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
         options=options.to_dict(),
         environment={"latency_timing": "interleaved" if interleave else "sequential", "onnxruntime": onnxruntime.__version__, "execution_provider": "CPUExecutionProvider",
                      "intra_op_num_threads": options.threads, "cpu_count": os.cpu_count(),
-                     "machine": platform.machine(), "python": platform.python_version()},
+                     "machine": platform.machine(), "python": platform.python_version(),
+                     "memory_mib": _memory_mib()},
         timings={"export_seconds": prepared.export_seconds, **clock.seconds(),
                  "total_seconds": time.perf_counter() - started},
         warnings=warnings,
@@ -242,6 +246,13 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
     )
     say("Done", 1.0)
     return report
+
+
+def _memory_mib() -> dict[str, dict[str, int]]:
+    """Resident and address-space peaks of each step's child and of this process (MiB), as measured."""
+    steps = [*STEP_MEMORY, ("comparison", memory_use())]
+    return {name: {"rss_peak": use.get("VmHWM", 0) >> 20, "address_space_peak": use.get("VmPeak", 0) >> 20}
+            for name, use in steps if use}
 
 
 def run_comparison_job(payload: dict, job_dir: Path, progress: Progress) -> dict:

@@ -49,6 +49,32 @@ def isolation_available(uses_torch: bool = False) -> bool:
     return fork and not (uses_torch and "torch" in sys.modules)
 
 
+def memory_use() -> dict[str, int]:
+    """This process's resident peak (VmHWM) and address-space peak (VmPeak) in bytes, from /proc (Linux)."""
+    found: dict[str, int] = {}
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                key, _, value = line.partition(":")
+                if key in ("VmHWM", "VmPeak", "VmRSS", "VmSize"):
+                    found[key] = int(value.split()[0]) * 1024
+    except (OSError, ValueError):
+        pass
+    return found
+
+
+# Each finished child's peaks, in the order they ran: the pipeline reports them (environment.memory_mib).
+STEP_MEMORY: list[tuple[str, dict[str, int]]] = []
+
+
+def _record_memory(fn: Callable, args: tuple, use: dict[str, int]) -> None:
+    if use:
+        name = getattr(fn, "__name__", "step").strip("_").removesuffix("_child")
+        if args and isinstance(args[0], str) and name == "quantize":
+            name = f"quantize_{args[0]}"
+        STEP_MEMORY.append((name, use))
+
+
 def _json_default(value: Any) -> Any:
     if hasattr(value, "item"):
         return value.item()
@@ -76,6 +102,7 @@ def run_isolated(fn: Callable[..., dict], *args: Any, uses_torch: bool = False) 
                 outcome = {"ok": False, "memory": True, "message": "MemoryError"}
             except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent as data
                 outcome = {"ok": False, "type": type(exc).__name__, "message": " ".join(str(exc).split())[:2000]}
+            outcome["memory_use"] = memory_use()
             with os.fdopen(write_end, "wb") as pipe:
                 pipe.write(json.dumps(outcome, default=_json_default).encode())
         except BaseException:  # noqa: BLE001
@@ -97,6 +124,7 @@ def run_isolated(fn: Callable[..., dict], *args: Any, uses_torch: bool = False) 
         outcome = json.loads(data.decode())
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise RuntimeError(f"the step's process ended without a result (exit status {os.WEXITSTATUS(status)})") from None
+    _record_memory(fn, args, outcome.get("memory_use") or {})
     if outcome.get("ok"):
         return outcome["value"]
     if outcome.get("memory"):

@@ -210,6 +210,9 @@ def _child_env(run_dir: Path, threads: int) -> dict[str, str]:
         "OPENBLAS_NUM_THREADS": n,
         "QUANTLENS_THREADS": n,
         "PYTHONHASHSEED": "0",
+        # glibc may give each allocating thread its own heap, reserving up to 64 MiB of address space each; the
+        # job's limit is RLIMIT_AS (address space, not resident memory), so two arenas for all threads.
+        "MALLOC_ARENA_MAX": "2",
     }
 
 
