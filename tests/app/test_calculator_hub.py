@@ -8,6 +8,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from tests import hub_server as hs
+from tests.app.test_calculator_page import table_with  # grids and plain tables alike
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "calculator.py")
 
@@ -24,8 +25,6 @@ def page(**query) -> AppTest:
     return at.run()
 
 
-def table_with(at: AppTest, column: str):
-    return next(d.value for d in at.dataframe if column in d.value.columns)
 
 
 def url_list(at: AppTest, key: str) -> list[str]:
