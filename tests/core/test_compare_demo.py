@@ -101,3 +101,29 @@ def test_int8_fuses_the_encoders_attention_before_quantizing(demo_report):
 
     ops = {n.op_type for n in onnx.load(str(out / int8.file_name)).graph.node}
     assert "QAttention" in ops
+
+
+def test_every_report_key_is_documented_in_the_readme(demo_report):
+    """The report's JSON shape is written once, in the README: a key the pipeline adds undocumented fails here."""
+    import re
+    from pathlib import Path
+
+    report, _ = demo_report
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### `python -m core compare`"):readme.index("## How it is built")]
+    documented = set(re.findall(r'"([a-z_0-9]+)"', section))
+    free_form = {"settings", "options", "samples", "per_output", "memory_mib", "timings"}  # their keys vary by run
+
+    def keys(value, out: set[str]) -> set[str]:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                out.add(key)
+                if key not in free_form:
+                    keys(item, out)
+        elif isinstance(value, list):
+            for item in value:
+                keys(item, out)
+        return out
+
+    missing = sorted(keys(to_json_dict(report), set()) - documented)
+    assert missing == [], f"report keys not in the README: {missing}"
