@@ -28,6 +28,19 @@ def _clean(text: str) -> str:
     return text.strip().lower().replace(",", "").replace("_", "").replace(" ", "")
 
 
+def _suffixed(text: str, suffixes: dict[str, int], code: str, not_a_number: str, not_finite: str) -> Decimal:
+    """'128k' with {'k': 1024} -> Decimal(131072): the one way both parsers read a number and its suffix."""
+    suffix = text[-1] if text[-1] in suffixes else ""
+    digits = text[:-1] if suffix else text
+    try:
+        number = Decimal(digits) * suffixes[suffix]
+    except (InvalidOperation, ValueError):
+        raise QuantLensError(code, not_a_number) from None
+    if not number.is_finite():
+        raise QuantLensError(code, not_finite)
+    return number
+
+
 def parse_context(value: str | int) -> int:
     """`128k`, `32K`, `128 k`, `1e5`, `131072` or 131072 -> tokens (k = 1024, as llama.cpp/vLLM users mean).
 
@@ -46,16 +59,9 @@ def parse_context(value: str | int) -> int:
                 break
         if not text or len(text) > 30 or not text.isascii():  # Decimal() also reads '٣' and other digits as numbers
             raise QuantLensError("invalid_context", f"Context {value!r} is not a number of tokens like 8192, 32k or 1e5.")
-        suffix = text[-1] if text[-1] in "km" else ""
-        digits = text[:-1] if suffix else text
-        try:
-            number = Decimal(digits) * CONTEXT_SUFFIXES[suffix]
-        except (InvalidOperation, ValueError):
-            raise QuantLensError(
-                "invalid_context", f"Context {value!r} is not a number of tokens like 8192, 32k or 1e5."
-            ) from None
-        if not number.is_finite():
-            raise QuantLensError("invalid_context", f"Context {value!r} is not a finite number of tokens.")
+        number = _suffixed(text, CONTEXT_SUFFIXES, "invalid_context",
+                           f"Context {value!r} is not a number of tokens like 8192, 32k or 1e5.",
+                           f"Context {value!r} is not a finite number of tokens.")
     else:
         raise QuantLensError("invalid_context", f"Context must be a number of tokens like 8192 or 128k, not {type(value).__name__}.")
     if number < 0:
@@ -97,16 +103,9 @@ def parse_param_count(value: Any) -> int:
             text = text[: -len("parameters")]
         if len(text) > 40 or not text:
             raise QuantLensError("invalid_param_count", f"Parameter count {value!r} is not a number like 7B, 1.5e9 or 350M.")
-        suffix = text[-1] if text[-1] in "kmbgt" else ""
-        digits = text[:-1] if suffix else text
-        try:
-            number = Decimal(digits) * _PARAM_SUFFIXES[suffix]
-        except (InvalidOperation, ValueError):
-            raise QuantLensError(
-                "invalid_param_count", f"Parameter count {value!r} is not a number like 7B, 1.5e9 or 350M."
-            ) from None
-        if not number.is_finite():
-            raise QuantLensError("invalid_param_count", f"Parameter count {value!r} is not finite.")
+        number = _suffixed(text, _PARAM_SUFFIXES, "invalid_param_count",
+                           f"Parameter count {value!r} is not a number like 7B, 1.5e9 or 350M.",
+                           f"Parameter count {value!r} is not finite.")
     else:
         raise QuantLensError("invalid_param_count", f"Parameter count must be a number like 7B or 350M, not {type(value).__name__}.")
     if number < 1:
