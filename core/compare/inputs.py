@@ -201,23 +201,45 @@ def check_array(spec: InputSpec, arr) -> None:
             raise QuantLensError("bad_inputs", f"Input {spec.name} in the .npz has values outside the {spec.dtype} range.")
 
 
+def read_npz_arrays(path: Path) -> dict[str, Any]:
+    """Every member of an .npz as a numpy array, or one `bad_inputs` sentence naming the member that is not one.
+
+    numpy.load(allow_pickle=False) refuses object arrays, but a member that is not an .npy file at all (a pickle
+    under an .npy name, plain bytes) comes back as raw bytes, which every later step would trip over.
+    """
+    import zipfile
+
+    import numpy as np
+
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise QuantLensError("bad_inputs", "The inputs file is a single .npy array, not an .npz of arrays "
+                                               "named after the model's inputs.")
+        with archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError, NotImplementedError, RuntimeError) as exc:
+        raise QuantLensError("bad_inputs", f"The .npz file could not be read ({exc.__class__.__name__}); it must "
+                                           "hold plain numeric arrays (object arrays and pickles are refused).") from None
+    for name, value in arrays.items():
+        if not isinstance(value, np.ndarray):
+            raise QuantLensError("bad_inputs", f"Member {name[:60]!r} of the .npz is not a numpy array (a pickle or "
+                                               "raw bytes); only .npy arrays are accepted.")
+    return arrays
+
+
 def feeds_from_npz(path: Path, specs: list[InputSpec]) -> list[dict[str, Any]]:
     """Arrays named after the model's inputs; a leading axis of size > 1 is split into one sample per row.
 
     Loaded with allow_pickle=False: an .npz is a zip of .npy files, and object arrays would unpickle.
     """
-    import numpy as np
 
     path = Path(path)
     if not path.is_file():
         raise QuantLensError("file_not_found", f"Inputs file {path.name} does not exist.")
     if path.stat().st_size > 64 * MAX_INPUT_FILE_BYTES:
         raise QuantLensError("inputs_too_large", "The .npz file is larger than 128 MiB.")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except (ValueError, OSError, EOFError) as exc:
-        raise QuantLensError("bad_inputs", f"The .npz file could not be read ({exc.__class__.__name__}); object arrays are refused.") from None
+    arrays = read_npz_arrays(path)
     missing = [s.name for s in specs if s.name not in arrays]
     if missing:
         raise QuantLensError("bad_inputs", f"The .npz file lacks the model input(s): {', '.join(missing)}; it has: {', '.join(sorted(arrays)) or 'nothing'}.")

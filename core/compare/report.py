@@ -149,11 +149,10 @@ def variant_label(precision: str, settings: dict) -> str:
 
 
 def write_report(report: ComparisonReport, out_dir: Path) -> Path:
-    import json
+    from core.atomic_files import write_json_atomic
 
-    path = Path(out_dir) / REPORT_NAME
-    path.write_text(json.dumps(report.to_dict(), indent=2, default=_json_default), encoding="utf-8")
-    return path
+    # Atomic: the CLI's parent (or a user's script watching --out) never reads a half-written report.
+    return write_json_atomic(Path(out_dir) / REPORT_NAME, report.to_dict(), indent=2, default=_json_default)
 
 
 def _json_default(value: Any) -> Any:

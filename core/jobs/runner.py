@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from core.atomic_files import write_json_atomic, write_text_atomic
 from core.errors import QuantLensError
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,8 @@ def new_job_dir(root: Path | None = None) -> Path:
     path.mkdir(mode=0o700)
     identity = _process_identity(os.getpid())
     if identity:
-        path.with_name(path.name + OWNER_SUFFIX).write_text(identity, encoding="ascii")
+        # Atomic: a sweep in another process must never read a half-written stamp (core.atomic_files).
+        write_text_atomic(path.with_name(path.name + OWNER_SUFFIX), identity, encoding="ascii")
     return path
 
 
@@ -388,7 +390,7 @@ def run_job(target: str, payload: dict, *, job_dir: Path, limits: JobLimits = Jo
     try:
         spec = {"target": target, "payload": payload, "job_dir": str(job_dir), "run_dir": str(run_dir),
                 "limits": asdict(limits), "read_dirs": [str(p) for p in read_roots(PROJECT_ROOT)]}
-        (run_dir / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
+        write_json_atomic(run_dir / "spec.json", spec)
         env = _child_env(run_dir, limits.threads)
         with open(run_dir / "stderr.log", "wb") as stderr:
             process = subprocess.Popen(

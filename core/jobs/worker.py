@@ -13,11 +13,12 @@ import contextlib
 import errno
 import json
 import math
-import os
 import resource
 import sys
 import traceback
 from pathlib import Path
+
+from core.atomic_files import write_json_atomic
 
 RESULT_FILE = "result.json"
 PROGRESS_FILE = "progress.jsonl"
@@ -55,9 +56,8 @@ def _volunteer_for_the_oom_killer() -> None:
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data), encoding="utf-8")
-    os.replace(tmp, path)
+    """The parent may look at any moment: it sees no file or the whole of it (core.atomic_files)."""
+    write_json_atomic(path, data)
 
 
 class _Progress:
@@ -119,7 +119,7 @@ def main(argv: list[str]) -> int:
         _write_json_atomic(result_path, _error("sandbox_unavailable", "The job sandbox could not be set up on this "
                                                                       "server, so the job was not run."))
         return 0
-    (run_dir / "sandbox.json").write_text(json.dumps({"landlock_abi": confined}), encoding="utf-8")
+    _write_json_atomic(run_dir / "sandbox.json", {"landlock_abi": confined})
 
     try:
         import importlib

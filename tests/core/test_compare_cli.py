@@ -142,3 +142,22 @@ def test_a_bad_decode_tokens_value_is_one_line_and_exit_1(tiny_onnx_gemm):
     proc = cli(str(tiny_onnx_gemm), "--decode-tokens", "0")
     assert proc.returncode == 1 and proc.stderr.strip().count("\n") == 0
     assert "decode_tokens" in proc.stderr and "[bad_option]" in proc.stderr
+
+
+def _npz_with_member(path, name: str, data: bytes):
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(name, data)
+    return path
+
+
+@pytest.mark.parametrize("member, data", [
+    ("x.npy", b"\x80\x04\x95" + b"pickled payload"),  # a pickle under an .npy name
+    ("x", b"just some bytes"),  # plain bytes, no .npy header
+], ids=["pickle-member", "plain-bytes-member"])
+def test_an_npz_whose_member_is_not_an_array_is_refused_in_one_line(tiny_onnx_gemm, tmp_path, member, data):
+    path = _npz_with_member(tmp_path / "x.npz", member, data)
+    proc = cli(str(tiny_onnx_gemm), "--precisions", "int8", "--runs", "1", "--inputs", str(path), "--quiet", timeout=120)
+    _one_line_error(proc, "bad_inputs")
+    assert "Traceback" not in proc.stderr and "not a numpy array" in proc.stderr

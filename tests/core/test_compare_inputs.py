@@ -95,3 +95,27 @@ def test_npz_arrays_are_checked_against_the_declared_inputs_before_the_model_run
         with pytest.raises(QuantLensError) as err:
             feeds_from_npz(path, specs)
         assert err.value.code == "bad_inputs" and message in str(err.value), message
+
+
+def test_npz_members_that_are_pickles_bytes_or_a_lone_npy_are_bad_inputs_not_tracebacks(tmp_path):
+    import pickle
+    import zipfile
+
+    specs = [InputSpec("x", "float32", ("batch", 4))]
+    cases = {}
+    with zipfile.ZipFile(tmp_path / "pickle.npz", "w") as archive:
+        archive.writestr("x.npy", pickle.dumps({"not": "an array"}))
+    cases["pickle.npz"] = "not a numpy array"
+    with zipfile.ZipFile(tmp_path / "bytes.npz", "w") as archive:
+        archive.writestr("x", b"plain bytes")
+    cases["bytes.npz"] = "not a numpy array"
+    with open(tmp_path / "lone.npz", "wb") as handle:
+        np.save(handle, np.ones((1, 4)))
+    cases["lone.npz"] = "single .npy array"
+    (tmp_path / "junk.npz").write_bytes(b"neither zip nor npy")
+    cases["junk.npz"] = "could not be read"
+    for name, words in cases.items():
+        with pytest.raises(QuantLensError) as err:
+            feeds_from_npz(tmp_path / name, specs)
+        assert err.value.code == "bad_inputs" and words in err.value.message, (name, err.value.message)
+        assert "\n" not in err.value.message

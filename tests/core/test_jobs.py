@@ -24,6 +24,7 @@ from core.jobs.runner import (
     run_job,
     sweep_stale_job_dirs,
 )
+from tests.waiting import read_when_complete, wait_for
 
 W = "tests.security.workers"
 FAST = JobLimits(timeout_s=10, memory_bytes=512 * 2**20, threads=1)
@@ -161,11 +162,14 @@ def _in_thread(queue: JobQueue, session: str, results: dict, positions: dict | N
     return thread
 
 
-def _until(predicate, timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.01)
+def _until(predicate, timeout_s: float = 120.0) -> None:
+    wait_for(predicate, timeout_s)
+
+
+def _joined(thread: threading.Thread) -> None:
+    """The thread's job is over (waited for as a condition: a busy machine is slow, never wrong)."""
+    thread.join(120)
+    assert not thread.is_alive(), "the job never ended"
 
 
 def test_a_full_queue_answers_busy_instead_of_hanging():
@@ -181,8 +185,8 @@ def test_a_full_queue_answers_busy_instead_of_hanging():
         queue.run("C", f"{W}:echo", {"who": "C"}, job_dir=Path("."))
     assert caught.value.code == "busy" and "queue is full" in caught.value.message
     gate.release.set()
-    a.join(5)
-    b.join(5)
+    _joined(a)
+    _joined(b)
     assert results == {"A": {"who": "A"}, "B": {"who": "B"}} and positions["B"] == [1]
 
 
@@ -199,8 +203,8 @@ def test_one_job_per_session_and_the_second_click_says_where_it_is():
             queue.run(session, f"{W}:echo", {"who": session}, job_dir=Path("."))
         assert caught.value.code == "busy" and text in caught.value.message
     gate.release.set()
-    a.join(5)
-    b.join(5)
+    _joined(a)
+    _joined(b)
 
 
 def test_cancelling_a_session_stops_its_running_job_and_removes_its_waiting_one():
@@ -213,11 +217,11 @@ def test_cancelling_a_session_stops_its_running_job_and_removes_its_waiting_one(
     c = _in_thread(queue, "C", results)
     _until(lambda: queue.state().queued == 2)
     assert queue.cancel("B") and queue.cancel("A") and not queue.cancel("nobody")
-    a.join(5)
-    b.join(5)
+    _joined(a)
+    _joined(b)
     _until(lambda: gate.started == ["A", "C"])
     gate.release.set()
-    c.join(5)
+    _joined(c)
     assert results == {"A": "cancelled", "B": "cancelled", "C": {"who": "C"}}
     assert queue.state().running == 0 and queue.state().queued == 0
 
@@ -311,8 +315,7 @@ def test_a_worker_dies_with_its_parent_and_the_next_start_removes_its_folder(job
                               text=True)
     try:
         job_dir = Path(parent.stdout.readline().strip())
-        assert _poll(lambda: (job_dir / "worker.pid").exists()), "the worker never started"
-        worker = int((job_dir / "worker.pid").read_text())
+        worker = read_when_complete(job_dir / "worker.pid", int)  # written atomically by the worker
         parent.send_signal(sig)
         parent.wait(timeout=30)
         assert _poll(lambda: _gone(worker)), "the worker outlived its parent"

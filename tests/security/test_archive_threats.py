@@ -7,7 +7,6 @@ import io
 import stat
 import struct
 import tarfile
-import time
 import zipfile
 
 import pytest
@@ -72,10 +71,8 @@ def test_zip_bomb_stops_at_the_byte_limit_while_streaming(sandbox, monkeypatch):
     monkeypatch.setattr(ingest, "_open_new_file", lambda path: Counting(original(path)))
     bomb = _zero_zip("model.safetensors", 2 * 2**30)
     limits = UploadLimits(max_total_bytes=16 * 2**20, max_file_bytes=16 * 2**20, max_ratio=10**9)
-    started = time.perf_counter()
     sandbox.rejects(bomb, "archive_too_large", limits)
-    assert time.perf_counter() - started < 5
-    assert sum(written) <= limits.max_total_bytes
+    assert sum(written) <= limits.max_total_bytes  # stopped at the limit, not after 2 GiB (bytes, not seconds)
 
 
 def _zero_zip(name: str, size: int) -> bytes:

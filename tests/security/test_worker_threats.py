@@ -22,6 +22,7 @@ from core.gate.ingest import spool_upload, validate_upload
 from core.jobs.runner import JobLimits, JobQueue, job_directory, new_job_dir, run_job
 from core.jobs.sandbox import landlock_abi
 from tests.security.fixtures import model_bytes, onnx_model, tree_snapshot
+from tests.waiting import read_when_complete, wait_for
 
 W = "tests.security.workers"
 SMALL = JobLimits(timeout_s=2, memory_bytes=300 * 2**20, threads=1)
@@ -94,10 +95,8 @@ def _constant_of_shape_bomb():
 def test_an_onnx_memory_bomb_is_stopped_by_the_memory_limit(job_root):
     with job_directory(job_root) as job_dir:
         validate_upload(spool_upload(model_bytes(_constant_of_shape_bomb()), job_dir), job_dir)
-        started = time.perf_counter()
-        error = _code("onnx_run", {}, job_dir, JobLimits(timeout_s=20, memory_bytes=300 * 2**20, threads=1))
-        assert error.code == "resource_limit_memory"
-        assert time.perf_counter() - started < 20
+        error = _code("onnx_run", {}, job_dir, JobLimits(timeout_s=60, memory_bytes=300 * 2**20, threads=1))
+        assert error.code == "resource_limit_memory"  # not "timeout": the memory limit is what stopped it
 
 
 def test_the_same_runtime_runs_a_normal_model_under_that_limit(job_root):
@@ -143,15 +142,15 @@ def _loop_bomb():
 def test_an_onnx_loop_with_2_to_the_40_iterations_times_out(job_root):
     with job_directory(job_root) as job_dir:
         validate_upload(spool_upload(model_bytes(_loop_bomb()), job_dir), job_dir)
-        started = time.perf_counter()
+        # "timeout" is the point: 2^40 iterations are cut off by the 2 s limit (no wall-clock assert: CI is busy)
         assert _code("onnx_run", {}, job_dir, JobLimits(timeout_s=2, memory_bytes=1 * 2**30)).code == "timeout"
-        assert time.perf_counter() - started < 10  # generous: the point is that 2^40 iterations are cut off by the 2 s limit
 
 
 def test_on_timeout_the_whole_process_group_is_killed_no_orphans(job_root):
     with job_directory(job_root) as job_dir:
-        assert _code("spawn_and_spin", {}, job_dir).code == "timeout"
-        pgid = int((job_dir / "pgid").read_text())
+        # 6 s, not 2: on a busy machine the child must get as far as writing its pgid before the limit ends it
+        assert _code("spawn_and_spin", {}, job_dir, JobLimits(timeout_s=6, memory_bytes=300 * 2**20)).code == "timeout"
+        pgid = read_when_complete(job_dir / "pgid", int, timeout_s=0)  # the job ran; a missing pgid is a failure
     assert _pgid_alive(pgid) == []
 
 
@@ -204,10 +203,8 @@ def test_a_redos_tokenizer_regex_ends_within_the_time_limit(job_root):
                  "model": {"type": "WordLevel", "vocab": {"a": 0, "[UNK]": 1}, "unk_token": "[UNK]"}}
     with job_directory(job_root) as job_dir:
         (job_dir / "tokenizer.json").write_text(json.dumps(tokenizer))
-        started = time.perf_counter()
         error = _code("redos_tokenizer", {"text": "a" * 30 + "!"}, job_dir,
                       JobLimits(timeout_s=2, memory_bytes=1 * 2**30))
-        assert time.perf_counter() - started < 10
     assert error.code in {"timeout", "model_crashed_runtime", "invalid_tokenizer"}
 
 
@@ -230,22 +227,15 @@ def test_real_jobs_through_the_queue_busy_then_cancel_kills_the_child_and_the_ne
         return thread
 
     a = submit("A", "spawn_and_spin")
-    deadline = time.monotonic() + 5
-    while not (dirs["A"] / "pgid").exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    pgid = int((dirs["A"] / "pgid").read_text())
+    pgid = read_when_complete(dirs["A"] / "pgid", int)  # written atomically by the worker; waited for, not timed
     b = submit("B", "sleep")
-    while queue.state().queued != 1:
-        time.sleep(0.01)
+    wait_for(lambda: queue.state().queued == 1, what="B waiting in the queue")
     with pytest.raises(QuantLensError) as caught:
         queue.run("C", f"{W}:echo", {}, job_dir=dirs["C"])
     assert caught.value.code == "busy"
-    started = time.perf_counter()
     queue.cancel("A")  # the browser session went away
-    a.join(5)
-    b.join(5)
-    assert time.perf_counter() - started < 6
+    wait_for(lambda: not a.is_alive(), what="A's job ending after the cancel")
+    wait_for(lambda: not b.is_alive(), what="B's job running after A was cancelled")
     assert results == {"A": "cancelled", "B": {"slept": 0.2}}
     assert _pgid_alive(pgid) == []
     assert all(not any(p.name.startswith(".run-") for p in d.iterdir()) for d in dirs.values())

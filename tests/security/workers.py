@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from core.atomic_files import write_text_atomic
 from core.errors import QuantLensError
 
 
@@ -88,7 +89,7 @@ def spawn_and_spin(payload: dict, job_dir: Path, progress) -> dict:
     """Leaves grandchildren in the job's process group, then hangs: all must die at the timeout."""
     for _ in range(2):
         subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    (job_dir / "pgid").write_text(str(os.getpgid(0)))
+    write_text_atomic(job_dir / "pgid", str(os.getpgid(0)))  # the test polls for it: never half-written
     while True:
         time.sleep(0.05)
 
@@ -224,7 +225,7 @@ def read_oom_score_adj(payload: dict, job_dir: Path, progress) -> dict:
 
 def report_pid_and_spin(payload: dict, job_dir: Path, progress) -> dict:
     """Writes its pid where a test can see it, then burns CPU until killed (an endless model)."""
-    (job_dir / "worker.pid").write_text(str(os.getpid()))
+    write_text_atomic(job_dir / "worker.pid", str(os.getpid()))  # the test polls for it: never half-written
     while True:
         pass
 
