@@ -38,7 +38,7 @@ test: $(VENV)/.dev-installed browser
 test-fast: $(VENV)/.dev-installed
 	$(BIN)/pytest -m "not slow and not e2e"
 
-# The browser and load tests three times in a row with two CPU-bound processes beside them (run before you stop).
+# The whole suite (all markers) three times in a row with two CPU-bound processes beside it (run before you stop).
 test-under-load: $(VENV)/.dev-installed browser
 	bash scripts/under_load.sh 3
 

@@ -104,7 +104,7 @@ class HubModel:
 
 _lock = threading.Lock()
 _results: OrderedDict[tuple[str, str, str], HubModel] = OrderedDict()
-_resolved: dict[tuple[str, str], tuple[str, float]] = {}
+_resolved: OrderedDict[tuple[str, str], tuple[str, float]] = OrderedDict()  # LRU, at most CACHE_SIZE entries
 
 
 def clear_cache() -> None:
@@ -129,6 +129,9 @@ def _store(model: HubModel, revision: str | None, cacheable: bool) -> None:
         while len(_results) > CACHE_SIZE:
             _results.popitem(last=False)
         _resolved[(model.ref.repo_id, revision or "")] = (model.commit, time.monotonic())
+        _resolved.move_to_end((model.ref.repo_id, revision or ""))
+        while len(_resolved) > CACHE_SIZE:  # bounded like _results: 2,000 lookups once left 2,001 entries
+            _resolved.popitem(last=False)
 
 
 def _resolved_commit(repo_id: str, revision: str | None) -> str | None:
