@@ -9,7 +9,7 @@ import logging
 import streamlit as st
 
 from core.errors import QuantLensError
-from core.jobs.runner import sweep_stale_job_dirs
+from core.jobs.runner import sweep_at_start_up
 from core.jobs.sandbox import describe_confinement
 from core.versions import installed_version, require_dependency_floors
 
@@ -24,7 +24,7 @@ def _dependency_check() -> str | None:
     log.info("QuantLens versions: %s", ", ".join(f"{n} {installed_version(n)}" for n in names))
     log.info(describe_confinement())
     try:
-        removed = sweep_stale_job_dirs()
+        removed = sweep_at_start_up()  # orphaned (owner gone) and old job folders: at start-up, not at first Run
         if removed:
             log.info("Removed %d job folder(s) left behind by an earlier run.", removed)
     except (OSError, QuantLensError) as exc:  # a sweep that cannot run must not keep the app from starting

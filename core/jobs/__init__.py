@@ -19,6 +19,7 @@ from core.jobs.runner import (
     new_job_dir,
     remove_job_dir,
     run_job,
+    sweep_at_start_up,
     sweep_orphaned_job_dirs,
     sweep_stale_job_dirs,
 )
@@ -28,5 +29,5 @@ from core.jobs.session import SessionFiles
 __all__ = [
     "CompareJob", "DemoStore", "SessionFiles",
     "JobLimits", "JobQueue", "JobSlot", "QueueState", "ServerSettings", "default_job_root", "job_directory",
-    "new_job_dir", "remove_job_dir", "run_job", "server_settings", "sweep_orphaned_job_dirs", "sweep_stale_job_dirs",
+    "new_job_dir", "remove_job_dir", "run_job", "server_settings", "sweep_at_start_up", "sweep_orphaned_job_dirs", "sweep_stale_job_dirs",
 ]

@@ -189,6 +189,13 @@ def sweep_orphaned_job_dirs(root: Path | None = None) -> int:
     return removed
 
 
+def sweep_at_start_up(root: Path | None = None, older_than_s: float = 3600) -> int:
+    """What a (re)started server does first (app.py, once per process): remove every job folder whose creating
+    process is gone (threat 27: a killed server's uploads and jobs must not wait for the first Run) and every
+    leftover older than `older_than_s`. Returns how many folders went."""
+    return sweep_orphaned_job_dirs(root) + sweep_stale_job_dirs(root, older_than_s)
+
+
 # ------------------------------------------------------------------------------------------ running one job
 def _child_env(run_dir: Path, threads: int) -> dict[str, str]:
     home, tmp = run_dir / "home", run_dir / "tmp"
