@@ -10,6 +10,7 @@ leave its session. Settings live in the URL: `?src=demo&run=1` opens the demo re
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -57,6 +58,7 @@ ACCURACY_LEVELS = {4: "4: int8 compute (fastest on CPU)", 0: "0: default", 1: "1
 SOURCES = {"demo": "Demo: all-MiniLM-L6-v2 (bundled, offline)", "upload": "Upload a model (.onnx or .zip of a HF folder)"}
 OUTPUT_KINDS = list(spec(CompareOptions, "output_kind").choices or ("auto",))
 MAX_DEMO_RESULTS = 6  # distinct demo settings kept (about 170 MB of files each)
+DEMO_JOB_BYTES = 400 * MB  # a demo run's job folder and its copy in the demo store, held from the disk budget
 
 URL_KEYS = ("src", "demo", "run", "p", "ref", "bs", "al", "f8", "clip", "algo", "sym", "emb", "pc", "runs")
 SAVED_KEYS = ("cmp_src", "cmp_precisions", "cmp_ref", "cmp_bs", "cmp_al", "cmp_algo", "cmp_sym", "cmp_emb", "cmp_pc",
@@ -105,13 +107,62 @@ def gate_slots() -> threading.BoundedSemaphore:
     return threading.BoundedSemaphore(2)
 
 
-def session_files():
-    """This session's folders (its upload, its latest job): removed when the session ends."""
-    from core.jobs.session import SessionFiles
+@st.cache_resource(show_spinner=False)
+def disk_budget():
+    """Disk all sessions' folders may fill together (QUANTLENS_MAX_DISK_GB): beyond it, "server busy"."""
+    from core.jobs.budget import DiskBudget
+    from core.jobs.runner import default_job_root
 
-    if "cmp_files" not in st.session_state:
-        st.session_state["cmp_files"] = SessionFiles()
-    return st.session_state["cmp_files"]
+    return DiskBudget(default_job_root(), settings().max_disk_bytes)
+
+
+@st.cache_resource(show_spinner=False)
+def session_registry():
+    """Which session holds which folders, so a closed tab's folders go within a minute (pages/uploads.py)."""
+    from pages.uploads import SessionRegistry
+
+    return SessionRegistry()
+
+
+def session_files():
+    """This session's folders (its upload, its media, its latest job): removed when the session ends."""
+    from core.jobs.session import SessionFiles
+    from pages.uploads import _upload_manager
+
+    files = st.session_state.get("cmp_files")
+    if files is None or files.closed:  # closed: the tab was gone long enough for its folders to be removed
+        files = st.session_state["cmp_files"] = SessionFiles()
+        st.session_state.pop("cmp_media", None)
+        ctx, _ = _upload_manager()
+        if ctx is not None:
+            session_registry().register(ctx.session_id, files)
+    return files
+
+
+def media_store():
+    """This session's images/audio on disk (core/jobs/media_store.py), in a folder its SessionFiles owns."""
+    from core.jobs.media_store import MediaStore
+    from core.jobs.runner import new_job_dir
+
+    files = session_files()
+    store = st.session_state.get("cmp_media")
+    if store is None or files.get("media") is None:
+        folder = new_job_dir()
+        files.put("media", folder)
+        store = st.session_state["cmp_media"] = MediaStore(
+            folder, max_files=min(settings().max_media_files, MAX_MEDIA_FILES), max_bytes=settings().max_media_bytes,
+            max_file_bytes=MAX_MEDIA_UPLOAD_MB * 2**20)
+    return store
+
+
+@contextlib.contextmanager
+def reserve_disk(nbytes: int, what: str = ""):
+    """Hold `nbytes` of the global disk budget while writing; when it is full, closed tabs' folders go first, then
+    the answer is `server_busy` (core/jobs/budget.py). Yields the bytes free beyond the reservation."""
+    if disk_budget().use().free_bytes < nbytes:
+        session_registry().sweep()
+    with disk_budget().reserve(nbytes, what) as free:
+        yield free
 
 
 def session_id() -> str:
@@ -265,7 +316,7 @@ def run_demo(options: CompareOptions, texts: list[str] | None, key: str, status)
         from core.jobs.payload import CompareJob
         from core.jobs.runner import job_directory
 
-        with job_directory() as job_dir:
+        with reserve_disk(DEMO_JOB_BYTES, "its disk for uploads and jobs is full"), job_directory() as job_dir:
             job = CompareJob("demo", options.to_dict(), tuple(texts) if texts is not None else None)
             report = _run_job(job.payload(job_dir), job_dir, status)
             return store.put(key, report, job_dir / "out")
@@ -288,12 +339,20 @@ def release_upload(uploaded) -> None:
     uploaded.close()
 
 
-def upload_limits():
+def upload_limits(unpack_cap: int | None = None):
     from core.gate import ingest
 
-    return ingest.UploadLimits(max_upload_bytes=settings().max_model_upload_bytes,
-                               max_total_bytes=settings().max_unpacked_bytes,
-                               max_file_bytes=settings().max_unpacked_bytes)
+    cap = settings().max_unpacked_bytes if unpack_cap is None else min(unpack_cap, settings().max_unpacked_bytes)
+    return ingest.UploadLimits(max_upload_bytes=settings().max_model_upload_bytes, max_total_bytes=cap,
+                               max_file_bytes=cap)
+
+
+def check_upload_memory(what: str) -> None:
+    """The memory budget: refuse (server_busy) when uploads held in memory by all sessions pass the limit."""
+    from core.jobs.budget import MemoryBudget
+    from pages.uploads import held_upload_bytes
+
+    MemoryBudget(settings().max_upload_memory_bytes).check(held_upload_bytes(), what)
 
 
 def keep_upload(uploaded) -> None:
@@ -305,23 +364,42 @@ def keep_upload(uploaded) -> None:
     """
     from core.gate import ingest
     from core.gate.confined import validate_upload_confined
+    from core.jobs.budget import server_busy
+    from core.jobs.media_store import check_upload_size
     from core.jobs.runner import new_job_dir, remove_job_dir
 
     files = session_files()
     files.drop("upload")
     st.session_state.pop("cmp_upload", None)
     st.session_state["cmp_upload_gen"] = st.session_state.get("cmp_upload_gen", 0) + 1
-    name, upload_dir = uploaded.name, new_job_dir()
+    name, upload_dir, declared = uploaded.name, None, int(getattr(uploaded, "size", 0) or 0)
+    unpack_cap = settings().max_unpacked_bytes
     try:
-        uploaded.seek(0)
-        spooled = ingest.spool_upload(uploaded, upload_dir, max_bytes=settings().max_model_upload_bytes)
+        # On the server, before a byte is spooled: the widget's limit is only the browser's (a replayed request
+        # may carry more), and all sessions share one memory and one disk budget (core/jobs/budget.py).
+        check_upload_size(name, declared, settings().max_model_upload_bytes)
+        check_upload_memory("uploads held in memory are at the server's limit")
+        unpack_cap = max(0, min(unpack_cap, disk_budget().use().free_bytes - declared))
+        with reserve_disk(declared + unpack_cap, "its disk for uploads and jobs is full"):
+            upload_dir = new_job_dir()
+            uploaded.seek(0)
+            spooled = ingest.spool_upload(uploaded, upload_dir, max_bytes=settings().max_model_upload_bytes)
+            release_upload(uploaded)
+            with gate_slots():
+                validated = validate_upload_confined(spooled, upload_dir, limits=upload_limits(unpack_cap))
+            size = spooled.stat().st_size
+            spooled.unlink()
+    except QuantLensError as exc:
         release_upload(uploaded)
-        with gate_slots():
-            validated = validate_upload_confined(spooled, upload_dir, limits=upload_limits())
-        size = spooled.stat().st_size
-        spooled.unlink()
+        if upload_dir is not None:
+            remove_job_dir(upload_dir)
+        if exc.code == "archive_too_large" and unpack_cap < settings().max_unpacked_bytes:
+            raise server_busy("its disk for uploads and jobs is full") from None  # the budget, not the file's fault
+        raise
     except BaseException:
-        remove_job_dir(upload_dir)
+        release_upload(uploaded)
+        if upload_dir is not None:
+            remove_job_dir(upload_dir)
         raise
     files.put("upload", upload_dir)
     st.session_state["cmp_upload"] = {"dir": str(upload_dir), "path": str(validated.path), "kind": validated.kind,
@@ -334,6 +412,42 @@ def kept_upload() -> dict | None:
     if kept and Path(kept["path"]).exists():
         return kept
     return None
+
+
+def media_widget_key() -> str:
+    gen = st.session_state.get("cmp_media_gen", 0)
+    return "cmp_media_files" if gen == 0 else f"cmp_media_files_{gen}"
+
+
+def keep_media(uploaded_files) -> list[str]:
+    """Spool each new image/WAV/zip to this session's media folder and release Streamlit's copy at once.
+
+    Checked on the server: each file's size (the widget's limit is only the browser's), the session's count and
+    bytes (core/jobs/media_store.py: the same bytes twice are kept once), the memory and disk budgets of all
+    sessions. Returns one line per file that was not kept; the widget gets a new key (an empty uploader).
+    """
+    from core.jobs.media_store import check_upload_size
+
+    store, problems = media_store(), []
+    for uploaded in uploaded_files:
+        try:
+            size = int(getattr(uploaded, "size", 0) or 0)
+            check_upload_size(uploaded.name, size, MAX_MEDIA_UPLOAD_MB * 2**20)
+            check_upload_memory("uploads held in memory are at the server's limit")
+            with reserve_disk(size, "its disk for uploads and jobs is full"):
+                uploaded.seek(0)
+                store.add(uploaded.name, uploaded, size)
+        except QuantLensError as exc:
+            problems.append(f"{uploaded.name[:100]} was not kept: {exc.one_line()}")
+        finally:
+            release_upload(uploaded)
+    st.session_state["cmp_media_gen"] = st.session_state.get("cmp_media_gen", 0) + 1
+    return problems
+
+
+def kept_media() -> list:
+    """This session's kept images/audio (KeptMedia), oldest first."""
+    return media_store().items() if "cmp_media" in st.session_state else []
 
 
 def upload_widget_key() -> str:
@@ -351,16 +465,31 @@ def _copy_into(src: Path, job_dir: Path) -> Path:
     return target
 
 
+JOB_DISK_FACTOR = 5  # a job's files / its model's: copy + FP32 export (2x for FP16 weights) + FP16 + INT8 + INT4
+
+
 def run_upload(kept: dict, options: CompareOptions, texts: list[str] | None, npz: bytes | None, status,
-               media: list[tuple[str, bytes]] | None = None) -> dict:
-    """Compare this session's validated upload in a fresh job dir; the files stay there for download."""
+               media: list[tuple[str, Path]] | None = None) -> dict:
+    """Compare this session's validated upload in a fresh job dir; the files stay there for download.
+
+    The job holds its worst case of the global disk budget while it runs (server_busy when that is full), and no
+    single file it writes may pass that reservation (RLIMIT_FSIZE).
+    """
+    import dataclasses
+
+    from core.jobs.budget import disk_usage_bytes
     from core.jobs.payload import CompareJob
     from core.jobs.runner import new_job_dir, remove_job_dir
 
-    job_dir = new_job_dir()
+    model_path = Path(kept["path"])
+    model_bytes = disk_usage_bytes(model_path) if model_path.is_dir() else model_path.stat().st_size
+    need = JOB_DISK_FACTOR * model_bytes + len(npz or b"") + sum(p.stat().st_size for _, p in media or [])
+    job_dir = None
     on_progress, on_wait = _progress_callbacks(status)
     try:
-        with job_queue().slot(session_id(), on_wait=on_wait) as slot:
+        with reserve_disk(need, "its disk for uploads and jobs is full"), \
+                job_queue().slot(session_id(), on_wait=on_wait) as slot:
+            job_dir = new_job_dir()
             status.update(label="Preparing the job")
             from core.compare.memory import check_fits, upload_parameters
 
@@ -374,23 +503,25 @@ def run_upload(kept: dict, options: CompareOptions, texts: list[str] | None, npz
             job = CompareJob(model, options.to_dict(),
                              tuple(texts) if texts is not None and kept["kind"] == "hf_folder" else None,
                              npz=npz_path, files=files, name="uploaded model" if kept["kind"] == "onnx" else None)
-            report = slot.run(TARGET, job.payload(job_dir), job_dir=job_dir, limits=job_limits(),
-                              on_progress=on_progress)
+            limits = dataclasses.replace(job_limits(), file_bytes=min(job_limits().file_bytes, max(need, 2**20)))
+            report = slot.run(TARGET, job.payload(job_dir), job_dir=job_dir, limits=limits, on_progress=on_progress)
     except BaseException:
-        remove_job_dir(job_dir)
+        if job_dir is not None:
+            remove_job_dir(job_dir)
         raise
     session_files().put("job", job_dir)  # the previous run's files go now, not an hour later
     return {"report": report, "dir": str(job_dir / "out")}
 
 
-def _write_media(media: list[tuple[str, bytes]], target: Path) -> list[Path]:
-    """Uploaded images/WAVs/zips into the job folder, one numbered folder each; the name kept only as a label."""
+def _write_media(media: list[tuple[str, Path]], target: Path) -> list[Path]:
+    """The session's kept images/WAVs/zips copied into the job folder, one numbered folder each; the visitor's
+    name kept only as a label (the worker reads nothing outside the job folder)."""
     paths = []
-    for i, (name, data) in enumerate(media):
+    for i, (name, source) in enumerate(media):
         safe = Path(name).name or f"input{i}"
         dest = target / f"{i:03d}" / safe
         dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(data)
+        shutil.copyfile(source, dest, follow_symlinks=False)
         paths.append(dest)
     return paths
 
@@ -707,14 +838,39 @@ def main() -> None:
 
     media_files = st.file_uploader("...or images / audio for an image or audio classifier (PNG, JPEG, WAV, or a .zip "
                                    "of them); without any, a small synthetic set is made", type=MEDIA_TYPES,
-                                   accept_multiple_files=True, key="cmp_media_files",
+                                   accept_multiple_files=True, key=media_widget_key(),
                                    max_upload_size=MAX_MEDIA_UPLOAD_MB)
+    if media_files:  # spooled to disk on arrival, like the model (never held in memory for the session)
+        st.session_state["cmp_media_errors"] = keep_media(media_files)
+        st.rerun()
+    for problem in st.session_state.get("cmp_media_errors", []):
+        st.error(plain(problem))
+    media_kept = kept_media()
+    if media_kept:
+        names = ", ".join(m.label for m in media_kept[:8]) + (", ..." if len(media_kept) > 8 else "")
+        st.caption(f"{len(media_kept)} image/audio file(s) kept on the server for this session "
+                   f"({sum(m.size_bytes for m in media_kept) / MB:.1f} MB): {plain(names)}")
+        if st.button("Remove the images/audio", key="cmp_media_clear", icon=":material/delete:"):
+            media_store().clear()
+            st.session_state.pop("cmp_media_errors", None)
+            st.rerun()
+    from pages.uploads import release_unclaimed_uploads
+
+    release_unclaimed_uploads([inputs_file.file_id] if inputs_file is not None else [])  # replayed uploads
 
     autorun = st.session_state.pop("cmp_autorun", False) and st.session_state["cmp_src"] == "demo"
     clicked = st.button("Run", type="primary", icon=":material/play_arrow:")
     try:
         options = options_from_state()
         texts, npz = None, None
+        if inputs_file is not None:
+            from core.jobs.media_store import check_upload_size
+
+            try:  # on the server too: the widget's 2 MB limit is only the browser's
+                check_upload_size(inputs_file.name, inputs_file.size, MAX_INPUTS_UPLOAD_MB * 2**20)
+            except QuantLensError:
+                release_upload(inputs_file)
+                raise
         if inputs_file is not None and inputs_file.name.lower().endswith(".npz"):
             npz = inputs_file.getvalue()
         elif inputs_file is not None:
@@ -725,10 +881,10 @@ def main() -> None:
             texts = texts_from_string(st.session_state["cmp_texts"])
         kept = kept_upload()
         model_digest = "demo" if st.session_state["cmp_src"] == "demo" else (kept["digest"] if kept else "none")
-        media = [(f.name, f.getvalue()) for f in (media_files or [])[:MAX_MEDIA_FILES]]
+        media = [(m.label, m.path) for m in media_kept[:MAX_MEDIA_FILES]]
         digest = hashlib.sha256(npz if npz is not None else json.dumps(texts).encode())
-        for name, data in media:
-            digest.update(name.encode() + data)
+        for m in media_kept[:MAX_MEDIA_FILES]:
+            digest.update(m.label.encode() + m.sha256.encode())
         inputs_digest = digest.hexdigest()
         key = result_key(model_digest, options, inputs_digest)
     except QuantLensError as exc:

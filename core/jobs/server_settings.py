@@ -22,6 +22,13 @@ class ServerSettings:
     max_queued: int = 4
     max_model_upload_bytes: int = 200 * MIB
     max_unpacked_bytes: int = 1 * GIB
+    # Global budgets across all sessions (core/jobs/budget.py): the job root's disk (uploads unpacked, job
+    # folders, media inputs; DEPLOY's tmpfs is 4 GB) and upload bytes held in memory before they are spooled.
+    max_disk_bytes: int = 3 * GIB
+    max_upload_memory_bytes: int = 600 * MIB
+    # Per session: the compare page's image/audio inputs, spooled to disk (32 is all the worker ever uses).
+    max_media_files: int = 32
+    max_media_bytes: int = 128 * MIB
 
 
 _VARIABLES = {
@@ -32,6 +39,10 @@ _VARIABLES = {
     "QUANTLENS_MAX_QUEUED": ("max_queued", int, 0, 1000),
     "QUANTLENS_MAX_UPLOAD_MB": ("max_model_upload_bytes", lambda v: int(float(v) * MIB), MIB, 4096 * MIB),
     "QUANTLENS_MAX_UNPACKED_GB": ("max_unpacked_bytes", lambda v: int(float(v) * GIB), 16 * MIB, 64 * GIB),
+    "QUANTLENS_MAX_DISK_GB": ("max_disk_bytes", lambda v: int(float(v) * GIB), 64 * MIB, 4096 * GIB),
+    "QUANTLENS_MAX_UPLOAD_MEMORY_MB": ("max_upload_memory_bytes", lambda v: int(float(v) * MIB), 16 * MIB, 64 * 1024 * MIB),
+    "QUANTLENS_MAX_MEDIA_FILES": ("max_media_files", int, 1, 32),
+    "QUANTLENS_MAX_MEDIA_MB": ("max_media_bytes", lambda v: int(float(v) * MIB), MIB, 4096 * MIB),
 }
 
 

@@ -52,6 +52,11 @@ class SessionFiles:
         if old is not None:
             remove_job_dir(Path(old))
 
+    @property
+    def closed(self) -> bool:
+        """True once close() ran (its session went away): a returning session needs a new SessionFiles."""
+        return not self._finalizer.alive
+
     def close(self) -> None:
         """Remove every folder now (also what happens when the session is garbage-collected)."""
         self._finalizer()

@@ -195,7 +195,8 @@ def test_an_image_classifier_upload_runs_on_the_users_images_and_shows_labels_to
     at.run()
     at.file_uploader(key="cmp_media_files").set_value([(name, data, "image/png") for name, data in pngs])
     at.run()
-    at.button[0].click().run(timeout=300)
+    assert [m.label for m in at.session_state["cmp_media"].items()] == ["photo0.png", "photo1.png"]  # on disk
+    next(b for b in at.button if b.label == "Run").click().run(timeout=300)
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     table = at.dataframe[0].value
