@@ -503,7 +503,8 @@ def run_upload(kept: dict, options: CompareOptions, texts: list[str] | None, npz
             job = CompareJob(model, options.to_dict(),
                              tuple(texts) if texts is not None and kept["kind"] == "hf_folder" else None,
                              npz=npz_path, files=files, name="uploaded model" if kept["kind"] == "onnx" else None)
-            limits = dataclasses.replace(job_limits(), file_bytes=min(job_limits().file_bytes, max(need, 2**20)))
+            # no single file past the job's share of the disk (64 MiB floor: logs and scratch of a tiny model)
+            limits = dataclasses.replace(job_limits(), file_bytes=min(job_limits().file_bytes, max(need, 64 * 2**20)))
             report = slot.run(TARGET, job.payload(job_dir), job_dir=job_dir, limits=limits, on_progress=on_progress)
     except BaseException:
         if job_dir is not None:
