@@ -794,6 +794,7 @@ def main() -> None:
     st.title("Quantize & compare")
     st.markdown("See what FP16, INT8 and INT4 really do to a model **on your own inputs**: size, memory, latency "
                 "and outputs, measured with ONNX Runtime on this server's CPU. Run benchmarks, not the headline number.")
+    session_registry().sweep_now_and_then()  # folders of tabs closed a while ago go now, whoever is here
     problems = init_state_from_url()
     if problems:
         st.warning("Some settings in the link were not valid and were reset: " + plain(", ".join(problems)))

@@ -85,10 +85,20 @@ class SessionRegistry:
         self._lock = threading.Lock()
         self._files: dict[str, weakref.ref] = {}
         self._gone_since: dict[str, float] = {}
+        self._last_sweep = float("-inf")
 
     def register(self, session_id: str, files) -> None:
         with self._lock:
             self._files[session_id] = weakref.ref(files)
+
+    def sweep_now_and_then(self, interval_s: float = 5.0) -> int:
+        """sweep(), at most once per `interval_s` (every page run of every session calls this)."""
+        with self._lock:
+            now = time.monotonic()
+            if now - self._last_sweep < interval_s:
+                return 0
+            self._last_sweep = now
+        return self.sweep()
 
     def sweep(self) -> int:
         """Close the SessionFiles of sessions disconnected longer than the grace period; returns how many."""

@@ -33,7 +33,7 @@ def grid_cells(pg, index: int) -> list[str]:
     return pg.locator(TABLES).nth(index).locator("td").all_text_contents()
 
 
-def memory_table_cells(pg, containing: tuple[str, ...] = (), timeout_s: float = 30.0) -> list[str]:
+def memory_table_cells(pg, containing: tuple[str, ...] = (), timeout_s: float = 90.0) -> list[str]:
     """Cells of the calculator's memory table, waiting (rendering is incremental) until they hold `containing`."""
     deadline = time.monotonic() + timeout_s
     cells: list[str] = []
