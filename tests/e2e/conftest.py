@@ -80,6 +80,7 @@ def running_app(log_dir: Path) -> Iterator[str]:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()  # reaped: nothing is still writing the log we read next
         server_log = log_path.read_text(errors="replace")
         assert "Traceback" not in server_log, f"the server logged a traceback:\n{server_log[-4000:]}"
 
