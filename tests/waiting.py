@@ -25,7 +25,7 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = CEILING_S, what: 
 
 
 def read_when_complete(path: Path, parse: Callable[[str], T] = str, timeout_s: float = CEILING_S) -> T:
-    """The parsed content of a file another process writes, once it parses (writers use core.atomic_files,
+    """The parsed content of a file another process writes, once it parses (writers use core.jobs.atomic_files,
     so a present file is complete; parsing guards against a writer that does not)."""
     deadline = time.monotonic() + timeout_s
     while True:

@@ -149,7 +149,7 @@ def variant_label(precision: str, settings: dict) -> str:
 
 
 def write_report(report: ComparisonReport, out_dir: Path) -> Path:
-    from core.atomic_files import write_json_atomic
+    from core.jobs.atomic_files import write_json_atomic
 
     # Atomic: the CLI's parent (or a user's script watching --out) never reads a half-written report.
     return write_json_atomic(Path(out_dir) / REPORT_NAME, report.to_dict(), indent=2, default=_json_default)

@@ -4,7 +4,9 @@ Modules: runner (job folders, `run_job`, the one-slot queue the page shares), wo
 rlimits, network guard and Landlock before the target module is imported), sandbox (those confinement layers),
 server_settings (operator limits read from the environment once), payload (CompareJob: the one typed job the
 page and CLI hand the worker), session (SessionFiles: a session's folders, removed when it ends), demo_store
-(demo results shared by all sessions, one lock per setting).
+(demo results shared by all sessions, one lock per setting), budget (one disk and one upload-memory budget for
+all sessions: `server_busy` past it), media_store (a session's images/audio on disk, capped, one copy per
+content), atomic_files (files another process reads are written to a temporary name and renamed).
 """
 
 from core.jobs.demo_store import DemoStore

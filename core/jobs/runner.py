@@ -39,8 +39,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from core.atomic_files import write_json_atomic, write_text_atomic
 from core.errors import QuantLensError
+from core.jobs.atomic_files import write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def new_job_dir(root: Path | None = None) -> Path:
     path.mkdir(mode=0o700)
     identity = _process_identity(os.getpid())
     if identity:
-        # Atomic: a sweep in another process must never read a half-written stamp (core.atomic_files).
+        # Atomic: a sweep in another process must never read a half-written stamp (core.jobs.atomic_files).
         write_text_atomic(path.with_name(path.name + OWNER_SUFFIX), identity, encoding="ascii")
     return path
 

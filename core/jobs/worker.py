@@ -18,7 +18,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from core.atomic_files import write_json_atomic
+from core.jobs.atomic_files import write_json_atomic
 
 RESULT_FILE = "result.json"
 PROGRESS_FILE = "progress.jsonl"
@@ -56,7 +56,7 @@ def _volunteer_for_the_oom_killer() -> None:
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
-    """The parent may look at any moment: it sees no file or the whole of it (core.atomic_files)."""
+    """The parent may look at any moment: it sees no file or the whole of it (core.jobs.atomic_files)."""
     write_json_atomic(path, data)
 
 

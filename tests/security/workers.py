@@ -16,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from core.atomic_files import write_text_atomic
 from core.errors import QuantLensError
+from core.jobs.atomic_files import write_text_atomic
 
 
 def echo(payload: dict, job_dir: Path, progress) -> dict:

@@ -3,7 +3,7 @@
 Why: a reader polling for a file (the parent waiting for a worker's result, a sweep reading an owner stamp, a test
 waiting for a pid) can open it between its creation and the last write and read nothing or half of it (CI read
 `int('')` from a pgid file this way). os.replace is atomic on one filesystem, so a reader sees either no file or
-the whole content. Standard library only: core/sizing, core/gate and the worker may all use it.
+the whole content. Standard library only (the worker, the runner and core/compare's report writer use it).
 """
 
 from __future__ import annotations
