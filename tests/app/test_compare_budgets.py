@@ -134,3 +134,24 @@ def test_uploads_past_the_servers_memory_budget_are_told_the_server_is_busy(serv
     at.run()
     assert any(BUSY in e and e.endswith("[server_busy]") for e in _errors(at)), _errors(at)
     assert [p for p in server.rglob("*") if p.is_file()] == []
+
+
+def test_a_replayed_upload_request_is_not_held_twice(monkeypatch):
+    """A session that replays its upload request leaves a copy no widget refers to: it goes after the grace
+    period, the copy its widget uses stays, and other sessions' uploads are untouched."""
+    from types import SimpleNamespace
+
+    from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileManager
+    from streamlit.runtime.uploaded_file_manager import UploadedFileRec
+
+    from pages import uploads
+
+    manager = MemoryUploadedFileManager("/_stcore/upload_file")
+    monkeypatch.setattr(uploads, "_upload_manager", lambda: (SimpleNamespace(session_id="me"), manager))
+    for session, file_id in (("me", "sent"), ("me", "replayed"), ("someone-else", "theirs")):
+        manager.add_file(session, UploadedFileRec(file_id, "model.onnx", "application/octet-stream", b"\0" * 1000))
+    assert uploads.held_upload_bytes() == 3000
+    assert uploads.release_unclaimed_uploads(["sent"]) == 0  # within the grace period: may still be on its way
+    assert uploads.release_unclaimed_uploads(["sent"], grace_s=0) == 1
+    assert [r.file_id for r in manager.get_files("me", ["sent", "replayed"])] == ["sent"]
+    assert manager.get_files("someone-else", ["theirs"]) and uploads.held_upload_bytes() == 2000
