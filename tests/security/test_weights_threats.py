@@ -7,7 +7,6 @@ import pickle
 import struct
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -188,13 +187,14 @@ def test_config_rejection_happens_in_the_pre_validator_in_under_a_second(tmp_pat
                                       ).items():
         (folder / name).write_bytes(data)
     code = (
-        "import sys, time; from pathlib import Path; from core.gate.ingest import validate_model_dir\n"
-        "from core.errors import QuantLensError\nstart = time.perf_counter()\n"
+        "import sys; from pathlib import Path; from core.gate.ingest import validate_model_dir\n"
+        "from core.errors import QuantLensError\n"
         f"try:\n    validate_model_dir(Path({str(folder)!r}))\nexcept QuantLensError as e:\n    print(e.code)\n"
-        "print(time.perf_counter() - start < 1.0, 'torch' in sys.modules, 'transformers' in sys.modules)\n"
+        "print('torch' in sys.modules, 'transformers' in sys.modules)\n"
     )
+    # Refused by the pre-validator before any ML library is imported (what keeps it fast; no stopwatch on a busy CI)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert out == ["config_out_of_bounds", "True", "False", "False"]
+    assert out == ["config_out_of_bounds", "False", "False"]
 
 
 # ------------------------------------------------------------------------------------------ threat 14: safetensors
@@ -244,13 +244,38 @@ def test_the_safetensors_library_also_refuses_each_malformation(tmp_path, name):
             handle.get_tensor(key)
 
 
-def test_header_parse_reads_only_the_header(tmp_path):
+def test_header_parse_reads_only_the_header(tmp_path, monkeypatch):
+    import os
+
     path = tmp_path / "big.safetensors"
     data = tiny_safetensors({"w": np.zeros((256, 1024), dtype=np.float32)})
     path.write_bytes(data)
-    started = time.perf_counter()
+    read: list[int] = []
+    original = os.fdopen
+
+    class Counting:  # counts the bytes read (a byte count, not a stopwatch: CI machines are busy)
+        def __init__(self, handle):
+            self.handle = handle
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+        def read(self, n=-1):
+            chunk = self.handle.read(n)
+            read.append(len(chunk))
+            return chunk
+
+        def fileno(self):
+            return self.handle.fileno()
+
+    monkeypatch.setattr(os, "fdopen", lambda fd, *a, **k: Counting(original(fd, *a, **k)))
     header = read_header(path)
-    assert time.perf_counter() - started < 0.5
+    monkeypatch.undo()
+    (header_len,) = struct.unpack("<Q", data[:8])
+    assert sum(read) == 8 + header_len < len(data) // 100  # never the 1 MiB of tensor data
     assert header.total_elements == 256 * 1024 and header.data_bytes == 256 * 1024 * 4
 
 
