@@ -118,3 +118,17 @@ def test_media_past_the_count_or_the_bytes_or_the_file_limit_are_refused_in_one_
     assert len(store.items()) == 2 and not [p for p in (tmp_path / "b" / "media").iterdir() if p.name.startswith(".")]
     store.clear()
     assert store.items() == [] and list((tmp_path / "b" / "media").iterdir()) == []
+
+
+def test_an_operator_sets_the_global_budgets_in_their_documented_units():
+    from core.jobs.server_settings import ServerSettings, server_settings
+
+    assert (ServerSettings().max_disk_bytes, ServerSettings().max_upload_memory_bytes) == (3 * 2**30, 600 * MIB)
+    s = server_settings({"QUANTLENS_MAX_DISK_GB": "2.5", "QUANTLENS_MAX_UPLOAD_MEMORY_MB": "300",
+                         "QUANTLENS_MAX_MEDIA_FILES": "8", "QUANTLENS_MAX_MEDIA_MB": "64"})
+    assert s.max_disk_bytes == int(2.5 * 2**30) and s.max_upload_memory_bytes == 300 * MIB
+    assert (s.max_media_files, s.max_media_bytes) == (8, 64 * MIB)
+    for variable, value in (("QUANTLENS_MAX_DISK_GB", "0"), ("QUANTLENS_MAX_MEDIA_FILES", "33")):
+        with pytest.raises(QuantLensError) as caught:
+            server_settings({variable: value})
+        assert caught.value.code == "invalid_setting" and variable in caught.value.message
