@@ -292,3 +292,31 @@ def test_a_job_whose_worker_is_lost_and_has_no_retry_left_is_reported_not_droppe
     thread.join(timeout=WAIT_S)
     assert not thread.is_alive()
     assert outcome["error"].code == "worker_lost"
+
+
+def test_the_compare_page_sends_an_upload_to_a_worker_and_offers_the_files_it_made(fleet, tmp_path, monkeypatch):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from tests.core.conftest import build_gemm_relu_onnx
+
+    fleet.start_worker("w1")
+    monkeypatch.setenv("QUANTLENS_QUEUE", fleet.url)
+    monkeypatch.setenv("QUANTLENS_STORE", str(fleet.store_dir))
+    monkeypatch.setenv("QUANTLENS_JOB_ROOT", str(fleet.job_root))
+    st.cache_resource.clear()  # the page's queue is built from the environment once per process
+    try:
+        at = AppTest.from_file(str(PROJECT_ROOT / "pages" / "compare.py"), default_timeout=30)
+        at.query_params.update({"src": "upload", "p": "fp32,int8", "ref": "fp32", "runs": "3"})
+        at.run()
+        at.file_uploader(key="cmp_model_file").upload("m.onnx", build_gemm_relu_onnx(tmp_path / "m.onnx").read_bytes())
+        at.run()
+        at.button[0].click().run(timeout=240)
+        assert not at.exception, at.exception
+        assert not at.error, [e.value for e in at.error]
+        assert list(at.dataframe[0].value["Precision"]) == ["FP32 (reference)", "INT8 dynamic"]
+        assert any(b.label.startswith("INT8 .onnx") for b in at.get("download_button"))
+        assert any(b.label == "Cancel" for b in at.button)  # offered while a job runs
+        assert fleet.job(fleet.queue.queue.finished_job_registry.get_job_ids()[0]).worker_name == "w1"
+    finally:
+        st.cache_resource.clear()
