@@ -45,6 +45,19 @@ def _lost(exc_string: str) -> bool:
     return "AbandonedJobError" in exc_string or "terminated unexpectedly" in exc_string
 
 
+@contextlib.contextmanager
+def _reachable() -> Iterator[None]:
+    """A Redis that cannot be reached is one clear line for the user, not a traceback."""
+    from redis.exceptions import RedisError
+
+    try:
+        yield
+    except RedisError as exc:
+        log.warning("the job queue is unreachable: %s", exc)
+        raise QuantLensError("queue_unavailable", "The job queue cannot be reached right now; try again in a "
+                                                  "minute.") from None
+
+
 class RedisSlot:
     """What `RedisJobQueue.slot` grants: a session's right to one job; `run` sends it and waits for it."""
 
@@ -61,12 +74,14 @@ class RedisSlot:
             if on_progress is not None:
                 on_progress("Served from the shared result store", 1.0)
             return report
-        job_id = self._queue.submit(packed, limits, session_id=self._session_id)
-        self._queue.redis.set(_SESSION_JOB.format(self._session_id), job_id, ex=self._queue.session_ttl(limits))
-        try:
-            key = self._queue.wait(job_id, on_progress=on_progress, on_wait=self._on_wait)
-        finally:
-            self._queue.redis.delete(_SESSION_JOB.format(self._session_id))
+        with _reachable():
+            job_id = self._queue.submit(packed, limits, session_id=self._session_id)
+            self._queue.redis.set(_SESSION_JOB.format(self._session_id), job_id, ex=self._queue.session_ttl(limits))
+            try:
+                key = self._queue.wait(job_id, on_progress=on_progress, on_wait=self._on_wait)
+            finally:
+                with contextlib.suppress(Exception):
+                    self._queue.redis.delete(_SESSION_JOB.format(self._session_id))
         report = self._queue.store.fetch_result(key, out_dir)
         if report is None:
             raise QuantLensError("job_failed", "The job finished but its result is no longer in the shared store; "
@@ -102,15 +117,18 @@ class RedisJobQueue:
         """One job per browser session across the fleet (a Redis key), released when the job ends."""
         token = secrets.token_hex(8)
         claim = _SESSION.format(session_id)
-        if not self.redis.set(claim, token, nx=True, ex=self.session_ttl(JobLimits(timeout_s=3600))):
-            position = self.position(self._session_job(session_id) or "")
-            where = f"; you are {position} in line" if position else ""
-            raise QuantLensError("busy", f"You already have a job waiting or running{where}; wait for it to finish.")
+        with _reachable():
+            if not self.redis.set(claim, token, nx=True, ex=self.session_ttl(JobLimits(timeout_s=3600))):
+                position = self.position(self._session_job(session_id) or "")
+                where = f"; you are {position} in line" if position else ""
+                raise QuantLensError("busy", f"You already have a job waiting or running{where}; wait for it to "
+                                             "finish.")
         try:
             yield RedisSlot(self, session_id, on_wait)
         finally:
-            if self.redis.get(claim) == token.encode():
-                self.redis.delete(claim)
+            with contextlib.suppress(Exception):  # an unreachable Redis lets the claim expire on its own
+                if self.redis.get(claim) == token.encode():
+                    self.redis.delete(claim)
 
     def run(self, session_id: str, target: str, payload: dict, *, job_dir: Path,
             limits: JobLimits = JobLimits(), on_progress: Progress | None = None,  # noqa: B008

@@ -139,3 +139,19 @@ def test_an_s3_store_without_boto3_says_what_to_install(monkeypatch):
     with pytest.raises(QuantLensError) as caught:
         store_from_url("s3://bucket/prefix")
     assert caught.value.code == "store_unavailable" and "boto3" in caught.value.message
+
+
+def test_an_unreachable_queue_is_one_clear_error_for_the_user(tmp_path):
+    import socket
+
+    from core.jobs.redis_queue import RedisJobQueue
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    queue = RedisJobQueue(f"redis://127.0.0.1:{port}/0", FolderStore(tmp_path / "store"))
+    job_dir = tmp_path / "job"
+    job_dir.mkdir()
+    with pytest.raises(QuantLensError) as caught:
+        queue.run("s", "t:f", {}, job_dir=job_dir)
+    assert caught.value.code == "queue_unavailable"
