@@ -218,9 +218,16 @@ class RedisJobQueue:
         reported: tuple = ()
         last_report = float("-inf")
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        from rq.exceptions import InvalidJobOperation, NoSuchJobError
+
         try:
             while True:
-                status = job.get_status(refresh=True)
+                try:
+                    status = job.get_status(refresh=True)
+                except (InvalidJobOperation, NoSuchJobError):
+                    done = True
+                    raise QuantLensError("job_failed", "The job's record is gone from the queue (Redis was emptied "
+                                                       "or restarted); run it again.") from None
                 if status == JobStatus.FINISHED:
                     done = True
                     return self._finished(job)

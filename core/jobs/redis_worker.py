@@ -10,7 +10,7 @@ the store under the job's content key. The engine schedules; our sandbox isolate
 Start one per core budget on any host that mounts the store:
     python -m core worker --queue redis://host:6379/0 --store /mnt/quantlens-store
 or with RQ's own command line and this class:
-    rq worker -w core.jobs.redis_worker.QuantLensWorker --serializer rq.serializers.JSONSerializer \
+    rq worker -w core.jobs.redis_worker.QuantLensWorker --serializer json --job-monitoring-interval 5 \
         --url redis://host:6379/0 quantlens-compare      (with QUANTLENS_STORE set)
 """
 
