@@ -155,3 +155,15 @@ def test_an_unreachable_queue_is_one_clear_error_for_the_user(tmp_path):
     with pytest.raises(QuantLensError) as caught:
         queue.run("s", "t:f", {}, job_dir=job_dir)
     assert caught.value.code == "queue_unavailable"
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["worker", "--queue", "http://localhost:6379"], "must be a Redis URL"),
+    (["worker", "--queue", "redis://127.0.0.1:1/0"], "needs the shared store"),
+])
+def test_the_worker_command_refuses_a_bad_queue_or_a_missing_store_in_one_line(argv, words):
+    env = {k: v for k, v in os.environ.items() if k not in ("QUANTLENS_QUEUE", "QUANTLENS_STORE")}
+    done = subprocess.run([sys.executable, "-m", "core", *argv], cwd=PROJECT_ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and words in done.stderr and "[invalid_setting]" in done.stderr
