@@ -8,7 +8,7 @@ INT8 and INT4 variants, timed runs) in the confined child.
    `python -m core worker`, the jobs sent through core.jobs.redis_queue.RedisJobQueue with a fresh store.
 Per mode: the makespan (first submit to last report), jobs/minute, and each job's wait in line (submit to its
 first progress line from the child). `--demo` runs the bundled all-MiniLM-L6-v2 demo instead (about a minute
-per job on 2 cores; the same settings every time, so set --jobs 2 and read it as K-worker throughput only).
+per job on 2 cores; each job one more timed run than the last, so no two share a result).
 
 Run: .venv/bin/python bench/bench_queue.py [--jobs 6] [--workers 1,2] [--threads 1] [--runs 20] [--demo]
 Needs redis-server on PATH (Debian package redis-server) for the Redis rows; without it they are skipped.
@@ -65,8 +65,8 @@ def run_batch(submit, jobs: int, job_root: Path, args) -> dict:
 
     def one(i: int) -> None:
         with job_directory(job_root) as job_dir:
-            if args.demo:
-                payload = CompareJob("demo", options).payload(job_dir)
+            if args.demo:  # one more timed run per job: a different job key, so none is served from the store
+                payload = CompareJob("demo", {**options, "runs": args.runs + i}).payload(job_dir)
             else:
                 model = build_gemm_relu_onnx(job_dir / "model.onnx", in_features=256, hidden=2048, out_features=256,
                                              seed=int(time.time_ns() % 2**31) + i)
