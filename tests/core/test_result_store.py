@@ -167,3 +167,19 @@ def test_the_worker_command_refuses_a_bad_queue_or_a_missing_store_in_one_line(a
                           text=True, timeout=120)
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1 and words in done.stderr and "[invalid_setting]" in done.stderr
+
+
+def test_a_worker_runs_only_the_comparison_and_only_a_job_whose_key_matches_its_content(tmp_path, monkeypatch):
+    from core.jobs.payload import TARGET
+    from core.jobs.redis_worker import run_stored_job
+    from core.jobs.result_store import job_key
+
+    monkeypatch.setenv("QUANTLENS_STORE", str(tmp_path / "store"))
+    monkeypatch.delenv("QUANTLENS_WORKER_TARGETS", raising=False)
+    other = {"target": "tests.security.workers:echo", "payload": {}, "manifest": {}, "limits": {},
+             "key": job_key("tests.security.workers:echo", {}, {})}
+    assert run_stored_job(other)["code"] == "bad_payload"
+    payload = {"source": "demo", "options": {}, "inputs": None, "name": None}
+    forged = {"target": TARGET, "payload": payload, "manifest": {}, "limits": {}, "key": "0" * 64}
+    answer = run_stored_job(forged)
+    assert answer["code"] == "bad_payload" and "key" in answer["message"]
