@@ -33,6 +33,7 @@ QUEUE_NAME = "quantlens-compare"
 TASK = "core.jobs.redis_worker.run_stored_job"
 POLL_S = 0.25
 REPORT_EVERY_S = 2.0  # a waiting job re-reports its place this often, so a page can be interrupted (Cancel)
+NO_WORKER_GRACE_S = 60.0  # a job waits this long for some worker to exist before the user is told there is none
 CLEANUP_EVERY_S = 5.0  # how often a waiting web process has the started registry checked for lost workers
 HARD_LIMIT_EXTRA_S = 120  # RQ kills the work horse this long after the job's own limit (unpacking, storing)
 SESSION_WAIT_S = 6 * 3600  # the longest a claim may also cover waiting in line
@@ -190,8 +191,16 @@ class RedisJobQueue:
             return False
         return False
 
+    def _workers(self) -> int:
+        from rq import Worker
+
+        return Worker.count(queue=self.queue)
+
     def _cleanup_lost(self) -> None:
-        """Have jobs whose worker stopped sending heartbeats retried (or failed): RQ's own registry cleanup."""
+        """Have jobs whose worker stopped sending heartbeats retried (or failed): RQ's own registry cleanup.
+
+        At most every CLEANUP_EVERY_S per web process, however many sessions wait.
+        """
         now = time.monotonic()
         if now - self._last_cleanup < CLEANUP_EVERY_S:
             return
@@ -218,6 +227,7 @@ class RedisJobQueue:
         reported: tuple = ()
         last_report = float("-inf")
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        workers_seen_at = last_fleet_check = time.monotonic()
         from rq.exceptions import InvalidJobOperation, NoSuchJobError
 
         try:
@@ -250,6 +260,13 @@ class RedisJobQueue:
                         reported, last_report = ("wait", position), now
                         on_wait(position)
                 self._cleanup_lost()
+                if now - last_fleet_check > CLEANUP_EVERY_S:
+                    last_fleet_check = now
+                    if status == JobStatus.STARTED or self._workers() > 0:
+                        workers_seen_at = now
+                    elif now - workers_seen_at > NO_WORKER_GRACE_S:
+                        raise QuantLensError("no_workers", "No worker is taking compare jobs right now, so the job "
+                                                           "was withdrawn; try again later.")
                 if deadline is not None and now > deadline:
                     raise TimeoutError(f"job {job_id} still {status} after {timeout_s} s")
                 time.sleep(POLL_S)

@@ -320,3 +320,16 @@ def test_the_compare_page_sends_an_upload_to_a_worker_and_offers_the_files_it_ma
         assert fleet.job(fleet.queue.queue.finished_job_registry.get_job_ids()[0]).worker_name == "w1"
     finally:
         st.cache_resource.clear()
+
+
+def test_with_no_worker_at_all_the_user_is_told_instead_of_waiting_for_ever(fleet, monkeypatch):
+    import core.jobs.redis_queue as redis_queue
+    from core.jobs.runner import job_directory
+
+    monkeypatch.setattr(redis_queue, "NO_WORKER_GRACE_S", 1.0)
+    monkeypatch.setattr(redis_queue, "CLEANUP_EVERY_S", 0.2)
+    positions: list[int] = []
+    with job_directory(fleet.job_root) as job_dir, pytest.raises(QuantLensError) as caught:
+        fleet.queue.run("alone", SLEEP, {"seconds": 0.1}, job_dir=job_dir, limits=LIMITS, on_wait=positions.append)
+    assert caught.value.code == "no_workers"
+    assert positions[0] == 1 and fleet.queue.state().queued == 0  # it saw its place, then the job was withdrawn
