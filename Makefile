@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 PORT   ?= 8501
 
-.PHONY: app test test-fast test-under-load lint bench audit browser screenshots clean
+.PHONY: app test test-fast test-under-load lint bench audit browser redis screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] in ((3, 11), (3, 12)), "QuantLens needs Python 3.11 or 3.12"'
@@ -31,7 +31,15 @@ browser:
 	fi
 	@[ -x /usr/bin/chromium ] && /usr/bin/chromium --version || echo "note: /usr/bin/chromium missing; browser tests will skip (install Debian's chromium)"
 
-test: $(VENV)/.dev-installed browser
+# Debian's redis-server for the shared-queue tests (tests/core/test_jobs_redis.py start their own on a free port).
+# Installs only when running as root; otherwise those tests skip with a reason.
+redis:
+	@if ! command -v redis-server >/dev/null && [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	fi
+	@command -v redis-server >/dev/null && redis-server --version || echo "note: redis-server missing; the shared-queue tests will skip (install Debian's redis-server)"
+
+test: $(VENV)/.dev-installed browser redis
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 

@@ -86,10 +86,21 @@ def max_upload_mb() -> int:
 
 @st.cache_resource(show_spinner=False)
 def job_queue():
-    """One queue for the whole server: a bounded number run and wait, one job per session."""
-    from core.jobs.runner import JobQueue
+    """One queue for the whole server: a bounded number run and wait, one job per session.
 
-    return JobQueue(max_running=settings().max_running, max_queued=settings().max_queued)
+    With QUANTLENS_QUEUE=redis://... it is the fleet's shared queue instead (DEPLOY.md); the page is the same.
+    """
+    from core.jobs.queue_backend import job_backend
+
+    return job_backend(os.environ, settings())
+
+
+def cancel_running_job() -> None:
+    """The Cancel button: the click itself interrupts the run (its job is stopped as the wait unwinds); this
+    also stops it wherever it still is (the shared queue or a worker), and says so on the next render."""
+    if st.session_state.pop("cmp_running", False):
+        job_queue().cancel(session_id())
+        st.session_state["cmp_cancelled"] = True
 
 
 @st.cache_resource(show_spinner=False)
@@ -894,6 +905,8 @@ def main() -> None:
         return
 
     results = st.session_state.setdefault("cmp_results", {})
+    if st.session_state.pop("cmp_cancelled", False) and not (clicked or autorun):
+        st.info("The job was cancelled. Press **Run** to start again.")
     if clicked or autorun:
         if st.session_state["cmp_src"] == "upload" and kept is None:
             st.error("Upload a model first, or choose the demo." + (
@@ -905,6 +918,9 @@ def main() -> None:
             st.error("The demo takes texts; an .npz is for uploaded ONNX models.")
         else:
             failure: QuantLensError | None = None
+            st.session_state["cmp_running"] = True
+            st.button("Cancel", key="cmp_cancel", icon=":material/stop:", on_click=cancel_running_job,
+                      help="Stop this job (waiting in line or running); press Run to start again.")
             with st.status("Starting", expanded=False) as status:
                 try:
                     if texts == list(DEFAULT_TEXTS):
@@ -920,6 +936,7 @@ def main() -> None:
                 except QuantLensError as exc:
                     status.update(label="Failed", state="error")
                     failure = exc
+            st.session_state.pop("cmp_running", None)
             if failure is not None:  # outside the (collapsed) status box, where the user is looking
                 st.error(plain(failure.one_line()))
     last = st.session_state.get("cmp_last_key")

@@ -19,6 +19,7 @@ from core.errors import QuantLensError
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "size": ("core.cli.size", "Memory needed by a model at each precision (weights, KV cache, overhead)."),
     "compare": ("core.cli.compare", "Quantize a model with ONNX Runtime and compare it against its reference."),
+    "worker": ("core.cli.worker", "Take compare jobs from a shared Redis queue (QUANTLENS_QUEUE) on this host."),
 }
 
 EXIT_USAGE = 2

@@ -50,6 +50,7 @@ _JOB_NAME = re.compile(r"[0-9a-f]{32}")
 _TARGET = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 _CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 POLL_S = 0.05
+REPORT_EVERY_S = 2.0  # JobQueue: how often a waiting job's unchanged place in line is reported again
 MAX_RESULT_BYTES = 64 * 2**20
 MAX_PROGRESS_LINE = 4096
 _BOOTSTRAP = (
@@ -525,7 +526,7 @@ class JobQueue:
             return ticket
 
     def _wait_turn(self, ticket: _Ticket, on_wait: Callable[[int], None] | None) -> None:
-        reported = 0
+        reported, reported_at = 0, 0.0
         while True:
             with self._lock:
                 if ticket.cancel.is_set():
@@ -538,10 +539,11 @@ class JobQueue:
                     self._running[ticket.session_id] = ticket
                     self._lock.notify_all()
                     return
-                if position == reported or on_wait is None:
+                # an unchanged place is re-reported now and then: a page can only be interrupted (Cancel) in a call
+                if on_wait is None or (position == reported and time.monotonic() - reported_at < REPORT_EVERY_S):
                     self._lock.wait(timeout=0.5)
                     continue
-            reported = position
+            reported, reported_at = position, time.monotonic()
             try:
                 on_wait(position)  # outside the lock: a UI callback may be slow or raise
             except BaseException:

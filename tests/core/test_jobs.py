@@ -187,7 +187,25 @@ def test_a_full_queue_answers_busy_instead_of_hanging():
     gate.release.set()
     _joined(a)
     _joined(b)
-    assert results == {"A": {"who": "A"}, "B": {"who": "B"}} and positions["B"] == [1]
+    assert results == {"A": {"who": "A"}, "B": {"who": "B"}} and set(positions["B"]) == {1}
+
+
+def test_a_waiting_job_hears_its_unchanged_place_again_so_a_page_can_cancel_it(monkeypatch):
+    import core.jobs.runner as runner
+
+    monkeypatch.setattr(runner, "REPORT_EVERY_S", 0.05)
+    gate = _Gate()
+    queue = JobQueue(max_running=1, max_queued=1, runner=gate)
+    results: dict = {}
+    positions: dict = {}
+    a = _in_thread(queue, "A", results)
+    _until(lambda: gate.started == ["A"])
+    b = _in_thread(queue, "B", results, positions)
+    _until(lambda: len(positions.get("B", [])) >= 3)
+    gate.release.set()
+    _joined(a)
+    _joined(b)
+    assert set(positions["B"]) == {1}
 
 
 def test_one_job_per_session_and_the_second_click_says_where_it_is():
