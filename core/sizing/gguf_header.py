@@ -24,11 +24,14 @@ from core.errors import QuantLensError
 
 FIRST_READ_BYTES = 1 * 2**20
 MAX_HEADER_BYTES = 32 * 2**20
-MAX_TENSORS = 200_000
-MAX_KV = 100_000
+# Counted before anything is built (a hostile header of 199,000 tensor infos or 200 arrays of 4,096 strings took
+# ~1 GB through the gguf reader). Real files: ~1,100 tensors (Llama-3.1-405B, DeepSeek-V3) and ~50 metadata keys.
+MAX_TENSORS = 65_536
+MAX_KV = 10_000
 MAX_DIMS = 8
 GGUF_MAGIC = b"GGUF"
 _ARRAY_VALUES_KEPT = 4096  # per-layer arrays (head_count_kv, sliding-window patterns) are short; vocabularies are not
+_TOTAL_ARRAY_VALUES_KEPT = 65_536  # all kept numeric arrays together; the rest are known by length only
 
 # GGUF `general.architecture` -> config.json model_type, where the names differ.
 _MODEL_TYPES = {"qwen2moe": "qwen2_moe", "qwen3moe": "qwen3_moe", "gpt-oss": "gpt_oss", "gptoss": "gpt_oss",
@@ -114,12 +117,17 @@ _FIXED_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12
 _STRING, _ARRAY = 8, 9
 
 
-def _scan(buf: bytes, label: str) -> tuple[int, bytes, dict[str, int]]:
-    """Walk the header with struct (fast): its end, a compact copy, and the length of every array.
+_RawTensor = tuple[str, tuple[int, ...], int]  # name, dims as stored (innermost first), ggml type number
 
-    Why: the gguf reader builds numpy objects per string, so a 128k-token vocabulary plus its merges takes tens of
-    seconds to parse. The compact copy keeps every key, value and tensor info but empties arrays longer than
-    _ARRAY_VALUES_KEPT (their lengths are recorded here), so the reader then parses it in milliseconds.
+
+def _scan(buf: bytes, label: str) -> tuple[int, bytes, dict[str, int], list[_RawTensor]]:
+    """Walk the header with struct (fast): its end, a compact copy of its metadata, array lengths, tensor infos.
+
+    Why: the gguf reader builds several numpy objects per string and per tensor info, so a 128k-token vocabulary
+    takes tens of seconds and 200 x 4,096 short strings or 199,000 tensor infos take ~1 GB. Here nothing is built
+    per array element: the compact copy keeps every key and scalar but empties every string array (no sizing rule
+    reads one) and numeric arrays beyond _ARRAY_VALUES_KEPT values (or _TOTAL_ARRAY_VALUES_KEPT together), their
+    lengths recorded; tensor infos are read here as plain tuples (at most MAX_TENSORS, checked before the walk).
     """
     unpack = struct.unpack_from
     n = len(buf)
@@ -139,8 +147,9 @@ def _scan(buf: bytes, label: str) -> tuple[int, bytes, dict[str, int]]:
     need(0, 24)
     _version, tensor_count, kv_count = unpack("<IQQ", buf, 4)
     pos = 24
-    out = [buf[:24]]
+    out = [buf[:8] + struct.pack("<Q", 0) + buf[16:24]]  # the reader sees no tensor infos; they are read below
     lengths: dict[str, int] = {}
+    kept_values = 0
     for _ in range(kv_count):
         key_start = pos
         pos = string_end(pos)
@@ -170,29 +179,34 @@ def _scan(buf: bytes, label: str) -> tuple[int, bytes, dict[str, int]]:
             else:
                 raise _bad(label, f"metadata {key[:60]!r} is a nested array, which no model file uses")
             lengths[key] = count
-            if count > _ARRAY_VALUES_KEPT:
+            if itype == _STRING or count > _ARRAY_VALUES_KEPT or kept_values + count > _TOTAL_ARRAY_VALUES_KEPT:
                 out.append(buf[key_start:body - 8] + struct.pack("<Q", 0))
                 pos = end
                 continue
+            kept_values += count
             pos = end
         else:
             raise _bad(label, f"metadata {key[:60]!r} has an unknown value type {vtype}")
         out.append(buf[key_start:pos])
-    infos_start = pos
+    tensors: list[_RawTensor] = []
     for _ in range(tensor_count):
+        name_start = pos
         pos = string_end(pos)
         need(pos, 4)
         (n_dims,) = unpack("<I", buf, pos)
         if n_dims > MAX_DIMS:
             raise _bad(label, "a tensor has more dimensions than any model uses")
+        need(pos, 4 + 8 * n_dims + 12)
+        dims = unpack(f"<{n_dims}Q", buf, pos + 4)
+        (ggml_type,) = unpack("<I", buf, pos + 4 + 8 * n_dims)
+        tensors.append((buf[name_start + 8 : pos].decode("utf-8", errors="replace"), dims, ggml_type))
         pos += 4 + 8 * n_dims + 4 + 8
-        need(pos, 0)
-    out.append(buf[infos_start:pos])
-    return pos, b"".join(out), lengths
+    return pos, b"".join(out), lengths, tensors
 
 
-def _parse(compact: bytes, header_bytes: int, lengths: dict[str, int], file_bytes: int, label: str) -> GgufHeader:
-    """Parse a complete (compacted) header with the gguf package's own reader."""
+def _parse(compact: bytes, header_bytes: int, lengths: dict[str, int], raw_tensors: list[_RawTensor], file_bytes: int,
+           label: str) -> GgufHeader:
+    """Parse a complete (compacted) header's metadata with the gguf package's own reader; type the tensor infos."""
     from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFReader, GGUFValueType
 
     class _HeaderOnlyReader(GGUFReader):
@@ -210,33 +224,29 @@ def _parse(compact: bytes, header_bytes: int, lengths: dict[str, int], file_byte
         except (IndexError, ValueError, OverflowError, UnicodeDecodeError, KeyError, struct.error, TypeError) as exc:
             raise _bad(label, f"its header is malformed ({type(exc).__name__})") from None
         fields = list(reader.fields.values())
-        tensor_fields = list(getattr(reader, "tensor_fields", []))
         metadata: dict[str, Any] = {}
         for f in fields:
             if f.name.startswith("GGUF."):
                 continue
             main = f.types[0] if f.types else None
             if main == GGUFValueType.ARRAY:
-                if f.name in lengths and lengths[f.name] <= _ARRAY_VALUES_KEPT and f.types[-1] != GGUFValueType.STRING:
+                kept = f.name in lengths and lengths[f.name] == len(f.data)  # not emptied by _scan
+                if kept and f.types[-1] != GGUFValueType.STRING:
                     metadata[f.name] = [_scalar(v) for v in f.contents()]
             else:
                 metadata[f.name] = _scalar(f.contents())
-        tensors = []
-        for tf in tensor_fields:
-            n_dims = int(tf.parts[2][0]) if len(tf.parts[2]) else -1
-            dims = tuple(int(d) for d in tf.parts[3])
-            if not 0 <= n_dims <= MAX_DIMS or len(dims) != n_dims or len(tf.parts[4]) != 1:
-                raise _bad(label, f"tensor {tf.name[:60]!r} has an invalid shape")
-            try:
-                qtype = GGMLQuantizationType(int(tf.parts[4][0]))
-                block, type_size = GGML_QUANT_SIZES[qtype]
-            except (ValueError, KeyError):
-                raise _bad(label, f"tensor {tf.name[:60]!r} has an unknown type") from None
-            elements = math.prod(dims)
-            if elements % block:
-                raise _bad(label, f"tensor {tf.name[:60]!r} does not fill whole {qtype.name} blocks")
-            tensors.append(GgufTensorInfo(tf.name, tuple(reversed(dims)), qtype.name, elements // block * type_size))
-        del reader  # drops the memmap before the folder is removed
+        del reader, fields  # drops the memmap before the folder is removed
+    tensors = []
+    for name, dims, type_number in raw_tensors:
+        try:
+            qtype = GGMLQuantizationType(type_number)
+            block, type_size = GGML_QUANT_SIZES[qtype]
+        except (ValueError, KeyError):
+            raise _bad(label, f"tensor {name[:60]!r} has an unknown type") from None
+        elements = math.prod(dims)
+        if elements % block:
+            raise _bad(label, f"tensor {name[:60]!r} does not fill whole {qtype.name} blocks")
+        tensors.append(GgufTensorInfo(name, tuple(reversed(dims)), qtype.name, elements // block * type_size))
     if sum(t.nbytes for t in tensors) > file_bytes:
         raise _bad(label, "its tensors add up to more bytes than the file holds")
     return GgufHeader(header_bytes=header_bytes, metadata=metadata, array_lengths=dict(lengths), tensors=tuple(tensors))
@@ -259,8 +269,8 @@ def read_gguf_header(fetch: Callable[[int, int], bytes], file_bytes: int, label:
         raise _bad(label, f"it declares {tensor_count:,} tensors and {kv_count:,} metadata keys, beyond any real model")
     while True:
         try:
-            end, compact, lengths = _scan(have, label)
-            return _parse(compact, end, lengths, file_bytes, label)
+            end, compact, lengths, raw_tensors = _scan(have, label)
+            return _parse(compact, end, lengths, raw_tensors, file_bytes, label)
         except _NeedMore as more:
             hint = more.hint
         if len(have) >= min(file_bytes, max_header_bytes):
