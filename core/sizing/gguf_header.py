@@ -31,6 +31,7 @@ MAX_KV = 10_000
 MAX_DIMS = 8
 GGUF_MAGIC = b"GGUF"
 _ARRAY_VALUES_KEPT = 4096  # per-layer arrays (head_count_kv, sliding-window patterns) are short; vocabularies are not
+MAX_ARRAYS = 64  # metadata arrays: a real file has a handful (tokens, scores, types, merges, per-layer values)
 _TOTAL_ARRAY_VALUES_KEPT = 65_536  # all kept numeric arrays together; the rest are known by length only
 
 # GGUF `general.architecture` -> config.json model_type, where the names differ.
@@ -163,6 +164,9 @@ def _scan(buf: bytes, label: str) -> tuple[int, bytes, dict[str, int], list[_Raw
             need(pos, _FIXED_SIZES[vtype])
             pos += _FIXED_SIZES[vtype]
         elif vtype == _ARRAY:
+            if len(lengths) >= MAX_ARRAYS:
+                raise QuantLensError("hub_too_large", f"The GGUF file {label} holds more than {MAX_ARRAYS} metadata "
+                                                      "arrays, far beyond any model file; it is not read.")
             need(pos, 12)
             itype, count = unpack("<IQ", buf, pos)
             body = pos + 12

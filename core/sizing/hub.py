@@ -255,7 +255,10 @@ class _Client:
             data = json.loads(body)
             if not isinstance(data, dict) or not isinstance(data.get("siblings", []), (list, type(None))):
                 raise ValueError("not an object")
-            info = ModelInfo(**data)
+            if len(data.get("siblings") or ()) > MAX_FILES:  # before one object is built per file
+                raise QuantLensError("hub_repo_too_large", f"{self.ref.repo_id} lists more than {MAX_FILES:,} files, too "
+                                                           "many to size; link one file instead.")
+            info = ModelInfo(**{k: data[k] for k in ("id", "sha", "siblings", "gated", "private") if k in data})
         except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
             raise QuantLensError("hub_unavailable", f"The Hub's model info for {self.ref.repo_id} is not valid JSON "
                                                     "model info.") from None
