@@ -321,6 +321,7 @@ def start(trickle_s: float = 5.0) -> HostileHub:
     """Both servers running in daemon threads; call `.close()` when done."""
     hub = HostileHub(trickle_s=trickle_s)
     hub._repos = repos()
+    gzip_info_bomb()  # built now (~2 s), so the answer starts at once
     for elsewhere in (True, False):
         server = _QuietServer(("127.0.0.1", 0), _handler(hub, elsewhere))
         url = f"http://127.0.0.1:{server.server_address[1]}"

@@ -118,7 +118,7 @@ class LookupBudget:
         return self.deadline_s - (time.monotonic() - self.started)
 
     def deadline_error(self) -> QuantLensError:
-        return QuantLensError("hub_deadline", f"The Hub lookup did not finish within its {self.deadline_s:.0f} s "
+        return QuantLensError("hub_deadline", f"The Hub lookup did not finish within its {self.deadline_s:g} s "
                                               "budget (the server answered too slowly); try again later.")
 
     def check_time(self) -> float:
