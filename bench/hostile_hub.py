@@ -16,6 +16,13 @@ nothing from tests/. Each case is a repo id under `hostile/` (threats round thre
   hostile/passwd-gguf          a file list naming ../../../../etc/passwd.gguf
   honest/tiny                  a normal small repo (config.json + one safetensors file), the control
 
+and, just under each limit (what an attacker can still make a lookup do; each must stay within the budget):
+
+  at-cap/gguf-arrays           60 string arrays x 50,000 strings (27 MB header, under 64 arrays and 32 MiB)
+  at-cap/gguf-tensors          65,536 tensor infos (the most a GGUF may declare)
+  at-cap/safetensors-tensors   8 valid shards of 18,000 tensors each (1.15 M JSON values, under the 1.2 M cap)
+  at-cap/model-info            20,000 files with 900-character names (a ~19 MB model-info answer)
+
 The other server answers every request it gets with a valid repo, so a client that follows a redirect there
 succeeds; it records each request's path and Authorization header (`HostileHub.elsewhere_log`).
 """
@@ -41,6 +48,7 @@ TOKEN = "hf_hostile_test_token_not_a_secret_42"
 TINY_CONFIG = {"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
                "num_key_value_heads": 2, "intermediate_size": 128, "vocab_size": 1000,
                "max_position_embeddings": 4096, "tie_word_embeddings": False, "torch_dtype": "float16"}
+AT_CAP_CASES = ("gguf-arrays", "gguf-tensors", "safetensors-tensors", "model-info")
 CASES = ("gguf-string-arrays", "gguf-199k-tensors", "safetensors-lists", "gzip-info", "trickle-info",
          "trickle-config", "trickle-headers", "redirect-config", "redirect-info", "passwd-gguf")
 
@@ -116,6 +124,15 @@ def safetensors_list_bomb(header_bytes: int = 16 * 2**20) -> Blob:
     return Blob(_LIST_BOMB, len(_LIST_BOMB) + 1024)
 
 
+def safetensors_many_tensors(count: int, shard: int) -> Blob:
+    """A valid header of `count` one-element F32 tensors (8 JSON values each by the lookup's count)."""
+    header = {f"s{shard}.t{n}": {"dtype": "F32", "shape": [1], "data_offsets": [4 * n, 4 * n + 4]} for n in range(count)}
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * ((-len(text)) % 8)
+    head = struct.pack("<Q", len(text)) + text
+    return Blob(head, len(head) + 4 * count)
+
+
 def tiny_safetensors() -> Blob:
     """The real header layout of TINY_CONFIG's F16 tensors; the data is zeros (never read by a lookup)."""
     c = TINY_CONFIG
@@ -166,24 +183,26 @@ def gzip_info_bomb(inflated: int = 400 * 10**6) -> bytes:
     return _GZIP_INFO
 
 
-def repos() -> dict[str, dict[str, Blob]]:
-    tiny = {"config.json": _json_blob(TINY_CONFIG), "model.safetensors": tiny_safetensors()}
-    bomb = safetensors_list_bomb()
-    return {
-        "honest/tiny": tiny,
-        "hostile/gguf-string-arrays": {"model-Q8_0.gguf": gguf_string_arrays()},
-        "hostile/gguf-199k-tensors": {"model-Q8_0.gguf": gguf_many_tensors()},
-        "hostile/safetensors-lists": {"config.json": _json_blob(TINY_CONFIG),
-                                      "model-00001-of-00002.safetensors": bomb,
-                                      "model-00002-of-00002.safetensors": bomb},
-        "hostile/gzip-info": tiny,
-        "hostile/trickle-info": tiny,
-        "hostile/trickle-config": tiny,
-        "hostile/trickle-headers": tiny,
-        "hostile/redirect-config": tiny,
-        "hostile/redirect-info": tiny,
-        "hostile/passwd-gguf": {"../../../../etc/passwd.gguf": gguf_string_arrays(1, 4), **tiny},
-    }
+def _tiny() -> dict[str, Blob]:
+    return {"config.json": _json_blob(TINY_CONFIG), "model.safetensors": tiny_safetensors()}
+
+
+_REPOS: dict[str, Any] = {  # repo id -> its files, built on first request (some take seconds)
+    "honest/tiny": _tiny,
+    "at-cap/gguf-arrays": lambda: {"model-Q8_0.gguf": gguf_string_arrays(60, 50_000)},
+    "at-cap/gguf-tensors": lambda: {"model-Q8_0.gguf": gguf_many_tensors(65_536)},
+    "at-cap/safetensors-tensors": lambda: {"config.json": _json_blob(TINY_CONFIG), **{
+        f"model-0000{n}-of-00008.safetensors": safetensors_many_tensors(18_000, n) for n in range(1, 9)}},
+    "at-cap/model-info": lambda: {**_tiny(), **{f"docs/{n:05d}-{'x' * 890}.md": Blob(b"", 1) for n in range(19_990)}},
+    "hostile/gguf-string-arrays": lambda: {"model-Q8_0.gguf": gguf_string_arrays()},
+    "hostile/gguf-199k-tensors": lambda: {"model-Q8_0.gguf": gguf_many_tensors()},
+    "hostile/safetensors-lists": lambda: {"config.json": _json_blob(TINY_CONFIG),
+                                          "model-00001-of-00002.safetensors": safetensors_list_bomb(),
+                                          "model-00002-of-00002.safetensors": safetensors_list_bomb()},
+    **{f"hostile/{c}": _tiny for c in ("gzip-info", "trickle-info", "trickle-config", "trickle-headers",
+                                       "redirect-config", "redirect-info")},
+    "hostile/passwd-gguf": lambda: {"../../../../etc/passwd.gguf": gguf_string_arrays(1, 4), **_tiny()},
+}
 
 
 def _info(repo_id: str, files: dict[str, Blob]) -> bytes:
@@ -211,7 +230,18 @@ class HostileHub:
     elsewhere_log: list[Logged] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
     _servers: list[ThreadingHTTPServer] = field(default_factory=list)
-    _repos: dict[str, dict[str, Blob]] = field(default_factory=dict)
+    _built: dict[str, dict[str, Blob]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def files(self, repo_id: str) -> dict[str, Blob] | None:
+        """A repo's files, built once on first use; None for a repo this Hub does not have."""
+        make = _REPOS.get(repo_id)
+        if make is None:
+            return None
+        with self._lock:
+            if repo_id not in self._built:
+                self._built[repo_id] = make()
+            return self._built[repo_id]
 
     def close(self) -> None:
         self.stopping.set()
@@ -267,7 +297,7 @@ def _handler(hub: HostileHub, elsewhere: bool) -> type[BaseHTTPRequestHandler]:
             self._send(404, b'{"error":"not found"}', {"X-Error-Code": "EntryNotFound"})
 
         def _model_info(self, repo_id: str) -> None:
-            files = hub._repos["honest/tiny"] if elsewhere else hub._repos.get(repo_id)
+            files = hub.files("honest/tiny" if elsewhere else repo_id)
             if files is None:
                 self._send(404, b'{"error":"Repository not found"}', {"X-Error-Code": "RepoNotFound"})
                 return
@@ -286,7 +316,7 @@ def _handler(hub: HostileHub, elsewhere: bool) -> type[BaseHTTPRequestHandler]:
         def _resolve(self, repo_id: str, filename: str) -> None:
             from urllib.parse import unquote
 
-            files = hub._repos["honest/tiny"] if elsewhere else hub._repos.get(repo_id, {})
+            files = hub.files("honest/tiny" if elsewhere else repo_id) or {}
             filename = unquote(filename)
             if not elsewhere and repo_id == "hostile/redirect-config" and filename == "config.json":
                 self._send(302, b"", {"Location": hub.elsewhere_url + self.path})
@@ -320,7 +350,6 @@ class _QuietServer(ThreadingHTTPServer):
 def start(trickle_s: float = 5.0) -> HostileHub:
     """Both servers running in daemon threads; call `.close()` when done."""
     hub = HostileHub(trickle_s=trickle_s)
-    hub._repos = repos()
     gzip_info_bomb()  # built now (~2 s), so the answer starts at once
     for elsewhere in (True, False):
         server = _QuietServer(("127.0.0.1", 0), _handler(hub, elsewhere))
@@ -343,7 +372,19 @@ request = json.loads(sys.stdin.read())
 from core.sizing import hub, hub_http, gguf_header  # the lookup's own imports, loaded before measuring
 import core.gate.safetensors_header, gguf, huggingface_hub.hf_api, requests  # noqa: F401
 from core.errors import QuantLensError
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def status_kib(field):
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+    except (OSError, StopIteration):
+        return None
+try:  # Linux: "5" resets the peak (VmHWM) to the current RSS, so the peak after is the lookup's own
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    reset = True
+except OSError:
+    reset = False
+before = status_kib("VmRSS") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 start = time.monotonic()
 try:
     model = hub.lookup(request["ref"], token=request.get("token"))
@@ -351,7 +392,7 @@ try:
 except QuantLensError as exc:
     out = {"code": exc.code, "message": exc.one_line()}
 out["seconds"] = time.monotonic() - start
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+after = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss if not reset else 0, status_kib("VmHWM") or 0)
 out["rss_delta_mib"] = (after - before) / 1024
 out["peak_rss_mib"] = after / 1024
 print(json.dumps(out))
@@ -362,8 +403,9 @@ def measure_lookup(endpoint: str, ref: str, *, token: str | None = None, deadlin
                    timeout_s: float = 300.0) -> dict[str, Any]:
     """One lookup in a fresh Python: {code, message, seconds, rss_delta_mib, peak_rss_mib, stderr}.
 
-    The peak RSS (getrusage maxrss) is read after the lookup's modules are imported and after the lookup, so the
-    delta is what the lookup itself added at its worst moment."""
+    rss_delta_mib is the process's peak RSS after the lookup minus its RSS just before it (after the lookup's own
+    modules are imported): what the lookup itself added at its worst moment. On Linux the peak (VmHWM) is reset
+    just before the lookup; elsewhere getrusage's lifetime maxrss is used, which can only overstate the delta."""
     env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN")}
     env.update({"HF_ENDPOINT": endpoint, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"})
     if deadline_s is not None:

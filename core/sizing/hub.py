@@ -425,14 +425,24 @@ def _shard_header(client: _Client, commit: str, filename: str, size: int) -> Any
         raise QuantLensError("hub_bad_safetensors", exc.message) from None
 
 
-def _read_many(fn: Callable[[str], Any], names: list[str]) -> list[Any]:
-    """Shard headers are independent small reads: a few at a time keeps a 50-shard repo quick."""
+def _read_many(fn: Callable[[str], Any], names: list[str], abort: Callable[[], None] | None = None) -> list[Any]:
+    """Shard headers are independent small reads: a few at a time keeps a 50-shard repo quick. The first failure
+    (in time, not in file order) is raised, after `abort` has stopped the reads still running."""
     if len(names) <= 1:
         return [fn(n) for n in names]
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
     with ThreadPoolExecutor(max_workers=8) as pool:
-        return list(pool.map(fn, names))
+        futures = [pool.submit(fn, n) for n in names]
+        done, _pending = wait(futures, return_when=FIRST_EXCEPTION)
+        failed = next((f for f in futures if f in done and f.exception() is not None), None)
+        if failed is not None:
+            for f in futures:
+                f.cancel()
+            if abort is not None:
+                abort()
+            raise failed.exception()  # type: ignore[misc]
+        return [f.result() for f in futures]
 
 
 _BNB_4BIT_KEYS = ("load_in_4bit", "_load_in_4bit")
@@ -478,7 +488,7 @@ def _safetensors(client: _Client, commit: str, sizes: dict[str, int], shards: li
     if any(sizes[s] < 8 for s in shards):
         raise QuantLensError("hub_unavailable", f"The Hub did not give the size of every weights file of {ref.repo_id}.")
     config = _read_config(client, commit, sizes)
-    headers = _read_many(lambda s: _shard_header(client, commit, s, sizes[s]), shards)
+    headers = _read_many(lambda s: _shard_header(client, commit, s, sizes[s]), shards, client.http.budget.abort)
     by_dtype: dict[str, int] = {}
     for h in headers:
         for t in h.tensors:
@@ -587,7 +597,7 @@ def _gguf(client: _Client, commit: str, sizes: dict[str, int], name: str, gated:
         return read_gguf_header(lambda a, b: client.read(commit, part, a, b), sizes[part], part,
                                 first_read_bytes=first)
 
-    headers = _read_many(header, list(chosen.parts))
+    headers = _read_many(header, list(chosen.parts), client.http.budget.abort)
     first = headers[0]
     tensors = [t for h in headers for t in h.tensors]
     exact_params = sum(t.elements for t in tensors)

@@ -35,7 +35,9 @@ from core.errors import QuantLensError
 DEADLINE_S = 30.0  # one whole lookup; the threat budget is 45 s
 CONNECT_TIMEOUT_S = 10.0
 MAX_LOOKUP_BYTES = 96 * 2**20  # decoded body bytes of all requests of one lookup (real repos: a few MB)
-MAX_LOOKUP_JSON_TOKENS = 2_000_000  # JSON values parsed in one lookup (model info + every safetensors header)
+# JSON values parsed in one lookup (model info + config + every safetensors header): a header costs ~8 per tensor,
+# so this is ~150,000 tensors; DeepSeek-V3, with its experts stored one tensor each, has ~91,000.
+MAX_LOOKUP_JSON_TOKENS = 1_200_000
 MAX_ERROR_BODY_BYTES = 64 * 2**10
 MAX_REDIRECTS = 5
 CHUNK = 64 * 2**10
@@ -99,6 +101,7 @@ class LookupBudget:
     bytes_used: int = 0
     tokens_used: int = 0
     expired: bool = False
+    aborted: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _sockets: list[Any] = field(default_factory=list, repr=False)
     _timer: threading.Timer | None = field(default=None, repr=False)
@@ -126,11 +129,13 @@ class LookupBudget:
         if self.expired or left <= 0:
             self.expired = True
             raise self.deadline_error()
+        if self.aborted:
+            raise QuantLensError("hub_unavailable", "The Hub lookup was stopped after another of its reads failed.")
         return left
 
     def watch(self, sock: Any) -> None:
         with self._lock:
-            if self.expired:
+            if self.expired or self.aborted:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
             self._sockets.append(sock)
@@ -139,9 +144,18 @@ class LookupBudget:
         """At the deadline: every open connection of this lookup is shut down, so no read can go on trickling."""
         with self._lock:
             self.expired = True
-            for sock in self._sockets:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+            self._shutdown_all()
+
+    def abort(self) -> None:
+        """One read failed: the others (a few at a time, in threads) are stopped now rather than at the deadline."""
+        with self._lock:
+            self.aborted = True
+            self._shutdown_all()
+
+    def _shutdown_all(self) -> None:
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def take_bytes(self, n: int, what: str) -> None:
         with self._lock:

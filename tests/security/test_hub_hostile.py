@@ -137,3 +137,11 @@ def test_the_deadline_is_configurable_and_ends_a_trickling_lookup(hostile_endpoi
         hub.lookup("hostile/trickle-headers")
     assert err.value.code == "hub_deadline"
     assert "within its 1.5 s budget" in err.value.message
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", hh.AT_CAP_CASES)
+def test_a_repo_just_under_every_limit_is_read_within_the_memory_budget(hostile, case):
+    result = hh.measure_lookup(hostile.url, f"at-cap/{case}")
+    assert result["code"] == "ok", result  # under the limits, a lookup is sized, not refused
+    assert result["rss_delta_mib"] < BUDGET_MIB, result
