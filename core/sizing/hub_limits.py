@@ -23,7 +23,7 @@ WINDOW_S = 60.0
 class SessionLookupLimit:
     """A sliding one-minute window of the network lookups one session started (kept in that session's state)."""
 
-    per_minute: int = MAX_LOOKUPS_PER_MINUTE
+    per_minute: int = field(default_factory=lambda: MAX_LOOKUPS_PER_MINUTE)
     window_s: float = WINDOW_S
     started: deque[float] = field(default_factory=deque)
 
