@@ -52,6 +52,11 @@ FAILURE_TTL_S = 60.0
 FAILURE_CACHE_SIZE = 256
 MAX_INFO_BYTES = 32 * 2**20  # the model-info JSON: 20,000 files take ~6 MB
 MAX_FILE_NAME_CHARS = 1000
+# Lookups running at once in this process: each may use its whole budget (~110 MiB worst measured, 512 MB allowed),
+# so many sessions opening one hostile link cannot add up; the others wait up to SLOT_WAIT_S, then `hub_busy`.
+MAX_CONCURRENT_LOOKUPS = 4
+SLOT_WAIT_S = 30.0
+_slots = threading.BoundedSemaphore(MAX_CONCURRENT_LOOKUPS)
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 _SPLIT_RE = re.compile(r"^(?P<base>.+)-(?P<part>\d{5})-of-(?P<total>\d{5})\.gguf$")
 
@@ -298,6 +303,21 @@ def lookup(text: str | HubRef, revision: str | None = None, filename: str | None
         failed = _cached_failure(ref)
         if failed is not None:
             raise failed
+    if not _slots.acquire(timeout=SLOT_WAIT_S):
+        raise QuantLensError("hub_busy", "The server is busy with other Hub lookups; try again in a minute.")
+    try:
+        if not token:  # the lookup this one waited behind may have answered it
+            hit, failed = peek(ref), _cached_failure(ref)
+            if hit is not None:
+                return hit
+            if failed is not None:
+                raise failed
+        return _lookup_now(ref, token)
+    finally:
+        _slots.release()
+
+
+def _lookup_now(ref: HubRef, token: str | None) -> HubModel:
     http = HubHttp(endpoint(), token, read_timeout_s=TIMEOUT_S)
     try:
         with http:

@@ -145,3 +145,21 @@ def test_a_repo_just_under_every_limit_is_read_within_the_memory_budget(hostile,
     result = hh.measure_lookup(hostile.url, f"at-cap/{case}")
     assert result["code"] == "ok", result  # under the limits, a lookup is sized, not refused
     assert result["rss_delta_mib"] < BUDGET_MIB, result
+
+
+def test_lookups_past_the_concurrent_slots_wait_then_say_the_server_is_busy(hostile_endpoint, monkeypatch):
+    import threading
+
+    from core.sizing import hub
+
+    monkeypatch.setattr(hub, "_slots", threading.BoundedSemaphore(1))
+    monkeypatch.setattr(hub, "SLOT_WAIT_S", 0.2)
+    hub._slots.acquire()  # another session's lookup holds the only slot
+    try:
+        with pytest.raises(QuantLensError) as err:
+            hub.lookup("honest/tiny")
+        assert err.value.code == "hub_busy"
+        assert hostile_endpoint.log == []
+    finally:
+        hub._slots.release()
+    assert hub.lookup("honest/tiny").ref.repo_id == "honest/tiny"
