@@ -323,7 +323,7 @@ def _lookup_now(ref: HubRef, token: str | None) -> HubModel:
         with http:
             model, cacheable = _lookup(_Client(ref, http))
     except Exception as exc:  # noqa: BLE001 - every failure becomes one sentence, never a traceback
-        error = http.budget.deadline_error() if http.budget.expired else _translate(exc, ref, bool(token))
+        error = http.budget.deadline_error() if http.budget.over else _translate(exc, ref, bool(token))
         if not token:
             _store_failure(ref, error)
         raise error from None

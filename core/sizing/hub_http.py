@@ -120,6 +120,11 @@ class LookupBudget:
     def remaining(self) -> float:
         return self.deadline_s - (time.monotonic() - self.started)
 
+    @property
+    def over(self) -> bool:
+        """The deadline has passed (the watchdog may not have run yet: a read timeout can end exactly there)."""
+        return self.expired or self.remaining() <= 0
+
     def deadline_error(self) -> QuantLensError:
         return QuantLensError("hub_deadline", f"The Hub lookup did not finish within its {self.deadline_s:g} s "
                                               "budget (the server answered too slowly); try again later.")
@@ -262,9 +267,6 @@ class HubHttp:
         if self._session is not None:
             self._session.close()
 
-    def forget_token(self) -> None:
-        self._headers = {k: v for k, v in self._headers.items() if k.lower() != "authorization"}
-
     def _headers_for(self, url: str, extra: dict[str, str] | None) -> dict[str, str]:
         headers = {k: v for k, v in self._headers.items() if sends_token(self.endpoint, url) or k.lower() != "authorization"}
         return {**headers, "Accept-Encoding": "identity", **(extra or {})}
@@ -289,7 +291,7 @@ class HubHttp:
                                              allow_redirects=False,
                                              timeout=(min(CONNECT_TIMEOUT_S, left), min(self.read_timeout_s, left)))
             except Exception:
-                if self.budget.expired:
+                if self.budget.over:
                     raise self.budget.deadline_error() from None
                 raise
             params = None  # a redirect's Location carries its own query
@@ -327,7 +329,7 @@ class HubHttp:
         except QuantLensError:
             raise
         except Exception:
-            if self.budget.expired:
+            if self.budget.over:
                 raise self.budget.deadline_error() from None
             raise
         if self.budget.expired:
