@@ -18,7 +18,7 @@ nothing from tests/. Each case is a repo id under `hostile/` (threats round thre
 
 and, just under each limit (what an attacker can still make a lookup do; each must stay within the budget):
 
-  at-cap/gguf-arrays           60 string arrays x 50,000 strings (27 MB header, under 64 arrays and 32 MiB)
+  at-cap/gguf-arrays           40 string arrays x 50,000 strings (18 MB header; at most 64 arrays, 2 M strings)
   at-cap/gguf-tensors          65,536 tensor infos (the most a GGUF may declare)
   at-cap/safetensors-tensors   8 valid shards of 18,000 tensors each (1.15 M JSON values, under the 1.2 M cap)
   at-cap/model-info            20,000 files with 900-character names (a ~19 MB model-info answer)
@@ -189,7 +189,7 @@ def _tiny() -> dict[str, Blob]:
 
 _REPOS: dict[str, Any] = {  # repo id -> its files, built on first request (some take seconds)
     "honest/tiny": _tiny,
-    "at-cap/gguf-arrays": lambda: {"model-Q8_0.gguf": gguf_string_arrays(60, 50_000)},
+    "at-cap/gguf-arrays": lambda: {"model-Q8_0.gguf": gguf_string_arrays(40, 50_000)},
     "at-cap/gguf-tensors": lambda: {"model-Q8_0.gguf": gguf_many_tensors(65_536)},
     "at-cap/safetensors-tensors": lambda: {"config.json": _json_blob(TINY_CONFIG), **{
         f"model-0000{n}-of-00008.safetensors": safetensors_many_tensors(18_000, n) for n in range(1, 9)}},
@@ -400,7 +400,7 @@ print(json.dumps(out))
 
 
 def measure_lookup(endpoint: str, ref: str, *, token: str | None = None, deadline_s: float | None = None,
-                   timeout_s: float = 300.0) -> dict[str, Any]:
+                   timeout_s: float = 900.0) -> dict[str, Any]:
     """One lookup in a fresh Python: {code, message, seconds, rss_delta_mib, peak_rss_mib, stderr}.
 
     rss_delta_mib is the process's peak RSS after the lookup minus its RSS just before it (after the lookup's own

@@ -32,6 +32,9 @@ MAX_DIMS = 8
 GGUF_MAGIC = b"GGUF"
 _ARRAY_VALUES_KEPT = 4096  # per-layer arrays (head_count_kv, sliding-window patterns) are short; vocabularies are not
 MAX_ARRAYS = 64  # metadata arrays: a real file has a handful (tokens, scores, types, merges, per-layer values)
+# Strings in all arrays together, counted from the declared lengths before any is walked: real files hold at most
+# ~650,000 (gpt-oss: 201,088 tokens + 446,189 merges).
+MAX_ARRAY_STRINGS = 2_000_000
 _TOTAL_ARRAY_VALUES_KEPT = 65_536  # all kept numeric arrays together; the rest are known by length only
 
 # GGUF `general.architecture` -> config.json model_type, where the names differ.
@@ -121,7 +124,23 @@ _STRING, _ARRAY = 8, 9
 _RawTensor = tuple[str, tuple[int, ...], int]  # name, dims as stored (innermost first), ggml type number
 
 
-def _scan(buf: bytes, label: str) -> tuple[int, bytes, dict[str, int], list[_RawTensor]]:
+@dataclass
+class _Progress:
+    """Where the walk stopped when the prefix ran out: the next walk resumes at the last whole key or tensor, so a
+    header fetched in several growing reads is walked about once, not once per read."""
+
+    pos: int = 24
+    kv_done: int = 0
+    tensors_done: int = 0
+    kept_values: int = 0
+    strings: int = 0
+    out: list[bytes] = field(default_factory=list)
+    lengths: dict[str, int] = field(default_factory=dict)
+    tensors: list[_RawTensor] = field(default_factory=list)
+
+
+def _scan(buf: bytes, label: str, progress: _Progress | None = None
+          ) -> tuple[int, bytes, dict[str, int], list[_RawTensor]]:
     """Walk the header with struct (fast): its end, a compact copy of its metadata, array lengths, tensor infos.
 
     Why: the gguf reader builds several numpy objects per string and per tensor info, so a 128k-token vocabulary
@@ -147,11 +166,11 @@ def _scan(buf: bytes, label: str) -> tuple[int, bytes, dict[str, int], list[_Raw
 
     need(0, 24)
     _version, tensor_count, kv_count = unpack("<IQQ", buf, 4)
-    pos = 24
-    out = [buf[:8] + struct.pack("<Q", 0) + buf[16:24]]  # the reader sees no tensor infos; they are read below
-    lengths: dict[str, int] = {}
-    kept_values = 0
-    for _ in range(kv_count):
+    p = progress if progress is not None else _Progress()
+    if not p.out:
+        p.out.append(buf[:8] + struct.pack("<Q", 0) + buf[16:24])  # the reader sees no tensor infos (read below)
+    pos, out, lengths, kept_values = p.pos, p.out, p.lengths, p.kept_values
+    for _ in range(p.kv_done, kv_count):
         key_start = pos
         pos = string_end(pos)
         key = buf[key_start + 8 : pos].decode("utf-8", errors="replace")
@@ -165,35 +184,46 @@ def _scan(buf: bytes, label: str) -> tuple[int, bytes, dict[str, int], list[_Raw
             pos += _FIXED_SIZES[vtype]
         elif vtype == _ARRAY:
             if len(lengths) >= MAX_ARRAYS:
-                raise QuantLensError("hub_too_large", f"The GGUF file {label} holds more than {MAX_ARRAYS} metadata "
-                                                      "arrays, far beyond any model file; it is not read.")
+                raise QuantLensError("hub_header_too_large", f"The GGUF file {label} holds more than {MAX_ARRAYS} "
+                                                             "metadata arrays, far beyond any model file; it is not read.")
             need(pos, 12)
             itype, count = unpack("<IQ", buf, pos)
             body = pos + 12
-            if itype == _STRING:
+            if itype == _STRING:  # inlined: a vocabulary is 100,000s of strings
+                if p.strings + count > MAX_ARRAY_STRINGS:
+                    raise QuantLensError("hub_header_too_large", f"The GGUF file {label} declares more than "
+                                                                 f"{MAX_ARRAY_STRINGS:,} strings in its metadata arrays, "
+                                                                 "far beyond any model file; it is not read.")
                 end = body
                 for i in range(count):
-                    try:
-                        end = string_end(end)
-                    except _NeedMore:  # a vocabulary: its length so far predicts where it ends
-                        raise _NeedMore(body + (end - body) * count // max(i, 1)) from None
+                    if end + 8 > n:  # a vocabulary: its length so far predicts where it ends
+                        raise _NeedMore(body + (end - body) * count // max(i, 1))
+                    (length,) = unpack("<Q", buf, end)
+                    if length > MAX_HEADER_BYTES:
+                        raise _bad(label, "a string is longer than the header limit")
+                    end += 8 + length
+                need(end, 0)
             elif itype in _FIXED_SIZES:
                 end = body + _FIXED_SIZES[itype] * count
                 need(end, 0)
             else:
                 raise _bad(label, f"metadata {key[:60]!r} is a nested array, which no model file uses")
             lengths[key] = count
+            p.strings += count if itype == _STRING else 0
             if itype == _STRING or count > _ARRAY_VALUES_KEPT or kept_values + count > _TOTAL_ARRAY_VALUES_KEPT:
                 out.append(buf[key_start:body - 8] + struct.pack("<Q", 0))
-                pos = end
-                continue
-            kept_values += count
+            else:
+                kept_values += count
+                out.append(buf[key_start:end])
             pos = end
         else:
             raise _bad(label, f"metadata {key[:60]!r} has an unknown value type {vtype}")
-        out.append(buf[key_start:pos])
-    tensors: list[_RawTensor] = []
-    for _ in range(tensor_count):
+        if vtype != _ARRAY:
+            out.append(buf[key_start:pos])
+        p.pos, p.kept_values = pos, kept_values
+        p.kv_done += 1
+    tensors = p.tensors
+    for _ in range(p.tensors_done, tensor_count):
         name_start = pos
         pos = string_end(pos)
         need(pos, 4)
@@ -205,6 +235,8 @@ def _scan(buf: bytes, label: str) -> tuple[int, bytes, dict[str, int], list[_Raw
         (ggml_type,) = unpack("<I", buf, pos + 4 + 8 * n_dims)
         tensors.append((buf[name_start + 8 : pos].decode("utf-8", errors="replace"), dims, ggml_type))
         pos += 4 + 8 * n_dims + 4 + 8
+        p.pos = pos
+        p.tensors_done += 1
     return pos, b"".join(out), lengths, tensors
 
 
@@ -271,9 +303,10 @@ def read_gguf_header(fetch: Callable[[int, int], bytes], file_bytes: int, label:
         raise _bad(label, f"GGUF version {version} is not supported")
     if tensor_count > MAX_TENSORS or kv_count > MAX_KV:
         raise _bad(label, f"it declares {tensor_count:,} tensors and {kv_count:,} metadata keys, beyond any real model")
+    progress = _Progress()
     while True:
         try:
-            end, compact, lengths, raw_tensors = _scan(have, label)
+            end, compact, lengths, raw_tensors = _scan(have, label, progress)
             return _parse(compact, end, lengths, raw_tensors, file_bytes, label)
         except _NeedMore as more:
             hint = more.hint

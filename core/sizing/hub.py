@@ -58,6 +58,7 @@ MAX_CONCURRENT_LOOKUPS = 4
 SLOT_WAIT_S = 30.0
 _slots = threading.BoundedSemaphore(MAX_CONCURRENT_LOOKUPS)
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+_NOT_IN_NAMES = re.compile(r"[\x00-\x1f\x7f\\]")  # control characters (NUL, newline...) and backslashes
 _SPLIT_RE = re.compile(r"^(?P<base>.+)-(?P<part>\d{5})-of-(?P<total>\d{5})\.gguf$")
 
 
@@ -357,7 +358,7 @@ def plain_repo_path(name: object) -> bool:
     backslash, control character (NUL, newline), empty, '.' or '..' segment."""
     if not isinstance(name, str) or not name or len(name) > MAX_FILE_NAME_CHARS:
         return False
-    if name.startswith("/") or "\\" in name or any(ord(c) < 32 or ord(c) == 127 for c in name):
+    if name.startswith("/") or _NOT_IN_NAMES.search(name):
         return False
     return all(seg not in ("", ".", "..") for seg in name.split("/"))
 

@@ -2,9 +2,10 @@
 
 Threats round three (issue 20): each case below once cost a lookup ~1 GB, ran past 50 s, contacted another host or
 asked for a path outside the repo. Each is now refused with a stable code, within a 512 MB budget; the lookups run
-in a fresh Python each (bench/hostile_hub.measure_lookup), whose peak RSS (getrusage maxrss, after the lookup's own
-imports) is the generous bound checked. No timing is asserted: the trickle cases run with a 3 s deadline and must
-end with `hub_deadline`, whatever the machine's load.
+in a fresh Python each (bench/hostile_hub.measure_lookup), whose peak RSS above its RSS before the lookup is the
+generous bound checked. No timing is asserted: the trickle cases run with a 3 s deadline (their first byte comes
+after 5 s) and must end with `hub_deadline`; every other case gets a 300 s deadline, so a loaded machine cannot turn
+its answer into a deadline.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from bench import hostile_hub as hh
 from core.errors import QuantLensError
 
 BUDGET_MIB = 512
+SLACK_S = 300  # the deadline where the deadline is not what is tested
 
 EXPECTED = {
-    "gguf-string-arrays": "hub_too_large",
+    "gguf-string-arrays": "hub_header_too_large",
     "gguf-199k-tensors": "hub_bad_gguf",
     "safetensors-lists": "hub_too_large",
     "gzip-info": "hub_too_large",
@@ -44,7 +46,7 @@ def test_every_hostile_case_has_an_expected_refusal():
 @pytest.mark.slow
 @pytest.mark.parametrize("case", hh.CASES)
 def test_a_hostile_hub_answer_is_refused_in_one_line_within_the_memory_budget(hostile, case):
-    result = hh.measure_lookup(hostile.url, f"hostile/{case}", deadline_s=3 if case.startswith("trickle") else None)
+    result = hh.measure_lookup(hostile.url, f"hostile/{case}", deadline_s=3 if case.startswith("trickle") else SLACK_S)
     assert result["code"] == EXPECTED[case], result
     assert "\n" not in result["message"] and result["message"].endswith(f"[{EXPECTED[case]}]")
     assert "Traceback" not in result["stderr"]
@@ -54,14 +56,14 @@ def test_a_hostile_hub_answer_is_refused_in_one_line_within_the_memory_budget(ho
 
 @pytest.mark.slow
 def test_the_honest_control_repo_is_sized_by_the_same_measured_lookup(hostile):
-    result = hh.measure_lookup(hostile.url, "honest/tiny")
+    result = hh.measure_lookup(hostile.url, "honest/tiny", deadline_s=SLACK_S)
     assert result["code"] == "ok", result
 
 
 @pytest.mark.slow
 def test_a_redirect_elsewhere_is_refused_naming_the_host_and_the_token_never_leaves_the_endpoint(hostile):
     hostile.log.clear()
-    result = hh.measure_lookup(hostile.url, "hostile/redirect-config", token=hh.TOKEN)
+    result = hh.measure_lookup(hostile.url, "hostile/redirect-config", token=hh.TOKEN, deadline_s=SLACK_S)
     assert result["code"] == "hub_redirect_refused"
     other_port = hostile.elsewhere_url.rsplit(":", 1)[1]
     assert f"127.0.0.1:{other_port}" in result["message"]
@@ -73,7 +75,7 @@ def test_a_redirect_elsewhere_is_refused_naming_the_host_and_the_token_never_lea
 @pytest.mark.slow
 def test_a_file_list_naming_a_path_outside_the_repo_is_never_requested(hostile):
     hostile.log.clear()
-    result = hh.measure_lookup(hostile.url, "hostile/passwd-gguf")
+    result = hh.measure_lookup(hostile.url, "hostile/passwd-gguf", deadline_s=SLACK_S)
     assert result["code"] == "hub_bad_file_name"
     assert "passwd.gguf" in result["message"]
     assert [r.path.partition("?")[0] for r in hostile.log] == ["/api/models/hostile/passwd-gguf"]
@@ -142,7 +144,7 @@ def test_the_deadline_is_configurable_and_ends_a_trickling_lookup(hostile_endpoi
 @pytest.mark.slow
 @pytest.mark.parametrize("case", hh.AT_CAP_CASES)
 def test_a_repo_just_under_every_limit_is_read_within_the_memory_budget(hostile, case):
-    result = hh.measure_lookup(hostile.url, f"at-cap/{case}")
+    result = hh.measure_lookup(hostile.url, f"at-cap/{case}", deadline_s=SLACK_S)
     assert result["code"] == "ok", result  # under the limits, a lookup is sized, not refused
     assert result["rss_delta_mib"] < BUDGET_MIB, result
 
