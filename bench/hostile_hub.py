@@ -201,7 +201,7 @@ _REPOS: dict[str, Any] = {  # repo id -> its files, built on first request (some
                                           "model-00002-of-00002.safetensors": safetensors_list_bomb()},
     **{f"hostile/{c}": _tiny for c in ("gzip-info", "trickle-info", "trickle-config", "trickle-headers",
                                        "redirect-config", "redirect-info")},
-    "hostile/passwd-gguf": lambda: {"../../../../etc/passwd.gguf": gguf_string_arrays(1, 4), **_tiny()},
+    "hostile/passwd-gguf": lambda: {"../../../../etc/passwd.gguf": gguf_string_arrays(1, 4)},
 }
 
 
