@@ -16,11 +16,14 @@ import streamlit as st
 
 from core.errors import QuantLensError
 from core.sizing import hub
+from core.sizing.hub_limits import SessionLookupLimit, capped_ids
 from core.sizing.hub_ref import HubRef, parse_hub_ref, ref_text, refs_from_query, refs_to_query, split_ref_lines
 from pages.text import plain
 
 GB = 10**9
 FOUND_KEY = "calc_hub_found"
+LIMIT_KEY = "calc_hub_limit"
+MAX_FOUND = 64  # models kept in one session's store (oldest dropped first)
 
 
 def text_from_query(qp) -> tuple[str, list[str]]:
@@ -66,17 +69,31 @@ def draw_input() -> str | None:
 
 
 def lookup_all(text: str, token: str | None) -> list[hub.HubModel]:
-    """Each line looked up (answers from this session's store or the process cache first); errors shown per line."""
+    """Each line looked up (answers from this session's store or the process cache first); errors shown per line.
+
+    At most hub_limits.MAX_IDS_PER_VIEW ids per view and MAX_LOOKUPS_PER_MINUTE network lookups per session."""
     found_store: dict[HubRef, hub.HubModel] = st.session_state.setdefault(FOUND_KEY, {})
+    limit: SessionLookupLimit = st.session_state.setdefault(LIMIT_KEY, SessionLookupLimit())
+    lines, left_out = capped_ids(split_ref_lines(text))
+    if left_out:
+        st.warning(left_out)
     out = []
-    for line in split_ref_lines(text):
+    for line in lines:
         try:
             ref = parse_hub_ref(line)
             found = found_store.get(ref) if token is None else None
+            if found is None and token is None:
+                found = hub.peek(ref)
+                failed = hub.cached_failure(ref) if found is None else None
+                if failed is not None:
+                    raise failed
             if found is None:
+                limit.take()
                 with st.spinner(f"Reading {plain(ref.label)} from the Hub (metadata only)..."):
                     found = hub.lookup(ref, token=token)
-                found_store[ref] = found
+            found_store[ref] = found
+            while len(found_store) > MAX_FOUND:
+                found_store.pop(next(iter(found_store)))
             out.append(found)
         except QuantLensError as exc:
             st.error(plain(exc.one_line()))

@@ -4,15 +4,11 @@ Modules: runner (job folders, `run_job`, the one-slot queue the page shares), wo
 rlimits, network guard and Landlock before the target module is imported), sandbox (those confinement layers),
 server_settings (operator limits read from the environment once), payload (CompareJob: the one typed job the
 page and CLI hand the worker), session (SessionFiles: a session's folders, removed when it ends), demo_store
-<<<<<<< HEAD
 (demo results shared by all sessions, one lock per setting), budget (one disk and one upload-memory budget for
 all sessions: `server_busy` past it), media_store (a session's images/audio on disk, capped, one copy per
-content), atomic_files (files another process reads are written to a temporary name and renamed).
-=======
-(demo results shared by all sessions, one lock per setting). With QUANTLENS_QUEUE set: queue_backend (which queue
+content), atomic_files (files another process reads are written to a temporary name and renamed). With QUANTLENS_QUEUE set: queue_backend (which queue
 the page gets), redis_queue (the web side of the shared RQ queue), redis_worker (the worker side: RQ forks, run_job
 confines), result_store (uploads and results by content hash in a shared folder or S3); imported only then.
->>>>>>> i21
 """
 
 from core.jobs.demo_store import DemoStore

@@ -24,11 +24,18 @@ from core.errors import QuantLensError
 
 FIRST_READ_BYTES = 1 * 2**20
 MAX_HEADER_BYTES = 32 * 2**20
-MAX_TENSORS = 200_000
-MAX_KV = 100_000
+# Counted before anything is built (a hostile header of 199,000 tensor infos or 200 arrays of 4,096 strings took
+# ~1 GB through the gguf reader). Real files: ~1,100 tensors (Llama-3.1-405B, DeepSeek-V3) and ~50 metadata keys.
+MAX_TENSORS = 65_536
+MAX_KV = 10_000
 MAX_DIMS = 8
 GGUF_MAGIC = b"GGUF"
 _ARRAY_VALUES_KEPT = 4096  # per-layer arrays (head_count_kv, sliding-window patterns) are short; vocabularies are not
+MAX_ARRAYS = 64  # metadata arrays: a real file has a handful (tokens, scores, types, merges, per-layer values)
+# Strings in all arrays together, counted from the declared lengths before any is walked: real files hold at most
+# ~650,000 (gpt-oss: 201,088 tokens + 446,189 merges).
+MAX_ARRAY_STRINGS = 2_000_000
+_TOTAL_ARRAY_VALUES_KEPT = 65_536  # all kept numeric arrays together; the rest are known by length only
 
 # GGUF `general.architecture` -> config.json model_type, where the names differ.
 _MODEL_TYPES = {"qwen2moe": "qwen2_moe", "qwen3moe": "qwen3_moe", "gpt-oss": "gpt_oss", "gptoss": "gpt_oss",
@@ -114,12 +121,33 @@ _FIXED_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12
 _STRING, _ARRAY = 8, 9
 
 
-def _scan(buf: bytes, label: str) -> tuple[int, bytes, dict[str, int]]:
-    """Walk the header with struct (fast): its end, a compact copy, and the length of every array.
+_RawTensor = tuple[str, tuple[int, ...], int]  # name, dims as stored (innermost first), ggml type number
 
-    Why: the gguf reader builds numpy objects per string, so a 128k-token vocabulary plus its merges takes tens of
-    seconds to parse. The compact copy keeps every key, value and tensor info but empties arrays longer than
-    _ARRAY_VALUES_KEPT (their lengths are recorded here), so the reader then parses it in milliseconds.
+
+@dataclass
+class _Progress:
+    """Where the walk stopped when the prefix ran out: the next walk resumes at the last whole key or tensor, so a
+    header fetched in several growing reads is walked about once, not once per read."""
+
+    pos: int = 24
+    kv_done: int = 0
+    tensors_done: int = 0
+    kept_values: int = 0
+    strings: int = 0
+    out: list[bytes] = field(default_factory=list)
+    lengths: dict[str, int] = field(default_factory=dict)
+    tensors: list[_RawTensor] = field(default_factory=list)
+
+
+def _scan(buf: bytes, label: str, progress: _Progress | None = None
+          ) -> tuple[int, bytes, dict[str, int], list[_RawTensor]]:
+    """Walk the header with struct (fast): its end, a compact copy of its metadata, array lengths, tensor infos.
+
+    Why: the gguf reader builds several numpy objects per string and per tensor info, so a 128k-token vocabulary
+    takes tens of seconds and 200 x 4,096 short strings or 199,000 tensor infos take ~1 GB. Here nothing is built
+    per array element: the compact copy keeps every key and scalar but empties every string array (no sizing rule
+    reads one) and numeric arrays beyond _ARRAY_VALUES_KEPT values (or _TOTAL_ARRAY_VALUES_KEPT together), their
+    lengths recorded; tensor infos are read here as plain tuples (at most MAX_TENSORS, checked before the walk).
     """
     unpack = struct.unpack_from
     n = len(buf)
@@ -138,10 +166,11 @@ def _scan(buf: bytes, label: str) -> tuple[int, bytes, dict[str, int]]:
 
     need(0, 24)
     _version, tensor_count, kv_count = unpack("<IQQ", buf, 4)
-    pos = 24
-    out = [buf[:24]]
-    lengths: dict[str, int] = {}
-    for _ in range(kv_count):
+    p = progress if progress is not None else _Progress()
+    if not p.out:
+        p.out.append(buf[:8] + struct.pack("<Q", 0) + buf[16:24])  # the reader sees no tensor infos (read below)
+    pos, out, lengths, kept_values = p.pos, p.out, p.lengths, p.kept_values
+    for _ in range(p.kv_done, kv_count):
         key_start = pos
         pos = string_end(pos)
         key = buf[key_start + 8 : pos].decode("utf-8", errors="replace")
@@ -154,45 +183,66 @@ def _scan(buf: bytes, label: str) -> tuple[int, bytes, dict[str, int]]:
             need(pos, _FIXED_SIZES[vtype])
             pos += _FIXED_SIZES[vtype]
         elif vtype == _ARRAY:
+            if len(lengths) >= MAX_ARRAYS:
+                raise QuantLensError("hub_header_too_large", f"The GGUF file {label} holds more than {MAX_ARRAYS} "
+                                                             "metadata arrays, far beyond any model file; it is not read.")
             need(pos, 12)
             itype, count = unpack("<IQ", buf, pos)
             body = pos + 12
-            if itype == _STRING:
+            if itype == _STRING:  # inlined: a vocabulary is 100,000s of strings
+                if p.strings + count > MAX_ARRAY_STRINGS:
+                    raise QuantLensError("hub_header_too_large", f"The GGUF file {label} declares more than "
+                                                                 f"{MAX_ARRAY_STRINGS:,} strings in its metadata arrays, "
+                                                                 "far beyond any model file; it is not read.")
                 end = body
                 for i in range(count):
-                    try:
-                        end = string_end(end)
-                    except _NeedMore:  # a vocabulary: its length so far predicts where it ends
-                        raise _NeedMore(body + (end - body) * count // max(i, 1)) from None
+                    if end + 8 > n:  # a vocabulary: its length so far predicts where it ends
+                        raise _NeedMore(body + (end - body) * count // max(i, 1))
+                    (length,) = unpack("<Q", buf, end)
+                    if length > MAX_HEADER_BYTES:
+                        raise _bad(label, "a string is longer than the header limit")
+                    end += 8 + length
+                need(end, 0)
             elif itype in _FIXED_SIZES:
                 end = body + _FIXED_SIZES[itype] * count
                 need(end, 0)
             else:
                 raise _bad(label, f"metadata {key[:60]!r} is a nested array, which no model file uses")
             lengths[key] = count
-            if count > _ARRAY_VALUES_KEPT:
+            p.strings += count if itype == _STRING else 0
+            if itype == _STRING or count > _ARRAY_VALUES_KEPT or kept_values + count > _TOTAL_ARRAY_VALUES_KEPT:
                 out.append(buf[key_start:body - 8] + struct.pack("<Q", 0))
-                pos = end
-                continue
+            else:
+                kept_values += count
+                out.append(buf[key_start:end])
             pos = end
         else:
             raise _bad(label, f"metadata {key[:60]!r} has an unknown value type {vtype}")
-        out.append(buf[key_start:pos])
-    infos_start = pos
-    for _ in range(tensor_count):
+        if vtype != _ARRAY:
+            out.append(buf[key_start:pos])
+        p.pos, p.kept_values = pos, kept_values
+        p.kv_done += 1
+    tensors = p.tensors
+    for _ in range(p.tensors_done, tensor_count):
+        name_start = pos
         pos = string_end(pos)
         need(pos, 4)
         (n_dims,) = unpack("<I", buf, pos)
         if n_dims > MAX_DIMS:
             raise _bad(label, "a tensor has more dimensions than any model uses")
+        need(pos, 4 + 8 * n_dims + 12)
+        dims = unpack(f"<{n_dims}Q", buf, pos + 4)
+        (ggml_type,) = unpack("<I", buf, pos + 4 + 8 * n_dims)
+        tensors.append((buf[name_start + 8 : pos].decode("utf-8", errors="replace"), dims, ggml_type))
         pos += 4 + 8 * n_dims + 4 + 8
-        need(pos, 0)
-    out.append(buf[infos_start:pos])
-    return pos, b"".join(out), lengths
+        p.pos = pos
+        p.tensors_done += 1
+    return pos, b"".join(out), lengths, tensors
 
 
-def _parse(compact: bytes, header_bytes: int, lengths: dict[str, int], file_bytes: int, label: str) -> GgufHeader:
-    """Parse a complete (compacted) header with the gguf package's own reader."""
+def _parse(compact: bytes, header_bytes: int, lengths: dict[str, int], raw_tensors: list[_RawTensor], file_bytes: int,
+           label: str) -> GgufHeader:
+    """Parse a complete (compacted) header's metadata with the gguf package's own reader; type the tensor infos."""
     from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFReader, GGUFValueType
 
     class _HeaderOnlyReader(GGUFReader):
@@ -210,33 +260,29 @@ def _parse(compact: bytes, header_bytes: int, lengths: dict[str, int], file_byte
         except (IndexError, ValueError, OverflowError, UnicodeDecodeError, KeyError, struct.error, TypeError) as exc:
             raise _bad(label, f"its header is malformed ({type(exc).__name__})") from None
         fields = list(reader.fields.values())
-        tensor_fields = list(getattr(reader, "tensor_fields", []))
         metadata: dict[str, Any] = {}
         for f in fields:
             if f.name.startswith("GGUF."):
                 continue
             main = f.types[0] if f.types else None
             if main == GGUFValueType.ARRAY:
-                if f.name in lengths and lengths[f.name] <= _ARRAY_VALUES_KEPT and f.types[-1] != GGUFValueType.STRING:
+                kept = f.name in lengths and lengths[f.name] == len(f.data)  # not emptied by _scan
+                if kept and f.types[-1] != GGUFValueType.STRING:
                     metadata[f.name] = [_scalar(v) for v in f.contents()]
             else:
                 metadata[f.name] = _scalar(f.contents())
-        tensors = []
-        for tf in tensor_fields:
-            n_dims = int(tf.parts[2][0]) if len(tf.parts[2]) else -1
-            dims = tuple(int(d) for d in tf.parts[3])
-            if not 0 <= n_dims <= MAX_DIMS or len(dims) != n_dims or len(tf.parts[4]) != 1:
-                raise _bad(label, f"tensor {tf.name[:60]!r} has an invalid shape")
-            try:
-                qtype = GGMLQuantizationType(int(tf.parts[4][0]))
-                block, type_size = GGML_QUANT_SIZES[qtype]
-            except (ValueError, KeyError):
-                raise _bad(label, f"tensor {tf.name[:60]!r} has an unknown type") from None
-            elements = math.prod(dims)
-            if elements % block:
-                raise _bad(label, f"tensor {tf.name[:60]!r} does not fill whole {qtype.name} blocks")
-            tensors.append(GgufTensorInfo(tf.name, tuple(reversed(dims)), qtype.name, elements // block * type_size))
-        del reader  # drops the memmap before the folder is removed
+        del reader, fields  # drops the memmap before the folder is removed
+    tensors = []
+    for name, dims, type_number in raw_tensors:
+        try:
+            qtype = GGMLQuantizationType(type_number)
+            block, type_size = GGML_QUANT_SIZES[qtype]
+        except (ValueError, KeyError):
+            raise _bad(label, f"tensor {name[:60]!r} has an unknown type") from None
+        elements = math.prod(dims)
+        if elements % block:
+            raise _bad(label, f"tensor {name[:60]!r} does not fill whole {qtype.name} blocks")
+        tensors.append(GgufTensorInfo(name, tuple(reversed(dims)), qtype.name, elements // block * type_size))
     if sum(t.nbytes for t in tensors) > file_bytes:
         raise _bad(label, "its tensors add up to more bytes than the file holds")
     return GgufHeader(header_bytes=header_bytes, metadata=metadata, array_lengths=dict(lengths), tensors=tuple(tensors))
@@ -257,10 +303,11 @@ def read_gguf_header(fetch: Callable[[int, int], bytes], file_bytes: int, label:
         raise _bad(label, f"GGUF version {version} is not supported")
     if tensor_count > MAX_TENSORS or kv_count > MAX_KV:
         raise _bad(label, f"it declares {tensor_count:,} tensors and {kv_count:,} metadata keys, beyond any real model")
+    progress = _Progress()
     while True:
         try:
-            end, compact, lengths = _scan(have, label)
-            return _parse(compact, end, lengths, file_bytes, label)
+            end, compact, lengths, raw_tensors = _scan(have, label, progress)
+            return _parse(compact, end, lengths, raw_tensors, file_bytes, label)
         except _NeedMore as more:
             hint = more.hint
         if len(have) >= min(file_bytes, max_header_bytes):

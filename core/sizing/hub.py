@@ -9,9 +9,12 @@ GGUF repos each file's size and the chosen file's header (its own architecture a
 Rules held here:
 - only the configured endpoint (HF_ENDPOINT, default https://huggingface.co) is contacted, with paths built
   from a validated repo id (core.sizing.hub_ref); header reads are capped (a repo may declare a 100 MB header);
+- one budget per lookup (core.sizing.hub_http): a total deadline, a cap on decoded bytes and on parsed JSON
+  values, redirects only within the Hub's hosts; file names the Hub lists must be plain paths inside the repo;
 - a token lives only in the call: never stored, logged, put in a cache key or an error message;
 - results are cached in-process by (repo, resolved commit, file); a branch name resolves to its commit for a
   few minutes, so a repeated lookup makes no request. Results that needed a user's token are not cached.
+  Failures of token-less lookups are cached for FAILURE_TTL_S, so a page's reruns do not ask again.
 
 `huggingface_hub` and `gguf` are imported inside functions only, so importing core.sizing stays light.
 """
@@ -19,6 +22,7 @@ Rules held here:
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 import threading
 import time
@@ -26,10 +30,12 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from core.errors import QuantLensError
 from core.sizing.architecture import MAX_CONFIG_BYTES, architecture_from_config, parse_config_json
 from core.sizing.engine import ModelSpec, model_from_architecture, model_from_params, weights_bytes
+from core.sizing.hub_http import HubHttp
 from core.sizing.hub_ref import HubRef, parse_hub_ref
 from core.sizing.precisions import PRECISIONS, get_precision
 
@@ -42,7 +48,17 @@ MAX_SAFETENSORS_HEADER = 16 * 2**20
 GGUF_SPLIT_FIRST_READ = 256 * 2**10
 RESOLVE_TTL_S = 300.0
 CACHE_SIZE = 128
+FAILURE_TTL_S = 60.0
+FAILURE_CACHE_SIZE = 256
+MAX_INFO_BYTES = 32 * 2**20  # the model-info JSON: 20,000 files take ~6 MB
+MAX_FILE_NAME_CHARS = 1000
+# Lookups running at once in this process: each may use its whole budget (~110 MiB worst measured, 512 MB allowed),
+# so many sessions opening one hostile link cannot add up; the others wait up to SLOT_WAIT_S, then `hub_busy`.
+MAX_CONCURRENT_LOOKUPS = 4
+SLOT_WAIT_S = 30.0
+_slots = threading.BoundedSemaphore(MAX_CONCURRENT_LOOKUPS)
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+_NOT_IN_NAMES = re.compile(r"[\x00-\x1f\x7f\\]")  # control characters (NUL, newline...) and backslashes
 _SPLIT_RE = re.compile(r"^(?P<base>.+)-(?P<part>\d{5})-of-(?P<total>\d{5})\.gguf$")
 
 
@@ -105,12 +121,37 @@ class HubModel:
 _lock = threading.Lock()
 _results: OrderedDict[tuple[str, str, str], HubModel] = OrderedDict()
 _resolved: OrderedDict[tuple[str, str], tuple[str, float]] = OrderedDict()  # LRU, at most CACHE_SIZE entries
+_failures: OrderedDict[tuple[str, str, str, str], tuple[QuantLensError, float]] = OrderedDict()
 
 
 def clear_cache() -> None:
     with _lock:
         _results.clear()
         _resolved.clear()
+        _failures.clear()
+
+
+def _failure_key(ref: HubRef) -> tuple[str, str, str, str]:
+    return (endpoint(), ref.repo_id, ref.revision or "", ref.filename or "")
+
+
+def _cached_failure(ref: HubRef) -> QuantLensError | None:
+    with _lock:
+        hit = _failures.get(_failure_key(ref))
+        if hit is None:
+            return None
+        if time.monotonic() - hit[1] >= FAILURE_TTL_S:
+            del _failures[_failure_key(ref)]
+            return None
+        _failures.move_to_end(_failure_key(ref))
+    return QuantLensError(hit[0].code, hit[0].message)
+
+
+def _store_failure(ref: HubRef, exc: QuantLensError) -> None:
+    with _lock:
+        _failures[_failure_key(ref)] = (QuantLensError(exc.code, exc.message), time.monotonic())
+        while len(_failures) > FAILURE_CACHE_SIZE:
+            _failures.popitem(last=False)
 
 
 def _cached(repo_id: str, commit: str, filename: str | None) -> HubModel | None:
@@ -198,23 +239,39 @@ def _translate(exc: BaseException, ref: HubRef, with_token: bool) -> QuantLensEr
 # --------------------------------------------------------------------------------------------- requests
 
 class _Client:
-    """The lookup's few requests, through huggingface_hub's own session; counts them for the budget."""
+    """The lookup's few requests, all within one budget (hub_http.HubHttp); counts them."""
 
-    def __init__(self, ref: HubRef, token: str | None) -> None:
-        from huggingface_hub import HfApi
-        from huggingface_hub.utils import build_hf_headers
-
+    def __init__(self, ref: HubRef, http: HubHttp) -> None:
         self.ref = ref
-        self.endpoint = endpoint()
-        self.api = HfApi(endpoint=self.endpoint)
-        self.token: str | None = token or None
-        self.headers = build_hf_headers(token=self.token, library_name="quantlens")
+        self.endpoint = http.endpoint
+        self.http = http
         self.requests = 0
 
     def model_info(self) -> Any:
+        """The model-info API, as HfApi.model_info asks it, but read within the budget and counted before parsing."""
+        import json
+        from urllib.parse import quote
+
+        from huggingface_hub.hf_api import ModelInfo
+
         self.requests += 1
-        return self.api.model_info(self.ref.repo_id, revision=self.ref.revision, files_metadata=True,
-                                   timeout=TIMEOUT_S, token=self.token)
+        url = f"{self.endpoint}/api/models/{self.ref.repo_id}"
+        if self.ref.revision is not None:
+            url += f"/revision/{quote(self.ref.revision, safe='')}"
+        _response, body = self.http.get(url, params={"blobs": "True"}, limit=MAX_INFO_BYTES, what="the model info")
+        self.http.budget.take_json(body, "The model info")
+        try:
+            data = json.loads(body)
+            if not isinstance(data, dict) or not isinstance(data.get("siblings", []), (list, type(None))):
+                raise ValueError("not an object")
+            if len(data.get("siblings") or ()) > MAX_FILES:  # before one object is built per file
+                raise QuantLensError("hub_repo_too_large", f"{self.ref.repo_id} lists more than {MAX_FILES:,} files, too "
+                                                           "many to size; link one file instead.")
+            info = ModelInfo(**{k: data[k] for k in ("id", "sha", "siblings", "gated", "private") if k in data})
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+            raise QuantLensError("hub_unavailable", f"The Hub's model info for {self.ref.repo_id} is not valid JSON "
+                                                    "model info.") from None
+        return info
 
     def url(self, commit: str, filename: str) -> str:
         from huggingface_hub import hf_hub_url
@@ -223,26 +280,18 @@ class _Client:
 
     def read(self, commit: str, filename: str, start: int, stop: int) -> bytes:
         """Bytes start..stop-1 of a file by one range request; never more than stop-start bytes are kept."""
-        from huggingface_hub.utils import get_session, hf_raise_for_status
-
         if stop <= start:
             return b""
         self.requests += 1
-        response = get_session().get(self.url(commit, filename), headers={**self.headers, "Range": f"bytes={start}-{stop - 1}"},
-                                     timeout=TIMEOUT_S, stream=True)
-        try:
-            hf_raise_for_status(response)
-            skip = start if response.status_code == 200 else 0  # a server that ignores Range sends the file from 0
-            want = skip + (stop - start)
-            chunks, got = [], 0
-            for chunk in response.iter_content(chunk_size=64 * 2**10):
-                chunks.append(chunk)
-                got += len(chunk)
-                if got >= want:
-                    break
-            return b"".join(chunks)[skip:want]
-        finally:
-            response.close()
+        url = self.url(commit, filename)
+        inside = urlsplit(self.endpoint).path.rstrip("/") + f"/{self.ref.repo_id}/resolve/{commit}/"
+        if not posixpath.normpath(unquote(urlsplit(url).path)).startswith(inside):
+            raise _bad_file_name(self.ref, filename)  # never a path outside the repo, whatever the quoting did
+        # a server that ignores Range sends the file from 0: the bytes before `start` are read and dropped
+        response, body = self.http.get(url, headers={"Range": f"bytes={start}-{stop - 1}"}, limit=stop, truncate=True,
+                                       what=filename[:100])
+        skip = start if response.status_code == 200 else 0
+        return body[skip:skip + (stop - start)]
 
 
 # -------------------------------------------------------------------------------------------- the lookup
@@ -251,26 +300,77 @@ def lookup(text: str | HubRef, revision: str | None = None, filename: str | None
            ) -> HubModel:
     """Size the model at a Hub id or link. Raises QuantLensError with a `hub_*` code on every failure."""
     ref = text if isinstance(text, HubRef) else parse_hub_ref(text, revision, filename)
+    hit = peek(ref)
+    if hit is not None:
+        return hit
+    if not token:
+        failed = _cached_failure(ref)
+        if failed is not None:
+            raise failed
+    if not _slots.acquire(timeout=SLOT_WAIT_S):
+        raise QuantLensError("hub_busy", "The server is busy with other Hub lookups; try again in a minute.")
+    try:
+        if not token:  # the lookup this one waited behind may have answered it
+            hit, failed = peek(ref), _cached_failure(ref)
+            if hit is not None:
+                return hit
+            if failed is not None:
+                raise failed
+        return _lookup_now(ref, token)
+    finally:
+        _slots.release()
+
+
+def _lookup_now(ref: HubRef, token: str | None) -> HubModel:
+    http = HubHttp(endpoint(), token, read_timeout_s=TIMEOUT_S)
+    try:
+        with http:
+            model, cacheable = _lookup(_Client(ref, http))
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one sentence, never a traceback
+        error = http.budget.deadline_error() if http.budget.over else _translate(exc, ref, bool(token))
+        if not token:
+            _store_failure(ref, error)
+        raise error from None
+    _store(model, ref.revision, cacheable or not token)
+    return model
+
+
+def peek(ref: HubRef) -> HubModel | None:
+    """The cached answer for `ref` when one is known without any request (a commit, or a branch resolved lately)."""
     commit = _resolved_commit(ref.repo_id, ref.revision)
     if commit is not None:
         hit = _cached(ref.repo_id, commit, ref.filename)
         if hit is not None:
             return replace(hit, ref=ref, requests=0)
-    client = _Client(ref, token)
-    try:
-        model, cacheable = _lookup(client)
-    except Exception as exc:  # noqa: BLE001 - every failure becomes one sentence, never a traceback
-        raise _translate(exc, ref, bool(token)) from None
-    finally:
-        client.token = None
-        client.headers = {}
-    _store(model, ref.revision, cacheable or not token)
-    return model
+    return None
 
 
-def _sizes(info: Any) -> dict[str, int]:
+def cached_failure(ref: HubRef) -> QuantLensError | None:
+    """The failure of a token-less lookup of `ref` within the last FAILURE_TTL_S seconds, if any."""
+    return _cached_failure(ref)
+
+
+def _bad_file_name(ref: HubRef, name: object) -> QuantLensError:
+    shown = repr(name)[:80]
+    return QuantLensError("hub_bad_file_name", f"The Hub listed a file of {ref.repo_id} whose name is not a plain path "
+                                               f"inside the repo ({shown}); the lookup is refused.")
+
+
+def plain_repo_path(name: object) -> bool:
+    """A file name the Hub lists is used only when it is a plain relative path inside the repo: no absolute path,
+    backslash, control character (NUL, newline), empty, '.' or '..' segment."""
+    if not isinstance(name, str) or not name or len(name) > MAX_FILE_NAME_CHARS:
+        return False
+    if name.startswith("/") or _NOT_IN_NAMES.search(name):
+        return False
+    return all(seg not in ("", ".", "..") for seg in name.split("/"))
+
+
+def _sizes(info: Any, ref: HubRef) -> dict[str, int]:
     out = {}
     for s in info.siblings or ():
+        if not plain_repo_path(s.rfilename):
+            raise _bad_file_name(ref, s.rfilename)
         size = s.lfs.size if s.lfs is not None and getattr(s.lfs, "size", None) else s.size
         out[s.rfilename] = int(size) if isinstance(size, int) else -1
     return out
@@ -288,7 +388,7 @@ def _lookup(client: _Client) -> tuple[HubModel, bool]:
     if info.siblings is None or len(info.siblings) > MAX_FILES:
         raise QuantLensError("hub_repo_too_large", f"{ref.repo_id} lists more than {MAX_FILES:,} files, too many to "
                                                    "size; link one file instead.")
-    sizes = _sizes(info)
+    sizes = _sizes(info, ref)
     gated = bool(info.gated) or bool(info.private)
     name = ref.repo_id
     if ref.filename is not None:
@@ -325,6 +425,7 @@ def _read_config(client: _Client, commit: str, sizes: dict[str, int]) -> dict[st
         raise QuantLensError("config_too_large", f"{client.ref.repo_id}'s config.json is larger than "
                                                  f"{MAX_CONFIG_BYTES // 1000} kB.")
     raw = client.read(commit, "config.json", 0, MAX_CONFIG_BYTES + 1)
+    client.http.budget.take_json(raw, "config.json")
     return parse_config_json(raw)
 
 
@@ -341,20 +442,31 @@ def _shard_header(client: _Client, commit: str, filename: str, size: int) -> Any
                                                          f"{MAX_SAFETENSORS_HEADER // 2**20} MiB limit; it is not read.")
         if 8 + n > len(raw) and 8 + n <= size:
             raw += client.read(commit, filename, len(raw), 8 + n)
+        client.http.budget.take_json(raw[8:8 + n], f"The header of {filename}")  # counted before json.loads builds
     try:
         return parse_header_bytes(raw, size, label=filename, max_header_bytes=MAX_SAFETENSORS_HEADER)
     except QuantLensError as exc:
         raise QuantLensError("hub_bad_safetensors", exc.message) from None
 
 
-def _read_many(fn: Callable[[str], Any], names: list[str]) -> list[Any]:
-    """Shard headers are independent small reads: a few at a time keeps a 50-shard repo quick."""
+def _read_many(fn: Callable[[str], Any], names: list[str], abort: Callable[[], None] | None = None) -> list[Any]:
+    """Shard headers are independent small reads: a few at a time keeps a 50-shard repo quick. The first failure
+    (in time, not in file order) is raised, after `abort` has stopped the reads still running."""
     if len(names) <= 1:
         return [fn(n) for n in names]
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
     with ThreadPoolExecutor(max_workers=8) as pool:
-        return list(pool.map(fn, names))
+        futures = [pool.submit(fn, n) for n in names]
+        done, _pending = wait(futures, return_when=FIRST_EXCEPTION)
+        failed = next((f for f in futures if f in done and f.exception() is not None), None)
+        if failed is not None:
+            for f in futures:
+                f.cancel()
+            if abort is not None:
+                abort()
+            raise failed.exception()  # type: ignore[misc]
+        return [f.result() for f in futures]
 
 
 _BNB_4BIT_KEYS = ("load_in_4bit", "_load_in_4bit")
@@ -400,7 +512,7 @@ def _safetensors(client: _Client, commit: str, sizes: dict[str, int], shards: li
     if any(sizes[s] < 8 for s in shards):
         raise QuantLensError("hub_unavailable", f"The Hub did not give the size of every weights file of {ref.repo_id}.")
     config = _read_config(client, commit, sizes)
-    headers = _read_many(lambda s: _shard_header(client, commit, s, sizes[s]), shards)
+    headers = _read_many(lambda s: _shard_header(client, commit, s, sizes[s]), shards, client.http.budget.abort)
     by_dtype: dict[str, int] = {}
     for h in headers:
         for t in h.tensors:
@@ -509,7 +621,7 @@ def _gguf(client: _Client, commit: str, sizes: dict[str, int], name: str, gated:
         return read_gguf_header(lambda a, b: client.read(commit, part, a, b), sizes[part], part,
                                 first_read_bytes=first)
 
-    headers = _read_many(header, list(chosen.parts))
+    headers = _read_many(header, list(chosen.parts), client.http.budget.abort)
     first = headers[0]
     tensors = [t for h in headers for t in h.tensors]
     exact_params = sum(t.elements for t in tensors)

@@ -84,3 +84,39 @@ def test_a_file_that_is_not_a_sane_gguf_is_refused_in_one_sentence(data):
         read_gguf_header(Reads(data, len(data)), len(data), "bad.gguf")
     assert err.value.code == "hub_bad_gguf"
     assert "\n" not in err.value.message
+
+
+def test_a_header_declaring_more_array_strings_than_any_model_is_refused_before_walking_them():
+    def string_array(key: bytes, count: int) -> bytes:
+        return struct.pack("<Q", len(key)) + key + struct.pack("<IIQ", 9, 8, count)
+
+    head = b"GGUF" + struct.pack("<IQQ", 3, 0, 2) + string_array(b"a", 0) + string_array(b"tokenizer.ggml.merges", 2_000_001)
+    reads = Reads(head + bytes(64), 10 * 2**30)
+    with pytest.raises(QuantLensError) as err:
+        read_gguf_header(reads, 10 * 2**30, "hostile.gguf")
+    assert err.value.code == "hub_header_too_large" and "2,000,000 strings" in err.value.message
+    assert len(reads.calls) == 1
+
+
+def test_a_header_read_in_many_small_pieces_gives_the_same_answer_as_one_read(tmp_path):
+    head = _llama_header(tmp_path, 5_000)
+    size = len(head) + 5_000 * 4096 // 256 * 144 + 64
+    whole = read_gguf_header(Reads(head, size), size, "m.gguf")
+
+    class ShortReads(Reads):  # a server that answers at most 4 KiB per request: the walk resumes after each
+        def __call__(self, start: int, stop: int) -> bytes:
+            return super().__call__(start, min(stop, start + 4096))
+
+    pieces = ShortReads(head, size)
+    bit_by_bit = read_gguf_header(pieces, size, "m.gguf", first_read_bytes=100)
+    assert len(pieces.calls) > 10
+    assert bit_by_bit == whole
+
+
+def test_a_header_with_more_metadata_arrays_than_any_model_is_refused_in_one_line():
+    from bench.hostile_hub import gguf_string_arrays
+
+    blob = gguf_string_arrays(arrays=65, strings=2)
+    with pytest.raises(QuantLensError) as err:
+        read_gguf_header(Reads(blob.head, blob.size), blob.size, "arrays.gguf")
+    assert err.value.code == "hub_header_too_large" and "64 metadata arrays" in err.value.message
