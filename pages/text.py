@@ -10,9 +10,9 @@ other control characters become spaces, so a value cannot start a new block eith
 Escaping alone does not stop autolinks: Streamlit 1.67's remark-gfm finds bare `http(s)://`, `www.` and e-mail
 addresses in the *parsed* text, after escapes are gone (mdast-util-gfm-autolink-literal's find-and-replace, and
 remark-emoji for `:shortcodes:` the same way). So `plain()` also puts an invisible WORD JOINER (U+2060) where those
-patterns need two characters side by side: after every `:` and `@`, and between `www` and `.`. The reader sees
-the same text; no renderer sees a URL, an address or a shortcode. st.table renders every cell as Markdown too
-(`plain_cells`); st.dataframe, st.text and st.code show text as is and need nothing.
+patterns need two characters side by side: after a `:` or `@` followed by more than a space, and between `www`
+and `.`. The reader sees the same text; no renderer sees a URL, an address or a shortcode. st.table renders every
+cell as Markdown too (`plain_cells`); st.dataframe, st.text and st.code show text as is and need nothing.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ _PUNCTUATION = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:@&^])")
 # Control characters, line/paragraph separators and bidi overrides (which could make a value read backwards).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]+")
 WORD_JOINER = "\u2060"
-# Where an autolink or a shortcode would need two characters to touch: after `:` (http://, mailto:, :smile:),
-# after `@` (e-mail), between www and its dot.
-_JOIN_POINTS = re.compile(r"(?<=[:@])|(?<=[wW]{3})(?=\.)")
+# Where an autolink or a shortcode would need two characters to touch: after a `:` (http://, mailto:, :smile:) or
+# an `@` (e-mail) that is followed by more than a space, and between www and its dot. A colon before a space (the
+# "RTX 4090: no" of a verdict) stays as it is, so text people search for keeps its plain characters.
+_JOIN_POINTS = re.compile(r"(?<=[:@])(?=\S)|(?<=[wW]{3})(?=\.)")
 MAX_ECHO_CHARS = 1000
 
 
