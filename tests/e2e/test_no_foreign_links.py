@@ -85,6 +85,7 @@ def _hostile_hub(tmp) -> hs.FakeHub:
     gguf = hs.gguf_file(tmp, cfg)
     fake.add("evil/gguf", hs.HubRepo({"[Session expired - sign in](https:evil.example).gguf": gguf,
                                       "![x](https:evil.example?img.png)-Q8_0.gguf": gguf}))
+    fake.add("evil/gguf-html", hs.HubRepo({"<img src=https:evil.example?tt.png> Q8_0.gguf": gguf}))
     for repo in fake.repos.values():  # HubFile(size=0) above: the real length
         for name, f in repo.files.items():
             if f.size == 0:
@@ -144,6 +145,29 @@ def visit(walk, path: str, query: list[tuple[str, str]]) -> str:
     return page.inner_text("[data-testid='stMain']").replace("\u2060", "")
 
 
+def hover_chart_tooltips(page) -> list[str]:
+    """Moves the mouse over the first chart's bars; returns the text of each Vega tooltip that showed (checking the
+    page for foreign URLs while each is open)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    chart = page.locator("[data-testid='stVegaLiteChart']").first
+    chart.scroll_into_view_if_needed()
+    box = chart.bounding_box()
+    seen = []
+    for fx in (0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85):
+        for fy in (0.6, 0.8, 0.9):
+            page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy)
+            try:
+                page.wait_for_selector("#vg-tooltip-element.visible", timeout=1500)
+            except PlaywrightTimeout:
+                continue  # no bar under the mouse here
+            seen.append(page.inner_text("#vg-tooltip-element"))
+            assert foreign(page.evaluate(COLLECT)) == []
+            if len(seen) >= 4:
+                return seen
+    return seen
+
+
 def test_the_collector_sees_a_foreign_link_image_and_css_url(walk):
     """The oracle is not blind: a link, an image, a srcset and a CSS url() to another host are each reported."""
     _, page, _ = walk
@@ -180,9 +204,15 @@ def test_hostile_values_for_every_query_key_show_no_foreign_link_or_image(walk, 
 
 def test_hub_repos_and_gguf_files_named_with_markdown_show_as_text(walk):
     query = [("src", "hf"), ("hf", "evil/www.evil.example"), ("hf", "evil/md-config"), ("hf", "evil/gguf"),
-             ("gpu", "rtx-4090")]
+             ("hf", "evil/gguf-html"), ("gpu", "rtx-4090")]
     text = visit(walk, "calculator", query)
     assert "evil/www.evil.example" in text and "evil/md-config" in text
+    assert "evil/gguf (![x](https:evil.example?img.png)-Q8_0.gguf)" in text  # a file name, shown as the text it is
+    assert "evil/gguf-html (<img src=https:evil.example?tt.png> Q8_0.gguf)" in text
+    _, page, requests = walk
+    tooltips = hover_chart_tooltips(page)  # the charts' tooltips name the models: shown as text too
+    assert tooltips and all("evil" in t for t in tooltips), tooltips
+    assert foreign(page.evaluate(COLLECT)) == [] and requests == []
     refused = visit(walk, "calculator", [("hf", "evil/gguf"), ("file", "[Session expired - sign in](https:evil.example).gguf")])
     assert "Ignored hf=" in refused
 
