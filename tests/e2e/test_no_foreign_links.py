@@ -21,7 +21,7 @@ import pytest
 
 from tests import hub_server as hs
 from tests.e2e.conftest import CHROMIUM_ARGS, assert_no_exception, running_app, wait_for_app
-from tests.security.page_keys import query_keys
+from tests.security.page_keys import PAYLOADS, hostile_query, query_keys
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -29,14 +29,6 @@ OUR_HOSTS = {"127.0.0.1", "localhost"}
 OUR_SCHEMES = {"data", "blob", "about"}  # Streamlit's own inline assets
 PAGES = ("", "calculator", "compare")  # home is the root
 
-PAYLOADS = [
-    "x` ![t](https://evil.example/pixel.png) `",
-    "x` [Session expired: sign in](https://evil.example/login) `",
-    "https://evil.example/bare www.evil.example phish@evil.example",
-    "<img src=https://evil.example/i.png><a href=https://evil.example/a>a</a> [x][1]\n\n[1]: https://evil.example/ref",
-    "&#104;ttps://evil.example/e ![x](https:evil.example?img.png) evil/www.evil.example <https://evil.example/auto>",
-]
-HOSTILE_KEY = "x` ![k](https://evil.example/key.png) [k](https://evil.example/key) www.evil.example `"
 MARKDOWN_MODEL_TYPE = "x` ![t](https://evil.example/cfg.png) [Session expired: sign in](https://evil.example/cfg) `"
 
 # Every URL-bearing place in the DOM, resolved against the page; CSS url() from computed styles of every element.
@@ -193,9 +185,7 @@ def test_hostile_values_for_every_query_key_show_no_foreign_link_or_image(walk, 
     keys = query_keys()
     rounds = range(len(PAYLOADS)) if path else range(1)
     for shift in rounds:
-        query = [(key, PAYLOADS[(i + shift) % len(PAYLOADS)]) for i, key in enumerate(keys)]
-        query.append((HOSTILE_KEY, PAYLOADS[shift]))
-        text = visit(walk, path, query)
+        text = visit(walk, path, hostile_query(keys, shift))
         if path == "calculator":  # the values were echoed (as text), not dropped: the walk looked at them
             assert "evil.example" in text and "Ignored" in text
         elif path == "compare":

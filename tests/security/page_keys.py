@@ -55,3 +55,21 @@ def query_keys() -> list[str]:
     """Every key any page reads from its link, sorted."""
     files = [REPO / "app.py", *sorted((REPO / "pages").glob("*.py"))]
     return sorted(set().union(*(keys_read_by(f.read_text(encoding="utf-8")) for f in files)))
+
+
+# Link values that would show another host's link or image if any reached Markdown live.
+PAYLOADS = [
+    "x` ![t](https://evil.example/pixel.png) `",
+    "x` [Session expired: sign in](https://evil.example/login) `",
+    "https://evil.example/bare www.evil.example phish@evil.example",
+    "<img src=https://evil.example/i.png><a href=https://evil.example/a>a</a> [x][1]\n\n[1]: https://evil.example/ref",
+    "&#104;ttps://evil.example/e ![x](https:evil.example?img.png) evil/www.evil.example <https://evil.example/auto>",
+]
+HOSTILE_KEY = "x` ![k](https://evil.example/key.png) [k](https://evil.example/key) www.evil.example `"
+
+
+def hostile_query(keys: list[str], shift: int) -> list[tuple[str, str]]:
+    """Every key with a payload (rotated by `shift`, so over len(PAYLOADS) rounds each key gets each payload), plus
+    a key that is itself a payload."""
+    query = [(key, PAYLOADS[(i + shift) % len(PAYLOADS)]) for i, key in enumerate(keys)]
+    return query + [(HOSTILE_KEY, PAYLOADS[shift % len(PAYLOADS)])]

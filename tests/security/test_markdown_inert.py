@@ -16,7 +16,7 @@ import re
 import pytest
 
 from pages.text import WORD_JOINER, plain, plain_cells
-from tests.security.page_keys import query_keys
+from tests.security.page_keys import PAYLOADS, hostile_query, query_keys
 
 # What the parsed text node is searched for after parsing (escapes already resolved).
 GFM_URL = re.compile(r"(https?://|www(?=\.))([-.\w]+)([^ \t\r\n]*)", re.IGNORECASE | re.ASCII)
@@ -100,3 +100,47 @@ def test_every_query_key_the_pages_read_is_found_for_the_link_walk():
              "imatrix", "hf", "rev", "file", "context", "precision", "models", "hardware", "runtime", "kv_precision",
              "demo", "run", "p", "ref", "bs", "al", "f8", "clip", "algo", "sym", "emb", "pc", "runs", "out"}
     assert today <= set(query_keys())
+
+
+def _markdown_bodies(at) -> list[str]:
+    """Every text the page hands to Streamlit's Markdown renderer, st.table cells and index labels included."""
+    bodies = [e.value for kind in ("title", "subheader", "markdown", "caption", "info", "warning", "error", "success")
+              for e in getattr(at, kind)]
+    for table in at.table:
+        frame = table.value
+        bodies += [str(v) for v in frame.index] + [v for v in frame.to_numpy().ravel() if isinstance(v, str)]
+    return bodies
+
+
+def foreign_links(markdown: str) -> list[str]:
+    """Links or images to evil.example that Streamlit's renderer would draw from this Markdown body."""
+    live = re.sub(r"\\.", "", markdown)
+    found = re.findall(r"!?\[[^\]]*\]\([^)]*evil[^)]*\)|<https?:[^>]*>", live)
+    text = re.sub(r"\\(.)", r"\1", markdown)
+    found += [m.group(0) for m in GFM_URL.finditer(text) if "evil" in m.group(0)]
+    found += [m.group(0) for m in GFM_EMAIL.finditer(text) if "evil" in m.group(0)]
+    return found
+
+
+@pytest.mark.parametrize("page", ["calculator", "compare"])
+def test_hostile_values_for_every_query_key_leave_no_live_link_in_the_page(page):
+    """The AppTest twin of tests/e2e/test_no_foreign_links.py (which needs Chromium): every key, every payload."""
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    script = str(Path(__file__).resolve().parents[2] / "pages" / f"{page}.py")
+    for shift in range(len(PAYLOADS)):
+        at = AppTest.from_file(script, default_timeout=60)
+        for key, value in hostile_query(query_keys(), shift):
+            at.query_params[key] = value
+        at.run()
+        assert not at.exception
+        bodies = _markdown_bodies(at)
+        assert any("evil" in b for b in bodies), "the hostile values were not echoed at all"
+        assert [(b, foreign_links(b)) for b in bodies if foreign_links(b)] == []
+
+
+def test_the_page_walk_oracle_finds_live_links():
+    assert foreign_links("see [x](https://evil.example) or https://evil.example/y")
+    assert foreign_links(re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:@&^])", r"\\\1", "www.evil.example"))
