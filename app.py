@@ -13,7 +13,9 @@ from core.jobs.runner import sweep_at_start_up
 from core.jobs.sandbox import describe_confinement
 from core.versions import installed_version, require_dependency_floors
 
-st.set_page_config(page_title="QuantLens", page_icon=":material/memory:", layout="wide")
+# An emoji icon: Streamlit draws it as an inline data: SVG. A ":material/...:" icon made every browser fetch the
+# favicon from fonts.gstatic.com, an image from another host on every page (tests/e2e/test_no_foreign_links.py).
+st.set_page_config(page_title="QuantLens", page_icon="🧮", layout="wide")
 
 
 @st.cache_resource(show_spinner=False)

@@ -30,7 +30,7 @@ from core.sizing.verdict import FITS, FITS_SPLIT, MAX_CARDS, answer, format_toke
 from pages import hub_input, style
 from pages.routing import ensure_routed, page_entered
 from pages.share import share_link
-from pages.text import link_int, plain
+from pages.text import link_int, plain, plain_cells
 
 ensure_routed()
 ENTERED = page_entered("calculator")
@@ -325,7 +325,7 @@ def draw_config_upload() -> None:
         if len(encoded) > MAX_URL_CONFIG_CHARS:
             st.info("This config is too large to put in the link; the link will not include it.")
     except QuantLensError as exc:
-        st.error(exc.one_line())
+        st.error(plain(exc.one_line()))
 
 
 def resolve_models(state: dict, hf_token: str | None) -> tuple[list[sizing.ModelSpec], list]:
@@ -347,7 +347,7 @@ def resolve_models(state: dict, hf_token: str | None) -> tuple[list[sizing.Model
             if cfg is not None:
                 models = [sizing.model_from_config(cfg, "Uploaded config.json")]
     except QuantLensError as exc:
-        st.error(exc.one_line())
+        st.error(plain(exc.one_line()))
     return list({m.name: m for m in models}.values()), hub_found  # the same model twice adds nothing
 
 
@@ -419,7 +419,7 @@ def draw_memory(models, result, rt: str, compute_ms: float, hub_found=()) -> Non
         "sliding_window": "Sliding window", "kv_bytes_per_token_fp16": "KV bytes/token (FP16)",
         "max_context": "Trained context", "parameters_without_embeddings": "Parameters w/o embeddings",
         "active_parameters_without_embeddings": "Active w/o embeddings"})
-    st.table(summary.set_index("Model").fillna("—").style.format(
+    st.table(plain_cells(summary.set_index("Model").fillna("—")).style.format(
         lambda v: f"{v:,.0f}" if isinstance(v, (int, float)) else v), border="horizontal")
     hub_input.draw_details(hub_found)
     table = pd.DataFrame([
@@ -435,7 +435,7 @@ def draw_memory(models, result, rt: str, compute_ms: float, hub_found=()) -> Non
     # A plain HTML table, not st.dataframe: the canvas grid made each rerun ~150-300 ms slower to show new numbers
     # (bench/bench_browser.py), and a few rows need no sorting or scrolling.
     gb_columns = ("Weights GB", "KV cache GB", "Overhead GB", "Total GB", "Total GiB")
-    st.table(table.style.format(dict.fromkeys(gb_columns, "{:.2f}"), na_rep="—"), hide_index=True,
+    st.table(plain_cells(table).style.format(dict.fromkeys(gb_columns, "{:.2f}"), na_rep="—"), hide_index=True,
              border="horizontal")
     csv_rows = pd.DataFrame([
         {"model": e.model_name, "precision": e.precision, "context": e.context, "batch": e.batch,
@@ -448,9 +448,9 @@ def draw_memory(models, result, rt: str, compute_ms: float, hub_found=()) -> Non
     st.download_button("Download table (CSV, bytes)", csv_rows.to_csv(index=False).encode(), "quantlens-memory.csv",
                        "text/csv", key="w_csv")
     for n in sorted({n for es in result.estimates for e in es for n in e.notes if "trained context" not in n}):
-        st.caption(n)
+        st.caption(plain(n))
     for rule in dict.fromkeys(e.kv_cache_rule for es in result.estimates for e in es if e.kv_cache_rule):
-        st.caption(f"KV cache rule: {rule}")
+        st.caption(f"KV cache rule: {plain(rule)}")
     if rt == "vllm":
         st.caption("vLLM reserves gpu_memory_utilization (default 0.9) of the card up front and fills it with KV "
                    "cache, so nvidia-smi shows ~90% used whatever the model; the total here is what this context needs.")
@@ -545,7 +545,7 @@ def draw_fit(answers, result, hardware, ctx: int, batch: int, cards: int) -> Non
             rows.append({"Model": a.model_name, "Hardware": f"{hw.name} ({hw.usable_memory_bytes / GB:.1f} GB)",
                          **{c.precision_label: c.text for c in cells}})
             styles.append({"Model": "", "Hardware": "", **{c.precision_label: _fit_style(c.status) for c in cells}})
-    matrix = pd.DataFrame(rows)
+    matrix = plain_cells(pd.DataFrame(rows))
     style_frame = pd.DataFrame(styles)
     st.table(matrix.style.apply(lambda _: style_frame, axis=None), hide_index=True, border="horizontal")
     st.caption("✅ fits one card (free memory shown) or the cards you have; ❌ does not. Usable memory is what the "
@@ -561,8 +561,8 @@ def draw_fit(answers, result, hardware, ctx: int, batch: int, cards: int) -> Non
         "Max context": f"{d.max_context:,}" if d.max_context is not None else "—",
         "Decode tok/s ceiling": d.decode.tokens_per_s_per_sequence,
     } for d in result.details]
-    st.markdown(f"**{focus}: cards, longest context, speed**")
-    st.table(pd.DataFrame(details).style.format({"Free GB": "{:.1f}", "Decode tok/s ceiling": "{:,.0f}"})
+    st.markdown(f"**{plain(focus)}: cards, longest context, speed**")
+    st.table(plain_cells(pd.DataFrame(details)).style.format({"Free GB": "{:.1f}", "Decode tok/s ceiling": "{:,.0f}"})
              , hide_index=True, border="horizontal")
     st.caption("Decode tok/s ceiling = memory bandwidth / bytes read per token (active weights + KV cache); real "
                "runtimes reach roughly 50-80% of it. MoE models read only their active experts.")
@@ -616,7 +616,7 @@ try:
     if state["ctx"] > MAX_CONTEXT:
         raise QuantLensError("invalid_context", f"Context is above the page's limit of {MAX_CONTEXT:,} tokens.")
 except QuantLensError as exc:  # a typo must not silently become another number: say so, keep the last good one
-    st.error(f"Context: {exc.one_line()}")
+    st.error(f"Context: {plain(exc.one_line())}")
     state["ctx"] = saved["ctx"] if saved and isinstance(saved.get("ctx"), int) else DEFAULTS["ctx"]
 st.session_state["calc_state"] = dict(state)
 if state["ctx"] and state["ctx"] % 1024 == 0 and state["ctx"] >= 1024:
@@ -664,7 +664,7 @@ compute_ms = (time.perf_counter() - started) * 1000
 with answer_box:
     draw_answer(answer_box, answers, result, ctx)
     for note in result.myth_notes:
-        st.warning(note)
+        st.warning(plain(note))
 draw_memory(models, result, rt, compute_ms, hub_found)
 draw_fit(answers, result, hardware, ctx, batch, cards)
 draw_charts(result.models, result, precisions, hardware, sweeps, batch)

@@ -294,8 +294,8 @@ def result_key(model_digest: str, options: CompareOptions, inputs_digest: str) -
 # ------------------------------------------------------------------------------------------ running a job
 def _progress_callbacks(status):
     def on_progress(message: str, fraction: float | None) -> None:
-        status.update(label=message + ("" if fraction is None else f" ({fraction:.0%})"))
-        status.write(message)
+        status.update(label=plain(message) + ("" if fraction is None else f" ({fraction:.0%})"))
+        status.write(plain(message))
 
     def on_wait(position: int) -> None:
         status.update(label=f"Waiting for the server: you are {position} in line")

@@ -111,7 +111,7 @@ def draw_details(found: list[hub.HubModel]) -> None:
                     + ("; metadata only (no weights downloaded)" if f.requests else "; from the cache (no request)"))
         if f.parameters_by_dtype:
             st.caption("Parameters per stored dtype (safetensors headers): "
-                       + ", ".join(f"{k} {v:,}" for k, v in f.parameters_by_dtype.items()))
+                       + plain(", ".join(f"{k} {v:,}" for k, v in f.parameters_by_dtype.items())))
         if f.gguf_files:
             st.dataframe(pd.DataFrame([{"GGUF file": g.name, "Parts": len(g.parts), "Type": g.quant or "",
                                         "Published GB": g.size_bytes / GB, "Header read": g.name == f.gguf_file}

@@ -185,7 +185,9 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             if sha is None:
                 self._error(404, "RevisionNotFound", "Invalid rev id")
                 return
-            f = repo.files.get(filename)
+            from urllib.parse import unquote
+
+            f = repo.files.get(unquote(filename))  # the client percent-encodes names ("[", " ", "<"), as the Hub reads them
             if f is None:
                 self._error(404, "EntryNotFound", "Entry not found")
                 return

@@ -16,7 +16,7 @@ PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "calculator.py")
 
 def shown(values) -> list[str]:
     """What the user reads: the Markdown escapes pages/text.plain() adds to echoed values removed."""
-    return [re.sub(r"\\(.)", r"\1", str(v)) for v in values]
+    return [re.sub(r"\\(.)", r"\1", str(v)).replace("\u2060", "") for v in values]
 
 def page(**query) -> AppTest:
     at = AppTest.from_file(PAGE, default_timeout=60)

@@ -21,8 +21,9 @@ def shown_all(values) -> list[str]:
 
 
 def shown(markdown: str) -> str:
-    """What a reader sees of an echoed value: pages escape Markdown in it (pages/text.py), the browser drops the \\."""
-    return re.sub(r"\\(.)", r"\1", markdown)
+    """What a reader sees of an echoed value: pages escape Markdown in it (pages/text.py), the browser drops the \\
+    and the invisible word joiners that break autolinks."""
+    return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")
 
 
 def page(**query) -> AppTest:
@@ -34,8 +35,13 @@ def page(**query) -> AppTest:
 
 def table_with(at: AppTest, column: str):
     """The first table (interactive grid or plain table) with this column; a plain table's index counts too."""
-    frames = [d.value for d in at.dataframe] + [t.value.reset_index() for t in at.table]
+    frames = [d.value for d in at.dataframe] + [shown_table(t.value.reset_index()) for t in at.table]
     return next(f for f in frames if column in f.columns)
+
+
+def shown_table(frame):
+    """A plain table as the reader sees it: st.table renders its cells as Markdown, so the page escapes them."""
+    return frame.map(lambda v: shown(v) if isinstance(v, str) else v)
 
 
 def memory_table(at: AppTest):
@@ -186,7 +192,7 @@ def test_an_upload_that_is_not_json_is_refused_in_one_line():
     at = page(src="config")
     at.file_uploader(key="w_upload").set_value(("config.json", b"import os\nos.system('x')", "application/json")).run()
     assert not at.exception
-    assert any("config_invalid_json" in e for e in at.error.values)
+    assert any("config_invalid_json" in e for e in shown_all(at.error.values))
 
 
 def test_switching_the_model_source_and_back_keeps_the_catalog_choice():
@@ -212,7 +218,7 @@ def test_a_context_typo_is_an_error_instead_of_silently_becoming_another_number(
     at = page(model=["meta-llama/Llama-3.1-8B"], prec=["fp16"], ctx="8192")
     at.text_input(key="w_ctx").set_value("12x8").run()
     assert not at.exception
-    assert any("invalid_context" in e for e in at.error.values)
+    assert any("invalid_context" in e for e in shown_all(at.error.values))
     assert url_list(at, "ctx") == ["8192"]  # the last good value stays in force
 
 

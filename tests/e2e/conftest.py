@@ -59,11 +59,17 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 90.0) -> 
 
 
 @contextlib.contextmanager
-def running_app(log_dir: Path) -> Iterator[str]:
-    """`streamlit run app.py` on a free loopback port; fails the test if the server logged a traceback."""
+def running_app(log_dir: Path, env_overrides: dict[str, str | None] | None = None) -> Iterator[str]:
+    """`streamlit run app.py` on a free loopback port; fails the test if the server logged a traceback.
+    `env_overrides` sets (or, with None, removes) environment variables for this server only."""
     port = _free_port()
     log_path = log_dir / "server.log"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    for key, value in (env_overrides or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),

@@ -78,7 +78,8 @@ def test_plain_escapes_every_markdown_construct_and_keeps_the_text():
     for value in INJECTIONS:
         escaped = plain(value)
         assert _markdown_constructs(escaped) == [], escaped
-        assert re.sub(r"\\(.)", r"\1", escaped) == re.sub(r"\n+", " ", value)  # the reader still sees it all
+        seen = re.sub(r"\\(.)", r"\1", escaped).replace("\u2060", "")  # the word joiners are invisible
+        assert seen == re.sub(r"\n+", " ", value)  # the reader still sees it all
 
 
 def test_a_context_of_superscript_two_or_five_thousand_digits_is_a_warning_not_a_crash():
