@@ -83,8 +83,9 @@ def write_sparse_gguf(tree: Path, cfg: dict, out: Path, outtype: str = "f16") ->
     def index_tensors(self, remote_hf_model_id=None):
         tensors = {}
         for name, shape in inventory:
-            gen = (lambda s=shape: LazyTorchTensor(meta=LazyTorchTensor.meta_with_dtype_and_shape(dtype, s),
-                                                  args=(), func=lambda: never_read()))
+            def gen(s=shape):
+                return LazyTorchTensor(meta=LazyTorchTensor.meta_with_dtype_and_shape(dtype, s), args=(),
+                                       func=lambda: never_read())
             if item := self.filter_tensors((name, gen)):
                 tensors[item[0]] = item[1]
         return tensors

@@ -200,7 +200,7 @@ def quantize_types(arch: str, tensors: list[GgufTensor], ftypes: tuple[str, ...]
     matters for hybrids whose MLP sits on some blocks only.
     """
     from core.sizing.architecture import Tensor
-    from core.sizing.gguf import FTYPE_DEFAULT, GGML_TYPES, _QUANTIZED, _category, _fallback, _rule
+    from core.sizing.gguf import _QUANTIZED, FTYPE_DEFAULT, GGML_TYPES, _category, _fallback, _rule
 
     class _S:  # the counters and hparams llama-quantize keeps (quantize_state_impl)
         pass

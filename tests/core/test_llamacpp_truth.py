@@ -45,10 +45,7 @@ def _params(ids, with_ftype=False):
         rec = LOADED[name]
         ftypes = [f for f, q in rec.get("quantize", {}).items() if "error" not in q] if with_ftype else [None]
         for ft in ftypes:
-            marks = []
-            if name in ENGINE_CANNOT_MODEL and not with_ftype and False:
-                marks = []
-            out.append(pytest.param(name, ft, id=f"{name}-{ft}" if ft else name, marks=marks))
+            out.append(pytest.param(name, ft, id=f"{name}-{ft}" if ft else name))
     return out
 
 
