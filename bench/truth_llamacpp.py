@@ -50,18 +50,36 @@ def build() -> None:
 
 
 def convert(names: list[str]) -> dict[str, dict]:
+    """Sparse GGUF per config (reused when its sidecar `<name>.convert.json` matches the config's hash)."""
     GGUF_DIR.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, str(ROOT / "bench/truth/sparse_gguf.py"), str(TREE), str(GGUF_DIR)]
-    cmd += [str(CONFIGS / f"{n}.json") for n in names]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    out = {}
-    for line in proc.stdout.splitlines():
-        if line.startswith("SPARSE_GGUF_JSON "):
-            d = json.loads(line.split(" ", 1)[1])
-            out[d["model"]] = d
+    out: dict[str, dict] = {}
+    todo = []
     for n in names:
-        out.setdefault(n, {"model": n, "error": "converter produced no result: " + proc.stderr[-300:]})
+        side = GGUF_DIR / f"{n}.convert.json"
+        if side.exists() and (GGUF_DIR / f"{n}.gguf").exists():
+            d = json.loads(side.read_text())
+            if d.get("sha256_config") == _config_hash(n):
+                out[n] = d
+                continue
+        todo.append(n)
+    if todo:
+        cmd = [sys.executable, str(ROOT / "bench/truth/sparse_gguf.py"), str(TREE), str(GGUF_DIR)]
+        cmd += [str(CONFIGS / f"{n}.json") for n in todo]
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        for line in proc.stdout.splitlines():
+            if line.startswith("SPARSE_GGUF_JSON "):
+                d = json.loads(line.split(" ", 1)[1])
+                d["sha256_config"] = _config_hash(d["model"])
+                out[d["model"]] = d
+                if "error" not in d:
+                    (GGUF_DIR / f"{d['model']}.convert.json").write_text(json.dumps(d))
+        for n in todo:
+            out.setdefault(n, {"model": n, "error": "converter produced no result: " + proc.stderr[-300:]})
     return out
+
+
+def _config_hash(name: str) -> str:
+    return hashlib.sha256((CONFIGS / f"{name}.json").read_bytes()).hexdigest()
 
 
 def quantize_dry_run(gguf: Path, ftype: str) -> dict:
@@ -167,7 +185,7 @@ def main() -> None:
     print(f"{'model':<24} {'gguf arch':<14} {'tensors':>7} {'quantize':>9} {'KV MiB @4k':>11}  note")
     for name in names:
         res = record(name, convs[name])
-        res["sha256_config"] = hashlib.sha256((CONFIGS / f"{name}.json").read_bytes()).hexdigest()
+        res["sha256_config"] = _config_hash(name)
         tmp = OUT / f".{name}.json.tmp"
         tmp.write_text(json.dumps(res, indent=1) + "\n")
         os.replace(tmp, OUT / f"{name}.json")

@@ -113,6 +113,11 @@ def write_sparse_gguf(tree: Path, cfg: dict, out: Path, outtype: str = "f16") ->
     ModelBase.index_tensors = index_tensors
     with tempfile.TemporaryDirectory() as d:
         (Path(d) / "config.json").write_text(json.dumps(cfg))
+        if str(cfg.get("model_type", "")).startswith("gemma3"):
+            # conversion/gemma.py cuts token_embd to the tokenizer's real size, read from tokenizer.json; the Hub's
+            # Gemma 3 tokenizer has exactly vocab_size entries (token_embd 262144 rows in Google's own GGUFs).
+            vocab = {f"t{i}": i for i in range(int(cfg["vocab_size"]))}
+            (Path(d) / "tokenizer.json").write_text(json.dumps({"model": {"vocab": vocab}, "added_tokens": []}))
         hparams = ModelBase.load_hparams(Path(d), False)
         arch = get_model_architecture(hparams, ModelType.TEXT)
         cls = get_model_class(arch)

@@ -110,6 +110,8 @@ def _is_f32(gguf_name: str, shape: tuple[int, ...], arch_id) -> bool:
 def _reshape(gguf_name: str, shape: tuple[int, ...], arch: str, hf_name: str) -> tuple[int, ...]:
     """The converter's shape changes that alter what is stored (permutations keep the element count and the
     row length, so they are not modelled)."""
+    if arch == "gpt2" and len(shape) == 2 and hf_name.endswith(("c_attn.weight", "c_proj.weight", "c_fc.weight")):
+        return (shape[1], shape[0])  # GPT-2's Conv1D stores (in, out); conversion/gpt2.py transposes it
     if (".ssm_conv1d." in gguf_name or ".shortconv.conv." in gguf_name) and len(shape) == 3 and shape[1] == 1:
         return (shape[0], shape[2])  # (d, 1, k) -> (d, k)
     if arch in ("mamba2", "granitehybrid", "nemotron_h", "falcon-h1", "qwen3next") and (
@@ -129,6 +131,16 @@ def _split_kv_b(hf_name: str, shape: tuple[int, ...], cfg: dict, source: str) ->
     bid = _block(hf_name)
     return [GgufTensor(f"blk.{bid}.attn_k_b.weight", (heads, lora, nope), source, (hf_name,)),
             GgufTensor(f"blk.{bid}.attn_v_b.weight", (heads, v, lora), source, (hf_name,))]
+
+
+def _extra_tensors(arch: str, cfg: dict) -> list[GgufTensor]:
+    """Tensors the converter generates (generate_extra_tensors), not read from the checkpoint: Llama 3.1+'s
+    RoPE frequency factors (conversion/llama.py, rope_type llama3): head_dim/2 F32 values, 128 bytes for 8B."""
+    rope = cfg.get("rope_scaling") or cfg.get("rope_parameters") or {}
+    if arch == "llama" and isinstance(rope, dict) and str(rope.get("rope_type", rope.get("type", ""))).lower() == "llama3":
+        dim = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+        return [GgufTensor("rope_freqs.weight", (dim // 2,), "F32", ())]
+    return []
 
 
 def gguf_tensor_plan(
@@ -185,6 +197,7 @@ def gguf_tensor_plan(
                                      f"llama.cpp's tensor-name map for {arch!r} has no name for experts {t.name!r}.")
             full = (count, *shape)
             out[i] = GgufTensor(name, full, "F32" if _is_f32(name, full, arch_id) else source, tuple(names))
+    out = _extra_tensors(arch, config or {}) + out
     lm = [t for t in out if not t.mmproj]
     types = quantize_types(arch, lm, ftypes, n_expert=n_expert, gqa=gqa, n_layer=n_blocks)
     return [GgufTensor(t.name, t.shape, t.source_type, t.hf_names, types.get(t.name, {}), t.mmproj) for t in out]
