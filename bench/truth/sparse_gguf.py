@@ -77,15 +77,14 @@ def write_sparse_gguf(tree: Path, cfg: dict, out: Path, outtype: str = "f16") ->
     inventory = meta_inventory(cfg)
     dtype = {"float16": torch.float16, "float32": torch.float32}.get(str(cfg.get("torch_dtype")), torch.bfloat16)
 
-    def never_read():
-        raise RuntimeError("the sparse GGUF writer never reads tensor data")
-
     def index_tensors(self, remote_hf_model_id=None):
+        # Data is never written; the few converter steps that look at values (Mamba's "is output.weight equal to
+        # token_embd?") get a constant distinct per tensor, so different checkpoint tensors stay different.
         tensors = {}
-        for name, shape in inventory:
-            def gen(s=shape):
+        for k, (name, shape) in enumerate(inventory):
+            def gen(s=shape, v=float(k + 1)):
                 return LazyTorchTensor(meta=LazyTorchTensor.meta_with_dtype_and_shape(dtype, s), args=(),
-                                       func=lambda: never_read())
+                                       func=lambda: torch.full(s, v, dtype=dtype))
             if item := self.filter_tensors((name, gen)):
                 tensors[item[0]] = item[1]
         return tensors
@@ -114,8 +113,8 @@ def write_sparse_gguf(tree: Path, cfg: dict, out: Path, outtype: str = "f16") ->
     with tempfile.TemporaryDirectory() as d:
         (Path(d) / "config.json").write_text(json.dumps(cfg))
         if str(cfg.get("model_type", "")).startswith("gemma3"):
-            # conversion/gemma.py cuts token_embd to the tokenizer's real size, read from tokenizer.json; the Hub's
-            # Gemma 3 tokenizer has exactly vocab_size entries (token_embd 262144 rows in Google's own GGUFs).
+            # conversion/gemma.py cuts token_embd to the tokenizer's real size, read from tokenizer.json; assumed
+            # here to be vocab_size entries (no cut). A real tokenizer with fewer entries would shrink token_embd.
             vocab = {f"t{i}": i for i in range(int(cfg["vocab_size"]))}
             (Path(d) / "tokenizer.json").write_text(json.dumps({"model": {"vocab": vocab}, "added_tokens": []}))
         hparams = ModelBase.load_hparams(Path(d), False)

@@ -107,7 +107,7 @@ def _is_f32(gguf_name: str, shape: tuple[int, ...], arch_id) -> bool:
     return False
 
 
-def _reshape(gguf_name: str, shape: tuple[int, ...], arch: str, hf_name: str) -> tuple[int, ...]:
+def _reshape(gguf_name: str, shape: tuple[int, ...], arch: str, hf_name: str, cfg: dict) -> tuple[int, ...]:
     """The converter's shape changes that alter what is stored (permutations keep the element count and the
     row length, so they are not modelled)."""
     if arch == "gpt2" and len(shape) == 2 and hf_name.endswith(("c_attn.weight", "c_proj.weight", "c_fc.weight")):
@@ -118,7 +118,20 @@ def _reshape(gguf_name: str, shape: tuple[int, ...], arch: str, hf_name: str) ->
         gguf_name.endswith(".ssm_a") or gguf_name.endswith(".ssm_d")
     ) and len(shape) == 1:
         return (shape[0], 1)
+    if gguf_name.endswith(".ssm_norm.weight") and len(shape) == 1 and arch in ("mamba2", "granitehybrid", "nemotron_h"):
+        groups = int(cfg.get("n_groups") or cfg.get("mamba_n_groups") or 1)
+        return (groups, shape[0] // groups)  # Mamba-2's grouped RMS norm: (n_group, d_inner / n_group)
     return shape
+
+
+def _split_input_linear(hf_name: str, shape: tuple[int, ...], source: str) -> list[GgufTensor]:
+    """conversion/granite.py: `input_linear` holds gate and up stacked along the output rows; written as two
+    tensors (ffn_gate/ffn_up, `_exps` for the experts, `_shexp` for the shared MLP)."""
+    bid = _block(hf_name)
+    suffix = "exps" if len(shape) == 3 else "shexp"
+    half = (*shape[:-2], shape[-2] // 2, shape[-1])
+    return [GgufTensor(f"blk.{bid}.ffn_gate_{suffix}.weight", half, source, (hf_name,)),
+            GgufTensor(f"blk.{bid}.ffn_up_{suffix}.weight", half, source, (hf_name,))]
 
 
 def _split_kv_b(hf_name: str, shape: tuple[int, ...], cfg: dict, source: str) -> list[GgufTensor]:
@@ -182,11 +195,15 @@ def gguf_tensor_plan(
         if arch == "deepseek2" and hf_name.endswith("kv_b_proj.weight"):
             out += _split_kv_b(hf_name, shape, config or {}, source)
             continue
-        name = tmap.get_name(hf_name, try_suffixes=(".weight", ".bias"))
+        if hf_name.endswith(".input_linear.weight"):  # Granite MoE: gate and up fused along the rows
+            out += _split_input_linear(hf_name, shape, source)
+            continue
+        lookup = hf_name[: -len(".dt_bias")] + ".dt_proj.bias" if hf_name.endswith(".dt_bias") else hf_name
+        name = tmap.get_name(lookup, try_suffixes=(".weight", ".bias"))
         if name is None:
             raise QuantLensError("gguf_tensor_unmapped",
                                  f"llama.cpp's tensor-name map for {arch!r} has no name for tensor {hf_name!r}.")
-        shape = _reshape(name, shape, arch, hf_name)
+        shape = _reshape(name, shape, arch, hf_name, config or {})
         out.append(GgufTensor(name, shape, "F32" if _is_f32(name, shape, arch_id) else source, (hf_name,)))
     for i, t in enumerate(out):
         if t.source_type == "" and t.name in stacked:
