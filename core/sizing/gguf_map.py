@@ -178,8 +178,11 @@ def gguf_tensor_plan(
     tmap, arch_id = _name_map(arch, n_blocks)
     out: list[GgufTensor] = []
     stacked: dict[str, list] = {}
+    main_layers = int((config or {}).get("num_hidden_layers") or 0)
     for hf_name, shape in tensors:
         shape = tuple(int(d) for d in shape)
+        if arch == "deepseek2" and main_layers and (_block(hf_name) or 0) >= main_layers:
+            continue  # conversion/deepseek.py (skip_mtp): DeepSeek-V3's MTP layer is not written (b11434)
         if hf_name.startswith(_MMPROJ_PREFIXES):
             out.append(GgufTensor(hf_name, shape, "F16" if len(shape) > 1 else "F32", (hf_name,), mmproj=True))
             continue

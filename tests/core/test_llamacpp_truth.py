@@ -145,3 +145,26 @@ def test_engine_kv_cache_equals_the_buffer_llama_cpp_allocates(name):
         want_mib = sum(c["mib"] for c in load["kv_caches"])
         got = kv_cache_plan(arch, load["context"], 1, "fp16", runtime="llama.cpp").bytes
         assert round(got / 2**20, 2) == pytest.approx(want_mib, abs=0.011), (load["context"], got / 2**20, want_mib)
+
+
+def test_a_tensor_the_name_map_does_not_know_is_refused_by_name_not_dropped():
+    from core.errors import QuantLensError
+
+    with pytest.raises(QuantLensError) as err:
+        gguf_tensor_plan("llama", [("model.layers.0.mystery_proj.weight", (8, 8))], 1)
+    assert err.value.code == "gguf_tensor_unmapped" and "mystery_proj" in str(err.value)
+
+
+def test_an_architecture_llama_cpp_has_no_converter_for_is_refused_with_its_name():
+    from core.errors import QuantLensError
+
+    with pytest.raises(QuantLensError) as err:
+        gguf_tensor_plan("whisper", [("model.encoder.conv1.weight", (384, 80, 3))], 1)
+    assert err.value.code == "gguf_arch_unknown" and "whisper" in str(err.value)
+
+
+def test_vision_tower_tensors_go_to_the_mmproj_file_not_the_language_model():
+    plan_ = gguf_tensor_plan("llama", [("model.embed_tokens.weight", (256, 64)),
+                                       ("vision_tower.blocks.0.attn.qkv.weight", (192, 64))], 1)
+    assert [t.mmproj for t in plan_] == [False, True]
+    assert plan_[0].name == "token_embd.weight"
