@@ -39,6 +39,7 @@ GGUF_DIR = CACHE / "sparse-gguf"
 FTYPES = ("BF16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q4_K_M", "Q4_K_S", "Q4_0", "IQ4_XS", "Q3_K_L", "Q3_K_M",
           "Q2_K")
 CONTEXTS = (4096, 32768)
+FIT_PRINT = os.environ.get("QUANTLENS_TRUTH_FIT", "") == "1"  # llama-fit-params --fit-print: one more load per context
 
 _QLINE = re.compile(r"\[\s*\d+/\s*\d+\]\s+(\S+)\s+-\s+\[([^\]]*)\],\s+type =\s*(\S+),(.*)$")
 _QNEW = re.compile(r"\((\w+)\)\s*$")
@@ -144,6 +145,8 @@ def load_buffers(gguf: Path, context: int) -> dict:
     if "reserve took" not in log:
         res["error"] = "llama-completion did not build a context: " + "\n".join(
             x for x in lines[-12:] if "error" in x.lower() or "failed" in x.lower() or "exception" in x.lower())[-600:]
+    if not FIT_PRINT:
+        return res
     fit = subprocess.run([str(BIN / "llama-fit-params"), "-m", str(gguf), "-c", str(context), "-fitp", "on", "-np", "1"],
                          capture_output=True, text=True, timeout=300)
     m = re.search(r"^Host (\d+) (\d+) (\d+)", fit.stdout, re.M)
@@ -157,7 +160,7 @@ def record(name: str, conv: dict) -> dict:
     out: dict = {
         "model": name,
         "llama_cpp": {"tag": TAG, "source": f"PyPI sdist {PACKAGE}", "tools": ["llama-quantize --dry-run",
-                      "llama-completion -lv 4 -nr --no-warmup", "llama-fit-params --fit-print on"]},
+                      "llama-completion -lv 4 -nr --no-warmup", "llama-fit-params --fit-print on"][: 3 if FIT_PRINT else 2]},
         "config": cfg,
     }
     if "error" in conv:
