@@ -194,7 +194,7 @@ def main() -> None:
         res = record(name, convs[name])
         res["sha256_config"] = _config_hash(name)
         tmp = OUT / f".{name}.json.tmp"
-        tmp.write_text(json.dumps(res, indent=1) + "\n")
+        tmp.write_text(json.dumps(res, separators=(",", ":")) + "\n")  # compact: expert lists are long
         os.replace(tmp, OUT / f"{name}.json")
         q = res.get("quantize", {})
         ok = sum(1 for v in q.values() if "error" not in v)

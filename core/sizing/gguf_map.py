@@ -239,6 +239,10 @@ def quantize_types(arch: str, tensors: list[GgufTensor], ftypes: tuple[str, ...]
         pass
 
     result: dict[str, dict[str, str]] = {t.name: {} for t in tensors}
+    # llama.cpp's n_gqa() reads block 0's KV heads: 0 when block 0 is an SSM / conv / linear-attention layer
+    # (LFM2, Jamba, Granite-H...), so the GQA bumps never fire for those hybrids.
+    attention_in_block_0 = any(t.name.startswith(("blk.0.attn_k.", "blk.0.attn_v.", "blk.0.attn_qkv.",
+                                                 "blk.0.attn_kv_a_mqa.")) for t in tensors)
     for ftype in ftypes:
         ftype = ftype.upper()
         if ftype not in FTYPE_DEFAULT:
@@ -250,7 +254,7 @@ def quantize_types(arch: str, tensors: list[GgufTensor], ftypes: tuple[str, ...]
         s.has_output = any(t.name == "output.weight" for t in tensors)
         s.i_attention_wv = 0
         s.n_layer = n_layer
-        s.gqa = gqa
+        s.gqa = gqa if attention_in_block_0 else 0
         s.n_expert = n_expert
         s.is_70b = False
         s.is_falcon = arch == "falcon"
