@@ -114,7 +114,7 @@ def _reshape(gguf_name: str, shape: tuple[int, ...], arch: str, hf_name: str, cf
         return (shape[1], shape[0])  # GPT-2's Conv1D stores (in, out); conversion/gpt2.py transposes it
     if (".ssm_conv1d." in gguf_name or ".shortconv.conv." in gguf_name) and len(shape) == 3 and shape[1] == 1:
         return (shape[0], shape[2])  # (d, 1, k) -> (d, k)
-    if arch in ("mamba2", "granitehybrid", "nemotron_h", "falcon-h1", "qwen3next") and (
+    if arch in ("mamba2", "granitehybrid", "nemotron_h", "falcon-h1") and (
         gguf_name.endswith(".ssm_a") or gguf_name.endswith(".ssm_d")
     ) and len(shape) == 1:
         return (shape[0], 1)
@@ -197,6 +197,13 @@ def gguf_tensor_plan(
             continue
         if arch == "deepseek2" and hf_name.endswith("kv_b_proj.weight"):
             out += _split_kv_b(hf_name, shape, config or {}, source)
+            continue
+        if arch == "qwen3next" and hf_name.endswith("in_proj_qkvz.weight"):
+            # conversion/qwen.py: the gated-DeltaNet input projection is written as attn_qkv (q, k, v) + attn_gate (z)
+            z = int((config or {}).get("linear_num_value_heads", 32)) * int((config or {}).get("linear_value_head_dim", 128))
+            bid = _block(hf_name)
+            out += [GgufTensor(f"blk.{bid}.attn_qkv.weight", (shape[0] - z, shape[1]), source, (hf_name,)),
+                    GgufTensor(f"blk.{bid}.attn_gate.weight", (z, shape[1]), source, (hf_name,))]
             continue
         if hf_name.endswith(".input_linear.weight"):  # Granite MoE: gate and up fused along the rows
             out += _split_input_linear(hf_name, shape, source)
