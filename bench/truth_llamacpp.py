@@ -39,6 +39,7 @@ GGUF_DIR = CACHE / "sparse-gguf"
 FTYPES = ("BF16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q4_K_M", "Q4_K_S", "Q4_0", "IQ4_XS", "Q3_K_L", "Q3_K_M",
           "Q2_K")
 CONTEXTS = (4096, 32768)
+MAX_LOAD_GB = float(os.environ.get("QUANTLENS_TRUTH_MAX_LOAD_GB", "120"))
 FIT_PRINT = os.environ.get("QUANTLENS_TRUTH_FIT", "") == "1"  # llama-fit-params --fit-print: one more load per context
 
 _QLINE = re.compile(r"\[\s*\d+/\s*\d+\]\s+(\S+)\s+-\s+\[([^\]]*)\],\s+type =\s*(\S+),(.*)$")
@@ -174,7 +175,14 @@ def record(name: str, conv: dict) -> dict:
 
     dedupe_vocab(gguf)  # files written before the pad tokens had unique names
     out["quantize"] = {ft: quantize_dry_run(gguf, ft) for ft in FTYPES}
-    out["load"] = [load_buffers(gguf, c) for c in CONTEXTS]
+    size_gb = gguf.stat().st_size / 1e9
+    if size_gb > MAX_LOAD_GB:
+        # llama.cpp maps the file with MAP_POPULATE, which pages the whole (sparse) file in: hours for a TB file.
+        out["load_skipped"] = (f"{size_gb:.0f} GB F16 file: loading pages the whole sparse file in (MAP_POPULATE); "
+                               f"over QUANTLENS_TRUTH_MAX_LOAD_GB={MAX_LOAD_GB:g}")
+        out["load"] = []
+    else:
+        out["load"] = [load_buffers(gguf, c) for c in CONTEXTS]
     return out
 
 
