@@ -38,7 +38,7 @@ OUT = ROOT / "tests/core/data/llamacpp_truth"
 GGUF_DIR = CACHE / "sparse-gguf"
 FTYPES = ("BF16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q4_K_M", "Q4_K_S", "Q4_0", "IQ4_XS", "Q3_K_L", "Q3_K_M",
           "Q2_K")
-CONTEXTS = (4096, 32768)
+CONTEXTS = tuple(int(c) for c in os.environ.get("QUANTLENS_TRUTH_CONTEXTS", "4096,32768").split(","))
 MAX_LOAD_GB = float(os.environ.get("QUANTLENS_TRUTH_MAX_LOAD_GB", "120"))
 FIT_PRINT = os.environ.get("QUANTLENS_TRUTH_FIT", "") == "1"  # llama-fit-params --fit-print: one more load per context
 

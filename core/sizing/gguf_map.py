@@ -293,8 +293,11 @@ def _b11434_category(name: str, category) -> str:
 def _quantizable(t: GgufTensor) -> bool:
     """tensor_allows_quantization (b11434): 2-D/3-D '*weight' tensors except norms, routers, conv kernels."""
     n = t.name
+    ne = list(reversed(t.shape))  # ggml_n_dims ignores trailing 1s: a (1, hidden) gate is 1-D to llama.cpp
+    while len(ne) > 1 and ne[-1] == 1:
+        ne.pop()
     return (
-        len(t.shape) >= 2 and n.endswith("weight") and "_norm.weight" not in n and "ffn_gate_inp.weight" not in n
+        len(ne) >= 2 and n.endswith("weight") and "_norm.weight" not in n and "ffn_gate_inp.weight" not in n
         and "ssm_conv1d" not in n and "shortconv.conv.weight" not in n
         and n not in ("position_embd.weight", "token_types.weight")
     )
