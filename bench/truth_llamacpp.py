@@ -156,6 +156,24 @@ def load_buffers(gguf: Path, context: int) -> dict:
     return res
 
 
+def compact_hf(tensors: list) -> list:
+    """Per-expert checkpoint tensors as one entry `[name with {e}, shape, count]` (Qwen3-Next has 73,728 of them);
+    tests/core/test_llamacpp_truth.py expands them back."""
+    out: list = []
+    index: dict = {}
+    for name, shape in tensors:
+        m = re.match(r"^(.*\.experts)\.(\d+)\.(.+)$", name)
+        if not m:
+            out.append([name, shape])
+            continue
+        key = (f"{m[1]}.{{e}}.{m[3]}", tuple(shape))
+        if key not in index:
+            index[key] = len(out)
+            out.append([key[0], shape, 0])
+        out[index[key]][2] += 1
+    return out
+
+
 def record(name: str, conv: dict) -> dict:
     cfg = json.loads((CONFIGS / f"{name}.json").read_text())
     out: dict = {
@@ -167,7 +185,7 @@ def record(name: str, conv: dict) -> dict:
     if "error" in conv:
         out["error"] = "converter: " + conv["error"]
         return out
-    out.update(hf_architecture=conv["hf_architecture"], gguf_arch=conv["gguf_arch"], hf_tensors=conv["hf_tensors"],
+    out.update(hf_architecture=conv["hf_architecture"], gguf_arch=conv["gguf_arch"], hf_tensors=compact_hf(conv["hf_tensors"]),
                converter_tensors=conv["tensors"], sparse_file_bytes=conv["file_bytes"])
     gguf = GGUF_DIR / f"{name}.gguf"
     sys.path.insert(0, str(ROOT / "bench/truth"))

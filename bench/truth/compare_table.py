@@ -20,6 +20,7 @@ from core.sizing.architecture import architecture_from_config  # noqa: E402
 from core.sizing.gguf import plan  # noqa: E402
 from core.sizing.gguf_map import gguf_tensor_plan  # noqa: E402
 from core.sizing.kv_cache import kv_cache_plan  # noqa: E402
+from tests.core.test_llamacpp_truth import hf_tensors  # noqa: E402
 
 
 def plan_from_record(rec: dict):
@@ -29,7 +30,7 @@ def plan_from_record(rec: dict):
     heads = text.get("num_attention_heads") or text.get("n_head") or 1
     kv = text.get("num_key_value_heads") or heads
     n_expert = text.get("num_local_experts") or text.get("num_experts") or text.get("n_routed_experts") or 0
-    return gguf_tensor_plan(cfg["model_type"], [(n, tuple(s)) for n, s in rec["hf_tensors"]],
+    return gguf_tensor_plan(cfg["model_type"], hf_tensors(rec),
                             max(blocks) + 1 if blocks else 0, ftypes=tuple(rec["quantize"]), n_expert=n_expert,
                             gqa=max(1, heads // max(1, kv)), config=text)
 

@@ -67,9 +67,20 @@ def _plan_from_record(rec):
     kv = cfg_text.get("num_key_value_heads") or heads
     n_expert = (cfg_text.get("num_local_experts") or cfg_text.get("num_experts") or cfg_text.get("n_routed_experts")
                 or 0)
-    return gguf_tensor_plan(cfg["model_type"], [(n, tuple(s)) for n, s in rec["hf_tensors"]], n_blocks,
+    return gguf_tensor_plan(cfg["model_type"], hf_tensors(rec), n_blocks,
                             ftypes=tuple(rec["quantize"]), n_expert=n_expert, gqa=max(1, heads // max(1, kv)),
                             config=cfg_text)
+
+
+def hf_tensors(rec) -> list[tuple[str, tuple[int, ...]]]:
+    """The checkpoint's tensors; per-expert ones are stored once as `[name with {e}, shape, count]`."""
+    out = []
+    for entry in rec["hf_tensors"]:
+        if len(entry) == 3:
+            out += [(entry[0].format(e=e), tuple(entry[1])) for e in range(entry[2])]
+        else:
+            out.append((entry[0], tuple(entry[1])))
+    return out
 
 
 def _block_count(rec) -> int:
