@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 PORT   ?= 8501
 
-.PHONY: app test test-fast test-under-load lint bench audit browser redis screenshots clean
+.PHONY: app test test-fast test-under-load lint bench audit browser redis screenshots clean truth
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] in ((3, 11), (3, 12)), "QuantLens needs Python 3.11 or 3.12"'
@@ -57,6 +57,14 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/bench_calculator.py
 	$(BIN)/python bench/bench_compare.py
 	$(BIN)/python bench/bench_first_load.py
+
+# llama.cpp as the judge (not part of `make test`): builds llama.cpp b11434's llama-quantize, llama-completion and
+# llama-fit-params once (CPU only) into ~/.cache/quantlens/llama.cpp-b11434, writes a weight-free GGUF per config in
+# bench/truth/configs and records llama.cpp's answers in tests/core/data/llamacpp_truth/. MODELS=a,b limits the set.
+truth: $(VENV)/.dev-installed
+	@command -v cmake >/dev/null && command -v c++ >/dev/null || { [ "$$(id -u)" = "0" ] && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake g++ >/dev/null; }
+	nice -n 10 $(BIN)/python bench/truth_llamacpp.py $(if $(MODELS),--models $(MODELS))
 
 # Retake the README's screenshots in a real browser (the e2e tests save them to test-artifacts/screenshots/).
 screenshots: $(VENV)/.dev-installed browser
