@@ -189,7 +189,7 @@ def build_report(
             "parameters_without_embeddings": model.parameters_without_embeddings,
             "active_parameters_without_embeddings": model.active_parameters_without_embeddings,
             "source": model.source, "catalog_id": model.catalog_id,
-            "architecture_known": model.architecture is not None, "warnings": list(model.warnings),
+            "architecture_known": sizing.architecture_known(model), "warnings": list(model.warnings),
             "architecture": {k: v for k, v in sizing.model_summary(model).items()
                              if k not in ("name", "parameters", "active_parameters", "parameters_without_embeddings",
                                           "active_parameters_without_embeddings")},

@@ -26,7 +26,7 @@ LLAMA3_8B_CONFIG = {
     "model_type": "llama", "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
     "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256, "tie_word_embeddings": False,
 }
-_QUANTIZED_ROLES = ("attention", "mlp", "expert", "shared_expert")
+_QUANTIZED_ROLES = ("attention", "mlp", "expert", "shared_expert", "ssm")  # ssm: Mamba/linear-attention projections
 GROUP_SIZE = 128
 
 
