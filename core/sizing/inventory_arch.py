@@ -70,7 +70,10 @@ def transformers_tables() -> tuple[frozenset[str], dict[str, str], str]:
     class_to_type: dict[str, str] = {}
     for name in _AUTO:
         for model_type, cls in models.get(name, {}).items():
-            class_to_type.setdefault(cls, model_type)
+            # Several types share a class (llama, code_llama -> LlamaForCausalLM): the one the class is named after.
+            own = cls.lower().startswith(model_type.replace("_", ""))
+            if cls not in class_to_type or (own and not cls.lower().startswith(class_to_type[cls].replace("_", ""))):
+                class_to_type[cls] = model_type
     version = ""
     try:
         for line in (root / "__init__.py").read_text(encoding="utf-8").splitlines():
@@ -99,7 +102,8 @@ def transformers_type(config: dict[str, Any]) -> str | None:
     if isinstance(model_type, str) and model_type in types:
         return model_type
     archs = config.get("architectures")
-    if isinstance(archs, list):
+    # Only for a config whose fields all fit that class: a custom hybrid naming LlamaForCausalLM is not a Llama.
+    if isinstance(archs, list) and not odd_fields(config):
         for name in archs:
             if isinstance(name, str) and name in class_to_type:
                 return class_to_type[name]
