@@ -134,8 +134,29 @@ def refusal(config: dict[str, Any], model_type: str) -> QuantLensError:
         "every precision, or look it up on the Hub, whose safetensors headers list every tensor.")
 
 
+_ARCH_CACHE: dict[str, Any] = {}
+_ARCH_CACHE_SIZE = 32
+
+
 def architecture_from_inventory(config: dict[str, Any]) -> Any:
-    """An Architecture built from the model's own definition (meta device, cached), for configs that need it."""
+    """An Architecture built from the model's own definition (meta device, cached), for configs that need it.
+
+    Cached per config hash so a later click does no per-tensor work at all."""
+    from core.sizing.meta_inventory import config_hash
+
+    key = config_hash(config)
+    hit = _ARCH_CACHE.get(key)
+    if hit is not None:
+        return hit
+    arch = _architecture_from_inventory(config)
+    if len(_ARCH_CACHE) >= _ARCH_CACHE_SIZE:
+        _ARCH_CACHE.pop(next(iter(_ARCH_CACHE)))
+    _ARCH_CACHE[key] = arch
+    return arch
+
+
+def _architecture_from_inventory(config: dict[str, Any]) -> Any:
+    _check_bounds(config)
     from core.sizing.architecture import Architecture, Tensor
     from core.sizing.inventory_plan import _LAYER_RE, component_of, plan_inventory, role_of
     from core.sizing.meta_inventory import build_inventory
@@ -203,3 +224,21 @@ def _first_int(d: dict[str, Any], *keys: str) -> int:
         if isinstance(v, int) and not isinstance(v, bool) and v > 0:
             return v
     return 0
+
+
+def _check_bounds(config: dict[str, Any], depth: int = 0) -> None:
+    """The shared config bounds (core.config_bounds) on this config and its sub-configs, before anything is built."""
+    from core.config_bounds import TABLE
+
+    for bound in TABLE:
+        for key in bound.keys:
+            value = config.get(key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if value > bound.maximum or value < 0:
+                raise QuantLensError("config_out_of_bounds", f"config.json field {key!r} = {value} is outside 0 to "
+                                     f"{bound.maximum:,}.")
+    if depth < 2:
+        for sub in config.values():
+            if isinstance(sub, dict):
+                _check_bounds(sub, depth + 1)
