@@ -359,14 +359,15 @@ def architecture_from_config(config: dict[str, Any]) -> Architecture:
     model_type = (model_type or "").lower()
     from core.sizing import inventory_arch
 
-    named = inventory_arch.transformers_type(config) if not is_known(model_type) else None
+    hand_written = is_known(model_type) or model_type in TEXT_CONFIG_TYPES
+    named = inventory_arch.transformers_type(config) if not hand_written else None
     if named and is_known(named) and named != model_type:
         # Kimi-K2 ("kimi_k2") names transformers' DeepseekV3ForCausalLM: that family's own rules count it.
         arch = architecture_from_config(dict(config, model_type=named))
         note = (f"model_type {model_type!r} is counted as {FAMILIES[named].label} ({named}), the transformers class "
                 "its config names.")
         return _with_warnings(arch, [*warnings, note])
-    if inventory_arch.needs_inventory(config, is_known(model_type)):
+    if inventory_arch.needs_inventory(config, hand_written):
         own = [w for w in warnings if not w.startswith("config.json declares custom code")]
         return _with_warnings(inventory_arch.architecture_from_inventory(config), own)
     text_config = config.get("text_config")

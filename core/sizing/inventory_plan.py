@@ -163,8 +163,12 @@ def _layer_plans(inv: MetaInventory) -> tuple[LayerPlan, ...]:
         elif k is not None:
             kind = "attention"
             kv = (k.shape[0], v.shape[0] if v is not None else k.shape[0])
-        elif any(_FUSED_QKV.search(r) for r in names) and kv_heads and head_dim:
-            kind, kv = "attention", (kv_heads * head_dim, kv_heads * head_dim)
+        elif any(_FUSED_QKV.search(r) for r in names) and heads and head_dim:
+            # fused q|k|v rows = (heads + 2 kv_heads) x head_dim (GPT-2's Conv1D stores it transposed)
+            rest, fused = next((r, t) for r, t in items if _FUSED_QKV.search(r))
+            rows = fused.shape[1] if "c_attn" in rest else fused.shape[0]
+            width = (rows - heads * head_dim) // 2 if rows > heads * head_dim else kv_heads * head_dim
+            kind, kv = "attention", (width, width)
         ck = next((t for r, t in items if _CROSS_K.search(r)), None)
         cv = next((t for r, t in items if _CROSS_V.search(r)), None)
         if ck is not None:

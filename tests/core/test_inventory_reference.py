@@ -54,12 +54,12 @@ def inventory_cache(tmp_path_factory):
 
 def _model(name: str) -> sizing.ModelSpec:
     """The engine's model for a reference config; its inventory is built in-process first (same cache key)."""
-    from core.sizing.families import is_known
+    from core.sizing.families import TEXT_CONFIG_TYPES, is_known
     from core.sizing.inventory_arch import needs_inventory, transformers_type
 
     cfg = _config(name)
     declared, named = str(cfg.get("model_type", "")), transformers_type(cfg)
-    hand = is_known(declared) or (named is not None and is_known(named))
+    hand = is_known(declared) or declared in TEXT_CONFIG_TYPES or (named is not None and is_known(named))
     if needs_inventory(cfg, hand):
         meta_inventory.build_inventory(dict(cfg, model_type=named), isolate=False)
     return sizing.model_from_config(cfg, name)
