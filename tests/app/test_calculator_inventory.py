@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -67,5 +68,6 @@ def test_a_multimodal_config_shows_the_tower_apart_and_the_cost_of_one_image(bui
 def test_an_architecture_nobody_describes_is_refused_in_one_line_naming_it():
     at = _page(src="config", cfg=_link("nemotron-nano-9b-v2"), prec=["fp16"], ctx="0")
     assert not at.exception
-    errors = " ".join(e.value for e in at.error)
+    # a bad link value is a warning naming why; pages escape Markdown in echoed text (pages/text.py)
+    errors = re.sub(r"\\(.)", r"\1", " ".join(e.value for e in [*at.error, *at.warning]))
     assert "nemotron_h" in errors and "parameter count" in errors
