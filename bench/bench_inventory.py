@@ -33,17 +33,17 @@ def main() -> int:
     args = ap.parse_args()
     os.environ["QUANTLENS_INVENTORY_CACHE"] = tempfile.mkdtemp(prefix="ql-inv-bench-")
     from core import sizing
-    from core.sizing import meta_inventory
+    from core.sizing import inventory_arch
 
     rows = []
     for name in args.names:
         cfg = json.loads((DATA / f"{name}.json").read_text())
-        meta_inventory.clear_memory_cache()
+        inventory_arch.clear_cache()
         t0 = time.perf_counter()
         model = sizing.model_from_config(cfg, name)  # cold: child process for non-hand-written families
         cold = time.perf_counter() - t0
         path = "hand-written" if model.architecture and not model.architecture.inventory_key else "meta device"
-        meta_inventory.clear_memory_cache()  # a new app process: read back from the disk cache
+        inventory_arch.clear_cache()  # a new app process: read back from the disk cache
         t0 = time.perf_counter()
         sizing.model_from_config(cfg, name)
         disk = time.perf_counter() - t0

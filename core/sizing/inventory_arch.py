@@ -138,6 +138,14 @@ _ARCH_CACHE: dict[str, Any] = {}
 _ARCH_CACHE_SIZE = 32
 
 
+def clear_cache() -> None:
+    """Forget built architectures and in-memory inventories (the disk cache stays): a fresh app process."""
+    from core.sizing.meta_inventory import clear_memory_cache
+
+    _ARCH_CACHE.clear()
+    clear_memory_cache()
+
+
 def architecture_from_inventory(config: dict[str, Any]) -> Any:
     """An Architecture built from the model's own definition (meta device, cached), for configs that need it.
 
