@@ -336,9 +336,11 @@ def _moe(r: _Reader, model_type: str, num_layers: int, intermediate: int) -> tup
 def architecture_from_config(config: dict[str, Any]) -> Architecture:
     """Normalise a Hugging Face config.json dict into an Architecture.
 
-    Known families are read with their own rules (biases, norms, fused projections, window patterns);
-    an unknown `model_type` is read as a Llama-like decoder from the standard fields, with a warning,
-    or refused with the name of the missing field.
+    Known families are read with their own rules (biases, norms, fused projections, window patterns); every
+    other type the installed transformers defines (and multimodal wrappers carrying their tower) is read from the
+    model's own definition (core.sizing.inventory_arch). An unknown `model_type` with only decoder fields is read
+    as a Llama-like decoder with a warning (`architecture_known` false); one with fields a decoder does not have
+    (mamba_*, ssm_*, hybrid_override_pattern, ...) is refused with a sentence naming it.
     """
     if not isinstance(config, dict):
         raise QuantLensError("config_invalid_json", "config.json must be a JSON object ({...}).")

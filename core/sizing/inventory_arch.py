@@ -28,6 +28,10 @@ NON_DECODER_PREFIXES = ("mamba_", "ssm_", "linear_", "conv_", "time_step", "bloc
 NON_DECODER_KEYS = ("hybrid_override_pattern", "attn_layer_period", "attn_layer_offset", "full_attn_idxs",
                     "state_size", "full_attention_interval", "is_encoder_decoder", "num_decoder_layers", "d_model",
                     "vision_config", "audio_config", "layers_block_type", "expand", "n_groups")
+# Layers x routed experts a meta build may create (each expert is its own module in transformers 4.57): the
+# largest published models (Qwen3-Next 48 x 512, Kimi-K2 61 x 384) stay well below; a hostile config does not
+# get to hold a build for minutes.
+MAX_EXPERT_MODULES = 65_536
 DECODER_LAYER_TYPES = ("full_attention", "sliding_attention", "chunked_attention", "attention")
 _AUTO = ("MODEL_FOR_CAUSAL_LM_MAPPING_NAMES", "MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES",
          "MODEL_FOR_VISION_2_SEQ_MAPPING_NAMES", "MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES",
@@ -246,6 +250,13 @@ def _check_bounds(config: dict[str, Any], depth: int = 0) -> None:
             if value > bound.maximum or value < 0:
                 raise QuantLensError("config_out_of_bounds", f"config.json field {key!r} = {value} is outside 0 to "
                                      f"{bound.maximum:,}.")
+    layers = max((v for k in ("num_hidden_layers", "num_layers", "n_layer", "decoder_layers") if isinstance(
+        v := config.get(k), int)), default=1)
+    experts = max((v for k in ("num_experts", "num_local_experts", "n_routed_experts", "moe_num_experts")
+                   if isinstance(v := config.get(k), int)), default=1)
+    if layers * max(1, experts) > MAX_EXPERT_MODULES:
+        raise QuantLensError("config_out_of_bounds", f"config.json asks for {layers:,} layers x {experts:,} experts; "
+                             f"more than {MAX_EXPERT_MODULES:,} (Qwen3-Next has 24,576) is not built.")
     if depth < 2:
         for sub in config.values():
             if isinstance(sub, dict):

@@ -211,3 +211,13 @@ def test_the_hand_written_rules_give_the_same_inventory_as_the_model_definition(
         from core.sizing.kv_cache import kv_bytes_per_token
 
         assert kv_bytes_per_token(arch) == 2 * sum(sum(layer.kv_rows) for layer in plan.layers), model_id
+
+
+@pytest.mark.parametrize("patch", [{"num_hidden_layers": 512, "num_experts": 4096},
+                                   {"hidden_size": 10**7}, {"vocab_size": 10**9}])
+def test_a_hostile_config_for_a_defined_family_is_refused_before_anything_is_built(patch, tmp_path, monkeypatch):
+    monkeypatch.setenv(meta_inventory.DISK_CACHE_ENV, str(tmp_path))
+    with pytest.raises(QuantLensError) as err:
+        sizing.model_from_config(_config("jamba-1.5-mini") | patch)
+    assert err.value.code == "config_out_of_bounds"
+    assert not list(tmp_path.iterdir())  # refused before any build
