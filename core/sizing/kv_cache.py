@@ -168,7 +168,8 @@ def kv_cache_plan(a: Architecture, context: int, batch: int = 1, kv_precision: s
     total = sum(b * c for b, c in zip(per_layer, cells, strict=True)) * batch
     if a.layer_kv_rows and not all(a.layer_kv_rows):
         with_kv = sum(1 for rows in a.layer_kv_rows if rows)
-        rule += f" Only the {with_kv} attention layers of {a.num_layers} cache K and V."
+        rule += (f" Of the {a.num_layers} layers only the {with_kv} attention layers have a KV cache; the others "
+                 "keep a constant state or nothing.")
     if a.cross_kv_rows:
         source = a.encoder_tokens or context
         total += sum(p.row_bytes(v) for v in a.cross_kv_rows) * source * batch
