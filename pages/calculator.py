@@ -66,8 +66,18 @@ def _decode_config(text: str) -> dict:
     except (binascii.Error, ValueError):
         raise QuantLensError("config_invalid_json", "The config in the link is not valid base64.") from None
     cfg = parse_config_json(raw)
-    sizing.model_from_config(cfg)  # validates it counts
+    _model_from_config(cfg)  # validates it counts
     return cfg
+
+
+def _model_from_config(cfg: dict, name: str = "Uploaded config.json") -> sizing.ModelSpec:
+    """The engine's model; the first time a config needs its model definition built, a spinner says so."""
+    from core.sizing import meta_inventory
+
+    if meta_inventory.cached(cfg) is not None:
+        return sizing.model_from_config(cfg, name)
+    with st.spinner("Reading this architecture from its model definition (first time only, can take a minute)..."):
+        return sizing.model_from_config(cfg, name)
 
 
 def _ppl(delta: float | None) -> str:
@@ -318,7 +328,7 @@ def draw_config_upload() -> None:
         return
     try:
         cfg = parse_config_json(up.getvalue())
-        sizing.model_from_config(cfg)
+        _model_from_config(cfg)
         encoded = _encode_config(cfg)
         st.session_state["w_cfg"] = encoded if len(encoded) <= MAX_URL_CONFIG_CHARS else ""
         st.session_state["calc_cfg_inline"] = cfg
@@ -345,7 +355,7 @@ def resolve_models(state: dict, hf_token: str | None) -> tuple[list[sizing.Model
             if cfg is None and state["cfg"]:
                 cfg = _decode_config(state["cfg"])
             if cfg is not None:
-                models = [sizing.model_from_config(cfg, "Uploaded config.json")]
+                models = [_model_from_config(cfg, "Uploaded config.json")]
     except QuantLensError as exc:
         st.error(plain(exc.one_line()))
     return list({m.name: m for m in models}.values()), hub_found  # the same model twice adds nothing
@@ -411,9 +421,46 @@ def draw_training(models, mode: str, state: dict, hardware, cards: int) -> None:
                "moments) plus activations. LoRA: frozen 16-bit base + adapters. QLoRA: frozen NF4 base + adapters.")
 
 
+_DEFINITION_KEYS = ("layer_kinds", "state_bytes_per_sequence", "parts", "tower_parameters", "image_tokens",
+                    "image_resolution", "kv_bytes_per_image_fp16", "cross_attention_tokens", "inventory")
+
+
+def _summary_row(sm: dict) -> dict:
+    """The summary table's columns (the model-definition details are drawn as sentences below it)."""
+    return {k: v for k, v in sm.items() if k not in _DEFINITION_KEYS}
+
+
+def _definition_lines(sm: dict) -> list[str]:
+    """What the model's own definition says beyond the table: layer kinds, recurrent state, tower, image cost."""
+    if sm.get("layer_kinds") is None:
+        return []
+    lines = []
+    kinds = sm["layer_kinds"]
+    if set(kinds) - {"attention"}:
+        lines.append(f"{sm['name']}: layers " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in kinds.items())
+                     + "; KV cache only on attention layers.")
+    if sm["state_bytes_per_sequence"]:
+        lines.append(f"{sm['name']}: recurrent (SSM/conv) state {sm['state_bytes_per_sequence'] / GB:.3f} GB per "
+                     "sequence in llama.cpp (F32), whatever the context: its own line in the table.")
+    parts = sm.get("parts") or {}
+    if sm["tower_parameters"]:
+        lines.append(f"{sm['name']}: language model {parts.get('language', 0):,} parameters; vision/audio tower "
+                     f"{sm['tower_parameters']:,} (llama.cpp: the separate mmproj file).")
+    if sm["image_tokens"]:
+        lines.append(f"{sm['name']}: one image at {sm['image_resolution']} = {sm['image_tokens']:,} tokens = "
+                     f"{sm['kv_bytes_per_image_fp16'] / 2**20:.1f} MiB of FP16 KV cache.")
+    if sm["cross_attention_tokens"]:
+        lines.append(f"{sm['name']}: encoder {parts.get('encoder', 0):,} + decoder {parts.get('decoder', 0):,} "
+                     f"parameters; cross-attention caches {sm['cross_attention_tokens']} encoder tokens per layer.")
+    if lines:
+        lines.append(f"{sm['name']}: counted from {sm['inventory']}.")
+    return lines
+
+
 def draw_memory(models, result, rt: str, compute_ms: float, hub_found=()) -> None:
     st.subheader("Memory per precision")
-    summary = pd.DataFrame([sizing.model_summary(m) for m in models]).rename(columns={
+    summaries = [sizing.model_summary(m) for m in models]
+    summary = pd.DataFrame([_summary_row(sm) for sm in summaries]).rename(columns={
         "name": "Model", "parameters": "Parameters", "active_parameters": "Active / token", "model_type": "Type",
         "layers": "Layers", "hidden_size": "Hidden", "attention": "Attention", "head_dim": "head_dim",
         "sliding_window": "Sliding window", "kv_bytes_per_token_fp16": "KV bytes/token (FP16)",
@@ -422,10 +469,15 @@ def draw_memory(models, result, rt: str, compute_ms: float, hub_found=()) -> Non
     st.table(plain_cells(summary.set_index("Model").fillna("—")).style.format(
         lambda v: f"{v:,.0f}" if isinstance(v, (int, float)) else v), border="horizontal")
     hub_input.draw_details(hub_found)
+    for sm in summaries:
+        for line in _definition_lines(sm):
+            st.caption(plain(line))
+    has_state = any(e.state_bytes for es in result.estimates for e in es)
     table = pd.DataFrame([
         {"Model": e.model_name, "Precision": e.precision_label, "Total GB": e.total_bytes / GB,
          "Weights GB": e.weights_bytes / GB,
          "KV cache GB": e.kv_cache_bytes / GB if e.kv_cache_known else float("nan"),
+         **({"Recurrent state GB": e.state_bytes / GB} if has_state else {}),
          "Overhead GB": e.overhead_bytes / GB,
          "Overhead range GB": f"{e.overhead_min_bytes / GB:.2f} - {e.overhead_max_bytes / GB:.2f}",
          "Total GiB": e.total_bytes / GIB, "ppl Δ (llama.cpp)": _ppl(get_precision(e.precision).ppl_delta),
@@ -434,7 +486,8 @@ def draw_memory(models, result, rt: str, compute_ms: float, hub_found=()) -> Non
     ])
     # A plain HTML table, not st.dataframe: the canvas grid made each rerun ~150-300 ms slower to show new numbers
     # (bench/bench_browser.py), and a few rows need no sorting or scrolling.
-    gb_columns = ("Weights GB", "KV cache GB", "Overhead GB", "Total GB", "Total GiB")
+    gb_columns = ("Weights GB", "KV cache GB", "Overhead GB", "Total GB", "Total GiB") + (
+        ("Recurrent state GB",) if has_state else ())
     st.table(plain_cells(table).style.format(dict.fromkeys(gb_columns, "{:.2f}"), na_rep="—"), hide_index=True,
              border="horizontal")
     csv_rows = pd.DataFrame([

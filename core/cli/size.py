@@ -163,8 +163,8 @@ def build_report(
                 notes.append(n)
         row: dict[str, Any] = {
             "precision": e.precision, "label": e.precision_label, "family": e.precision_family,
-            "weights_bytes": e.weights_bytes, "kv_cache_bytes": e.kv_cache_bytes, "overhead_bytes": e.overhead_bytes,
-            "overhead_min_bytes": e.overhead_min_bytes, "overhead_max_bytes": e.overhead_max_bytes,
+            "weights_bytes": e.weights_bytes, "kv_cache_bytes": e.kv_cache_bytes, "state_bytes": e.state_bytes,
+            "overhead_bytes": e.overhead_bytes, "overhead_min_bytes": e.overhead_min_bytes, "overhead_max_bytes": e.overhead_max_bytes,
             "total_bytes": e.total_bytes, "total_min_bytes": e.total_min_bytes, "total_max_bytes": e.total_max_bytes,
             "kv_cache_known": e.kv_cache_known, "kv_cache_rule": e.kv_cache_rule or None,
             "gguf_imatrix": e.gguf_imatrix, "ppl_delta": p.ppl_delta, "ppl_source": p.ppl_source,
@@ -189,7 +189,7 @@ def build_report(
             "parameters_without_embeddings": model.parameters_without_embeddings,
             "active_parameters_without_embeddings": model.active_parameters_without_embeddings,
             "source": model.source, "catalog_id": model.catalog_id,
-            "architecture_known": model.architecture is not None, "warnings": list(model.warnings),
+            "architecture_known": sizing.architecture_known(model), "warnings": list(model.warnings),
             "architecture": {k: v for k, v in sizing.model_summary(model).items()
                              if k not in ("name", "parameters", "active_parameters", "parameters_without_embeddings",
                                           "active_parameters_without_embeddings")},
@@ -237,6 +237,12 @@ def _table(report: dict[str, Any]) -> str:
     rules = [r["kv_cache_rule"] for r in report["estimates"] if r.get("kv_cache_rule")]
     if rules:
         out.append(f"KV cache: {rules[0]}")
+    state = max((r.get("state_bytes", 0) for r in report["estimates"]), default=0)
+    if state:
+        out.append(f"Recurrent state (SSM/conv layers, constant per sequence, in the totals): {state / GB:.3f} GB")
+    parts = (report["model"].get("architecture") or {}).get("parts") or {}
+    if len(parts) > 1:
+        out.append("Parts: " + ", ".join(f"{k} {v:,}" for k, v in parts.items()) + " parameters")
     out += [f"note: {n}" for n in report["model"]["warnings"] + report["notes"]]
     return "\n".join(out) + "\n"
 

@@ -17,6 +17,7 @@ from core.sizing.engine import (
     HardwareDetail,
     MemoryEstimate,
     ModelSpec,
+    architecture_known,
     calculate,
     context_points,
     decode_speed,
@@ -40,7 +41,7 @@ from core.sizing.engine import (
 
 __all__ = [
     "DEFAULT_MAX_CONTEXT", "MYTH_70B_INT4", "SEED_MODELS", "SEED_PRECISIONS", "CalculatorResult", "HardwareDetail",
-    "MemoryEstimate", "ModelSpec", "calculate", "context_points", "decode_speed", "estimate", "estimate_all", "fit",
+    "MemoryEstimate", "ModelSpec", "architecture_known", "calculate", "context_points", "decode_speed", "estimate", "estimate_all", "fit",
     "fit_matrix", "format_params", "max_context", "memory_vs_context", "model_from_architecture",
     "model_from_catalog", "model_from_config", "model_from_params", "model_summary", "myth_notes", "resolve_model",
     "seed_table", "weights_bytes",

@@ -118,6 +118,23 @@ class Architecture:
     window_kind: str = "sliding"  # "chunked": Llama 4 attends within fixed chunks of n tokens (same cache cap)
     max_position_embeddings: int = 0
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    # Read from the model's own definition (core.sizing.inventory_arch) for families the rules above do not cover.
+    # `inventory_key` is the config hash, so equal keys mean equal tensors (which are left out of eq/hash).
+    inventory_key: str = ""
+    inventory_tensors: tuple[Tensor, ...] = field(default=(), compare=False, repr=False)
+    layer_kv_rows: tuple[tuple[int, ...], ...] = ()  # per layer: cached rows per token; () on SSM/MLP-only layers
+    layer_state_values: tuple[int, ...] = ()  # per layer: constant recurrent state per sequence (conv + SSM)
+    cross_kv_rows: tuple[int, ...] = ()  # per decoder layer: cross-attention K+V values per encoder token
+    encoder_tokens: int = 0  # cross-attention length fixed by the config (Whisper 1500); 0 = the context
+    encoder_decoder: bool = False
+    active_parameters_override: int = 0
+    embedding_parameters_override: int = -1
+    components: tuple[tuple[str, int], ...] = ()  # ("language"|"encoder"|"decoder"|"vision"|"audio"|"projector", n)
+    image_tokens: int = 0  # tokens one image costs in the context at the model's resolution
+    image_resolution: str = ""
+    layer_kinds: tuple[tuple[str, int], ...] = ()  # ("attention", 4), ("ssm", 36), ...
+    moe_experts: tuple[int, int] = (0, 0)  # (routed experts, experts per token) read from the definition
+    source: str = ""  # "" = hand-written rules; else the library that built the inventory
 
     @property
     def gqa_ratio(self) -> int:
@@ -319,9 +336,11 @@ def _moe(r: _Reader, model_type: str, num_layers: int, intermediate: int) -> tup
 def architecture_from_config(config: dict[str, Any]) -> Architecture:
     """Normalise a Hugging Face config.json dict into an Architecture.
 
-    Known families are read with their own rules (biases, norms, fused projections, window patterns);
-    an unknown `model_type` is read as a Llama-like decoder from the standard fields, with a warning,
-    or refused with the name of the missing field.
+    Known families are read with their own rules (biases, norms, fused projections, window patterns); every
+    other type the installed transformers defines (and multimodal wrappers carrying their tower) is read from the
+    model's own definition (core.sizing.inventory_arch). An unknown `model_type` with only decoder fields is read
+    as a Llama-like decoder with a warning (`architecture_known` false); one with fields a decoder does not have
+    (mamba_*, ssm_*, hybrid_override_pattern, ...) is refused with a sentence naming it.
     """
     if not isinstance(config, dict):
         raise QuantLensError("config_invalid_json", "config.json must be a JSON object ({...}).")
@@ -340,6 +359,19 @@ def architecture_from_config(config: dict[str, Any]) -> Architecture:
     if model_type is not None and not isinstance(model_type, str):
         raise QuantLensError("config_invalid_value", "config.json field 'model_type' must be a string.")
     model_type = (model_type or "").lower()
+    from core.sizing import inventory_arch
+
+    hand_written = is_known(model_type) or model_type in TEXT_CONFIG_TYPES
+    named = inventory_arch.transformers_type(config) if not hand_written else None
+    if named and is_known(named) and named != model_type:
+        # Kimi-K2 ("kimi_k2") names transformers' DeepseekV3ForCausalLM: that family's own rules count it.
+        arch = architecture_from_config(dict(config, model_type=named))
+        note = (f"model_type {model_type!r} is counted as {FAMILIES[named].label} ({named}), the transformers class "
+                "its config names.")
+        return _with_warnings(arch, [*warnings, note])
+    if inventory_arch.needs_inventory(config, hand_written):
+        own = [w for w in warnings if not w.startswith("config.json declares custom code")]
+        return _with_warnings(inventory_arch.architecture_from_inventory(config), own)
     text_config = config.get("text_config")
     if isinstance(text_config, dict) and not config.get("hidden_size") and not config.get("n_embd"):
         warnings.append("Only the language model (text_config) is counted; a vision or audio tower is not included.")
@@ -349,6 +381,8 @@ def architecture_from_config(config: dict[str, Any]) -> Architecture:
             inner["tie_word_embeddings"] = config["tie_word_embeddings"]
         arch = architecture_from_config({k: v for k, v in inner.items() if k != "text_config"})
         return _with_warnings(arch, warnings)
+    if not is_known(model_type) and inventory_arch.odd_fields(config):
+        raise inventory_arch.refusal(config, model_type)
     if not is_known(model_type):
         label = repr(model_type) if model_type else "no model_type"
         warnings.append(
@@ -659,7 +693,11 @@ def _layer_norms(a: Architecture, i: int) -> list[Tensor]:
 
 @lru_cache(maxsize=256)
 def tensor_inventory(a: Architecture) -> tuple[Tensor, ...]:
-    """Every weight tensor of the model, in GGUF order and naming (token_embd, blk.N.*, output)."""
+    """Every weight tensor of the model, in GGUF order and naming (token_embd, blk.N.*, output).
+
+    For an architecture read from the model's own definition: its parameters as transformers names them."""
+    if a.inventory_tensors:
+        return a.inventory_tensors
     e = a.hidden_size
     t = [Tensor("token_embd.weight", (a.vocab_size, e), "embedding")]
     if a.learned_positions:
@@ -703,12 +741,33 @@ def parameter_count(a: Architecture) -> int:
 @lru_cache(maxsize=256)
 def active_parameter_count(a: Architecture) -> int:
     """Parameters used per token: for MoE only top-k of the routed experts (shared experts always run)."""
+    if a.inventory_key:
+        return a.active_parameters_override
     total = parameter_count(a)
     if a.moe is None:
         return total
     expert = sum(t.numel for t in tensor_inventory(a) if t.role in ("expert", "expert_bias"))
     inactive = expert - expert * a.moe.experts_per_token // a.moe.num_experts
     return total - inactive
+
+
+# How each family's model card counts "active" parameters beyond the routing (top-k of the experts): the roles it
+# leaves out. OpenAI's gpt-oss card (5.1B of 117B) leaves out the input embedding but keeps the unembedding;
+# Z.ai's GLM-4.5-Air (12B of 106B) and Qwen3-Next (80B-A3B) leave out both embedding tables. Mixtral (12.9B),
+# Qwen3-30B-A3B (3.3B), DeepSeek-V3 (37B), Kimi-K2 (32B) count everything.
+CARD_ACTIVE_LEAVES_OUT: dict[str, tuple[str, ...]] = {
+    "gpt_oss": ("embedding",), "glm4_moe": ("embedding", "output"), "qwen3_next": ("embedding", "output"),
+}
+
+
+@lru_cache(maxsize=256)
+def card_active_parameter_count(a: Architecture) -> int:
+    """Active parameters counted the way the family's model card counts them (see CARD_ACTIVE_LEAVES_OUT)."""
+    active = active_parameter_count(a)
+    left_out = CARD_ACTIVE_LEAVES_OUT.get(a.model_type, ())
+    if not left_out or a.tie_word_embeddings:
+        return active
+    return active - sum(t.numel for t in tensor_inventory(a) if t.role in left_out)
 
 
 @lru_cache(maxsize=256)
@@ -718,6 +777,8 @@ def embedding_parameter_count(a: Architecture) -> int:
     OpenAI's "3.6B active" for gpt-oss-20b leaves the token embedding out but keeps the (untied) unembedding.
     A tied table is also the output layer, which every token multiplies with, so it is not subtracted.
     """
+    if a.embedding_parameters_override >= 0:
+        return a.embedding_parameters_override
     lookups = ("embedding", "position")
     return sum(t.numel for t in tensor_inventory(a) if t.role in lookups
                and not (t.role == "embedding" and a.tie_word_embeddings))

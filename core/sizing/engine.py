@@ -21,6 +21,7 @@ from core.sizing.architecture import (
     Architecture,
     active_parameter_count,
     architecture_from_config,
+    card_active_parameter_count,
     embedding_parameter_count,
     parameter_count,
     parse_config_json,
@@ -28,7 +29,7 @@ from core.sizing.architecture import (
 )
 from core.sizing.gguf import uses_imatrix
 from core.sizing.hardware import DecodeSpeed, Fit, Hardware, check_fit, decode_speed_ceiling
-from core.sizing.kv_cache import check_context_batch, get_kv_precision, kv_cache_plan
+from core.sizing.kv_cache import check_context_batch, get_kv_precision, kv_cache_plan, state_bytes
 from core.sizing.overhead import get_runtime, runtime_overhead
 from core.sizing.precisions import Precision, get_precision
 from core.sizing.weights import weights_bytes as _weights_bytes
@@ -79,10 +80,11 @@ def model_from_architecture(arch: Architecture, name: str, source: str, catalog_
     return ModelSpec(
         name=name,
         parameters=parameter_count(arch),
-        active_parameters=active_parameter_count(arch),
+        active_parameters=card_active_parameter_count(arch),
         architecture=arch,
         parameters_without_embeddings=parameter_count(arch) - embeddings,
-        active_parameters_without_embeddings=active_parameter_count(arch) - embeddings,
+        active_parameters_without_embeddings=min(active_parameter_count(arch) - embeddings,
+                                                 card_active_parameter_count(arch)),
         source=source,
         catalog_id=catalog_id,
         warnings=arch.warnings,
@@ -144,6 +146,8 @@ class MemoryEstimate:
     notes: tuple[str, ...] = ()
     kv_cache_rule: str = ""  # which runtime rule sized the KV cache, in words
     gguf_imatrix: bool | None = None  # GGUF rows: made with an importance matrix or not; None for other formats
+    # Constant per-sequence state of SSM / recurrent layers (conv + SSM state), x batch; in the totals, apart from KV.
+    state_bytes: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -197,6 +201,10 @@ def estimate(
             notes.append(f"Context {context:,} is beyond {model.name}'s trained context of "
                          f"{arch.max_position_embeddings:,} tokens; memory is computed anyway.")
     over = runtime_overhead(arch, runtime, context, batch, weights)
+    state = state_bytes(arch, runtime, batch) if context else 0
+    if state:
+        notes.append(f"Recurrent layers keep a constant state per sequence ({state // batch:,} bytes each, any "
+                     "context length), shown as its own line.")
     active = weights if model.active_parameters == model.parameters else weights * model.active_parameters // model.parameters
     return MemoryEstimate(
         model_name=model.name,
@@ -208,9 +216,9 @@ def estimate(
         overhead_bytes=over.typical_bytes,
         overhead_min_bytes=over.min_bytes,
         overhead_max_bytes=over.max_bytes,
-        total_bytes=weights + kv + over.typical_bytes,
-        total_min_bytes=weights + kv + over.min_bytes,
-        total_max_bytes=weights + kv + over.max_bytes,
+        total_bytes=weights + kv + state + over.typical_bytes,
+        total_min_bytes=weights + kv + state + over.min_bytes,
+        total_max_bytes=weights + kv + state + over.max_bytes,
         active_weights_bytes=active,
         context=context,
         batch=batch,
@@ -220,6 +228,7 @@ def estimate(
         notes=tuple(notes) + (over.notes if context else ()),
         kv_cache_rule=kv_rule,
         gguf_imatrix=gguf_imatrix,
+        state_bytes=state,
     )
 
 
@@ -291,7 +300,7 @@ def memory_vs_context(
 def fit(model: ModelSpec, est: MemoryEstimate, hw: Hardware) -> Fit:
     """How `est` sits on `hw`: fits, headroom, GPUs needed (tensor parallel and pooled)."""
     heads = model.architecture.num_heads if model.architecture is not None else None
-    return check_fit(hw, est.weights_bytes, est.kv_cache_bytes, est.overhead_bytes, heads)
+    return check_fit(hw, est.weights_bytes, est.kv_cache_bytes + est.state_bytes, est.overhead_bytes, heads)
 
 
 def fit_matrix(model: ModelSpec, estimates: tuple[MemoryEstimate, ...], hardware: tuple[Hardware, ...]) -> list[Fit]:
@@ -320,7 +329,7 @@ def max_context(
 
     def fits(c: int) -> bool:
         e = estimate(model, precision, c, batch, kv_precision, runtime, imatrix)
-        per_card = -(-(e.weights_bytes + e.kv_cache_bytes) // n_gpus) + e.overhead_bytes
+        per_card = -(-(e.weights_bytes + e.kv_cache_bytes + e.state_bytes) // n_gpus) + e.overhead_bytes
         return per_card <= hw.usable_memory_bytes
 
     if not fits(1):
@@ -438,9 +447,13 @@ def model_summary(model: ModelSpec) -> dict[str, Any]:
 
     Keys: name, parameters, active_parameters, model_type, layers, hidden_size, attention (e.g. "GQA 32/8",
     "MLA latent 576"), head_dim, sliding_window (e.g. "4096 tokens on 21 of 42 layers" or ""),
-    kv_bytes_per_token_fp16, max_context. Architecture fields are None for a bare parameter count.
+    kv_bytes_per_token_fp16, max_context, and from the model's own definition: layer_kinds ({"attention": 4,
+    "ssm": 36}), state_bytes_per_sequence (llama.cpp, F32), parts ({"language": n, "vision": n, "projector": n} or
+    encoder/decoder), tower_parameters, image_tokens, image_resolution, kv_bytes_per_image_fp16,
+    cross_attention_tokens, inventory ("transformers 4.57.6 (meta device)" or "hand-written rules").
+    Architecture fields are None for a bare parameter count.
     """
-    from core.sizing.kv_cache import kv_bytes_per_token
+    from core.sizing.kv_cache import kv_bytes_per_token, state_bytes
 
     a = model.architecture
     out: dict[str, Any] = {"name": model.name, "parameters": model.parameters,
@@ -449,7 +462,7 @@ def model_summary(model: ModelSpec) -> dict[str, Any]:
                            "active_parameters_without_embeddings": model.active_parameters_without_embeddings}
     if a is None:
         return out | {k: None for k in ("model_type", "layers", "hidden_size", "attention", "head_dim",
-                                        "sliding_window", "kv_bytes_per_token_fp16", "max_context")}
+                                        "sliding_window", "kv_bytes_per_token_fp16", "max_context", *_DEFINITION_KEYS)}
     if a.is_encoder:
         attention = f"encoder, {a.num_heads} heads"
     elif a.mla is not None:
@@ -470,4 +483,32 @@ def model_summary(model: ModelSpec) -> dict[str, Any]:
         "model_type": a.model_type, "layers": a.num_layers, "hidden_size": a.hidden_size, "attention": attention,
         "head_dim": a.head_dim, "sliding_window": sliding, "kv_bytes_per_token_fp16": kv_bytes_per_token(a),
         "max_context": a.max_position_embeddings or None,
+    } | _definition_summary(a, kv_bytes_per_token(a), state_bytes(a, "llama.cpp"))
+
+
+_DEFINITION_KEYS = ("layer_kinds", "state_bytes_per_sequence", "parts", "tower_parameters", "image_tokens",
+                    "image_resolution", "kv_bytes_per_image_fp16", "cross_attention_tokens", "inventory")
+
+
+def _definition_summary(a: Architecture, kv_per_token: int, state: int) -> dict[str, Any]:
+    """What the model's own definition adds to the summary (layer kinds, recurrent state, parts, image cost)."""
+    parts = dict(a.components)
+    tower = sum(n for c, n in a.components if c in ("vision", "audio", "projector"))
+    kinds = dict(a.layer_kinds) or ({"encoder": a.num_layers} if a.is_encoder else {"attention": a.num_layers})
+    return {
+        "layer_kinds": kinds, "state_bytes_per_sequence": state, "parts": parts or None,
+        "tower_parameters": tower, "image_tokens": a.image_tokens or None,
+        "image_resolution": a.image_resolution or None,
+        "kv_bytes_per_image_fp16": a.image_tokens * kv_per_token if a.image_tokens else None,
+        "cross_attention_tokens": (a.encoder_tokens or "context") if a.cross_kv_rows else None,
+        "inventory": f"{a.source} (meta device)" if a.source else "hand-written rules",
     }
+
+
+def architecture_known(model: ModelSpec) -> bool:
+    """True only when the engine really knows the architecture: a hand-written family or the model's own
+    definition, never a Llama-style guess for an unknown family or a bare parameter count."""
+    from core.sizing.families import is_known
+
+    a = model.architecture
+    return a is not None and (bool(a.inventory_key) or is_known(a.model_type))

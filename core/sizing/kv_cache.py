@@ -93,8 +93,7 @@ def layer_row_values(a: Architecture) -> tuple[int, ...]:
 def kv_bytes_per_token(a: Architecture, kv_precision: str = "fp16") -> int:
     """Bytes one token adds to the cache across all layers (ignoring window caps)."""
     p = get_kv_precision(kv_precision)
-    per_layer = sum(p.row_bytes(v) for v in layer_row_values(a))
-    return per_layer * a.num_layers
+    return sum(layer_token_bytes(a, p))
 
 
 @dataclass(frozen=True)
@@ -137,9 +136,11 @@ def kv_cache_plan(a: Architecture, context: int, batch: int = 1, kv_precision: s
     check_context_batch(context, batch)
     runtime = get_runtime(runtime)
     p = get_kv_precision(kv_precision)
-    per_layer_token = sum(p.row_bytes(v) for v in layer_row_values(a))
+    per_layer = layer_token_bytes(a, p)
     windows = a.layer_windows or (0,) * a.num_layers
-    if not per_layer_token:
+    if not any(per_layer) and not a.cross_kv_rows:
+        if a.layer_state_values and any(a.layer_state_values):
+            return KvCachePlan(0, (), "No attention layers: no KV cache; the recurrent state is its own line.")
         return KvCachePlan(0, (), "Encoder model: no KV cache.")
     if not context:
         return KvCachePlan(0, (0,) * a.num_layers, "No context: weights only.")
@@ -164,7 +165,39 @@ def kv_cache_plan(a: Architecture, context: int, batch: int = 1, kv_precision: s
         cells = tuple(min(context, w) if w else context for w in windows)
         rule = ("transformers: " + (f"{word} layers keep only their window; the others the whole context."
                                      if has_window else "every layer keeps the whole context."))
-    return KvCachePlan(per_layer_token * sum(cells) * batch, cells, rule)
+    total = sum(b * c for b, c in zip(per_layer, cells, strict=True)) * batch
+    if a.layer_kv_rows and not all(a.layer_kv_rows):
+        with_kv = sum(1 for rows in a.layer_kv_rows if rows)
+        rule += (f" Of the {a.num_layers} layers only the {with_kv} attention layers have a KV cache; the others "
+                 "keep a constant state or nothing.")
+    if a.cross_kv_rows:
+        source = a.encoder_tokens or context
+        total += sum(p.row_bytes(v) for v in a.cross_kv_rows) * source * batch
+        rule += (f" Cross-attention caches K and V of {source:,} encoder tokens on every decoder layer"
+                 + (" (fixed by the model)." if a.encoder_tokens else " (the input is taken as long as the context)."))
+    return KvCachePlan(total, cells, rule)
+
+
+def layer_token_bytes(a: Architecture, p: KvPrecision) -> tuple[int, ...]:
+    """Bytes one token adds to each layer's self-attention cache (0 on SSM, convolution and MLP-only layers)."""
+    if a.layer_kv_rows:
+        return tuple(sum(p.row_bytes(v) for v in rows) for rows in a.layer_kv_rows)
+    per_layer = sum(p.row_bytes(v) for v in layer_row_values(a))
+    return (per_layer,) * a.num_layers
+
+
+# Bytes per value of the recurrent (conv + SSM) state: llama.cpp allocates it in F32 (llama-memory-recurrent.cpp,
+# type_r = type_s = GGML_TYPE_F32); vLLM and transformers keep it in the model's 16-bit dtype by default.
+STATE_BYTES_PER_VALUE = {"llama.cpp": 4, "vllm": 2, "transformers": 2}
+
+
+def state_bytes(a: Architecture | None, runtime: str, batch: int = 1) -> int:
+    """Constant per-sequence state of SSM / recurrent layers for `batch` sequences (independent of the context)."""
+    from core.sizing.overhead import get_runtime
+
+    if a is None or not a.layer_state_values:
+        return 0
+    return sum(a.layer_state_values) * STATE_BYTES_PER_VALUE[get_runtime(runtime)] * batch
 
 
 def kv_cache_bytes(a: Architecture, context: int, batch: int = 1, kv_precision: str = "fp16",

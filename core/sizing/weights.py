@@ -26,7 +26,7 @@ LLAMA3_8B_CONFIG = {
     "model_type": "llama", "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
     "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256, "tie_word_embeddings": False,
 }
-_QUANTIZED_ROLES = ("attention", "mlp", "expert", "shared_expert")
+_QUANTIZED_ROLES = ("attention", "mlp", "expert", "shared_expert", "ssm")  # ssm: Mamba/linear-attention projections
 GROUP_SIZE = 128
 
 
@@ -97,12 +97,27 @@ def weights_bytes(p: Precision, parameters: int, arch: Architecture | None, imat
         return _ceil(parameters * p.bits_per_weight / 8)
     if p.family == "gguf":
         assert p.gguf_ftype is not None
+        if arch is not None and arch.components and any(t.role == "tower" for t in tensor_inventory(arch)):
+            language, tower = _split_tower(arch)
+            return gguf.file_bytes(language, p.gguf_ftype, imatrix) + 2 * tower  # + the F16 mmproj file
         if arch is not None:
             return gguf.file_bytes(arch, p.gguf_ftype, imatrix)
         return _ceil(parameters * gguf_bits_per_weight(p.gguf_ftype, None, imatrix) / 8)
     if arch is not None:
         return _real_format_bytes(p, arch)
     return _ceil(parameters * p.bits_per_weight / 8)
+
+
+@lru_cache(maxsize=64)
+def _split_tower(a: Architecture) -> tuple[Architecture, int]:
+    """The language model alone (the main .gguf file) and the tower's parameter count (llama.cpp's mmproj file,
+    written in F16 by convert_hf_to_gguf.py --mmproj)."""
+    from dataclasses import replace
+
+    tensors = tensor_inventory(a)
+    language = tuple(t for t in tensors if t.role != "tower")
+    tower = sum(t.numel for t in tensors if t.role == "tower")
+    return replace(a, inventory_tensors=language, inventory_key=a.inventory_key + ":language"), tower
 
 
 def weights_note(p: Precision, arch: Architecture | None) -> str | None:
@@ -112,6 +127,11 @@ def weights_note(p: Precision, arch: Architecture | None) -> str | None:
     if arch is None and p.family == "gguf":
         bits = float(gguf_bits_per_weight(p.gguf_ftype or ""))
         return f"{p.name}: no architecture, so Llama-3-8B's whole-file average of {bits:.2f} bits/weight is used."
+    if p.family == "gguf" and arch is not None and arch.inventory_key:
+        tower = "; the vision/audio tower as an F16 mmproj file beside it" if any(
+            c in ("vision", "audio", "projector") for c, _ in arch.components) else ""
+        return (f"{p.name}: llama.cpp's per-tensor rules applied to the tensors of the model's own definition "
+                f"(transformers names){tower}.")
     if arch is None:
         return f"{p.name}: no architecture, so {float(p.bits_per_weight):.3f} bits on every parameter (embeddings would stay 16-bit in a real file)."
     return None
