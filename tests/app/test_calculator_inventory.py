@@ -11,6 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.sizing import meta_inventory
+from tests.app.test_calculator_page import shown_all  # pages escape echoed Markdown
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "calculator.py")
 DATA = Path(__file__).resolve().parents[1] / "core" / "data" / "reference_configs"
@@ -53,7 +54,7 @@ def test_a_mamba_config_shows_its_recurrent_state_as_its_own_line_and_no_kv_cach
     df = _memory_table(at)
     assert df["Recurrent state GB"].tolist()[0] == pytest.approx(24_903_680 / 1e9, abs=0.006)
     assert df["KV cache GB"].tolist()[0] == 0
-    captions = " ".join(c.value for c in at.caption)
+    captions = " ".join(shown_all(c.value for c in at.caption))
     assert "64 ssm" in captions and "recurrent (SSM/conv) state" in captions
 
 
@@ -61,7 +62,7 @@ def test_a_multimodal_config_shows_the_tower_apart_and_the_cost_of_one_image(bui
     built("llava-1.5-7b")
     at = _page(src="config", cfg=_link("llava-1.5-7b"), prec=["fp16"], ctx="4096")
     assert not at.exception and not at.error
-    captions = " ".join(c.value for c in at.caption)
+    captions = " ".join(shown_all(c.value for c in at.caption))
     assert "vision/audio tower 324,487,168" in captions and "576 tokens" in captions
 
 
