@@ -25,8 +25,18 @@ from core.sizing.kv_cache import KV_PRECISIONS
 from core.sizing.overhead import RUNTIMES
 from core.sizing.parsing import parse_context
 from core.sizing.precisions import DEFAULT_NAMES, PRECISIONS, get_precision
+from core.sizing.runtimes import budget_words
+from core.sizing.runtimes import rules as runtime_rules
 from core.sizing.training import TRAINING_MODES, training_estimate
-from core.sizing.verdict import FITS, FITS_SPLIT, MAX_CARDS, answer, format_tokens, training_fit_text
+from core.sizing.verdict import (
+    FITS,
+    FITS_SPLIT,
+    MAX_CARDS,
+    UNSUPPORTED,
+    answer,
+    training_fit_text,
+    workload_words,
+)
 from pages import hub_input, style
 from pages.routing import ensure_routed, page_entered
 from pages.share import share_link
@@ -294,7 +304,7 @@ def draw_inputs() -> tuple[str, str | None, object]:
         c1, c2, c3 = st.columns(3)
         # no help= tooltip: it would share the label, and the browser tests find the box by its label
         c1.text_input("Context (tokens; 0 = weights only)", key="w_ctx", placeholder="8192, 32k, 128k (k = 1024)")
-        c2.number_input("Batch (sequences)", min_value=1, max_value=MAX_BATCH, step=1, key="w_batch")
+        c2.number_input("Batch (sequences) = concurrent requests", min_value=1, max_value=MAX_BATCH, step=1, key="w_batch")
         c3.number_input("Cards I have (of each GPU)", min_value=1, max_value=MAX_CARDS, step=1, key="w_cards",
                         help="8 asks whether it runs on 8× the GPU (tensor parallel or layers split). "
                              "Macs and CPU RAM count as one.")
@@ -355,6 +365,8 @@ def resolve_models(state: dict, hf_token: str | None) -> tuple[list[sizing.Model
 
 
 def _fit_style(status: str) -> str:
+    if status == UNSUPPORTED:
+        return "background-color: rgba(134, 142, 150, 0.18); color: rgba(110, 118, 126, 1)"
     if status == FITS:
         return "background-color: rgba(47, 158, 68, 0.22)"
     if status == FITS_SPLIT:
@@ -362,7 +374,7 @@ def _fit_style(status: str) -> str:
     return "background-color: rgba(224, 49, 49, 0.20)"
 
 
-def draw_answer(box, answers, result, ctx: int) -> None:
+def draw_answer(box, answers, result, ctx: int, batch: int = 1) -> None:
     """The verdict per model x hardware, and each model's totals, in plain lines that wrap on a phone."""
     with box:
         st.subheader("The answer", anchor="the-answer")
@@ -374,8 +386,7 @@ def draw_answer(box, answers, result, ctx: int) -> None:
         lines = []
         for es in result.estimates:
             totals = ", ".join(f"{e.precision_label} **{e.total_bytes / GB:,.1f} GB**" for e in es)
-            lines.append(f"- {plain(es[0].model_name)}, {format_tokens(ctx)} context: {totals}" if ctx else
-                         f"- {plain(es[0].model_name)}, weights only: {totals}")
+            lines.append(f"- {plain(es[0].model_name)}{workload_words(ctx, batch)}: {totals}")
         st.markdown("**Totals** (weights + KV cache + overhead)\n" + "\n".join(lines))
 
 
@@ -534,38 +545,45 @@ def draw_charts(models, result, precisions, hardware, sweeps, batch: int) -> Non
                "each card's usable memory.")
 
 
-def draw_fit(answers, result, hardware, ctx: int, batch: int, cards: int) -> None:
+def draw_fit(answers, result, hardware, ctx: int, batch: int, cards: int, rt: str) -> None:
+    """The matrix and the per-device table both draw the verdict's own cells (core.sizing.verdict.FitCell), for
+    every model, on the cards the user has: the three can never disagree."""
     if not hardware:
         return
-    st.subheader(f"Does it fit? Context {ctx:,} x batch {batch}" + (f", {cards} cards of each GPU" if cards > 1 else ""))
-    rows, styles = [], []
+    st.subheader(f"Does it fit? {workload_words(ctx, batch).strip(' ()').capitalize()} in {runtime_rules(rt).label}"
+                 + (f", {cards} cards of each GPU" if cards > 1 else ""))
+    rows, styles, refusals = [], [], {}
     for a, es in zip(answers, result.estimates, strict=True):
         for hw in hardware:
             cells = [a.cells[(hw.id, e.precision)] for e in es]
-            rows.append({"Model": a.model_name, "Hardware": f"{hw.name} ({hw.usable_memory_bytes / GB:.1f} GB)",
+            rows.append({"Model": a.model_name, "Hardware": f"{hw.name} ({budget_words(hw, rt)})",
                          **{c.precision_label: c.text for c in cells}})
             styles.append({"Model": "", "Hardware": "", **{c.precision_label: _fit_style(c.status) for c in cells}})
+            refusals.update({c.precision_label: c.reason for c in cells if c.status == UNSUPPORTED and c.reason})
     matrix = pd.DataFrame(rows)
     style_frame = pd.DataFrame(styles)
     st.table(matrix.style.apply(lambda _: style_frame, axis=None), hide_index=True, border="horizontal")
-    st.caption("✅ fits one card (free memory shown) or the cards you have; ❌ does not. Usable memory is what the "
-               "runtime can allocate: Apple Silicon's GPU may use only about 2/3-3/4 of unified memory by default. "
-               "Cards: tensor parallel (power of two dividing the heads, each card pays the overhead) or layers "
-               "split over cards, whichever needs fewer.")
-    focus = result.models[0].name
+    st.caption("✅ fits one card (free memory shown) or the cards you have; ❌ does not; ⛔ greyed: the runtime cannot "
+               "load that format. Usable memory is what the runtime may allocate: vLLM takes gpu_memory_utilization "
+               "(0.9) of the card; Apple Silicon's GPU may use only about 2/3-3/4 of unified memory by default. "
+               f"Cards: {runtime_rules(rt).split_words}.")
+    for label, reason in refusals.items():
+        st.caption(f"⛔ {plain(label)}: {plain(reason)}")
     details = [{
-        "Hardware": d.hardware.name, "Precision": d.estimate.precision_label, "Fits": "yes" if d.fit.fits else "no",
-        "Free GB": d.fit.headroom_bytes / GB,
-        "GPUs (tensor parallel)": str(d.fit.gpus_tensor_parallel) if d.fit.gpus_tensor_parallel else "—",
-        "GPUs (pooled)": str(d.fit.gpus_pooled) if d.fit.gpus_pooled else "—",
-        "Max context": f"{d.max_context:,}" if d.max_context is not None else "—",
-        "Decode tok/s ceiling": d.decode.tokens_per_s_per_sequence,
-    } for d in result.details]
-    st.markdown(f"**{focus}: cards, longest context, speed**")
-    st.table(pd.DataFrame(details).style.format({"Free GB": "{:.1f}", "Decode tok/s ceiling": "{:,.0f}"})
-             , hide_index=True, border="horizontal")
-    st.caption("Decode tok/s ceiling = memory bandwidth / bytes read per token (active weights + KV cache); real "
-               "runtimes reach roughly 50-80% of it. MoE models read only their active experts.")
+        "Model": a.model_name, "Hardware": hw.name, "Precision": c.precision_label,
+        "Fits": {FITS: "yes", FITS_SPLIT: f"yes, {c.cards_used} cards", UNSUPPORTED: "cannot load"}.get(c.status, "no"),
+        "Cards": str(c.cards_used) if c.status != UNSUPPORTED else "—",
+        "Free GB per card": f"{c.free_bytes / GB:.1f}" if c.status != UNSUPPORTED else "—",
+        "Cards needed": str(c.cards_needed) if c.cards_needed else "—",
+        "Max context": f"{c.max_context:,}" if c.max_context is not None else "—",
+        "Decode tok/s ceiling": f"{c.decode_tokens_per_s:,.0f}" if c.decode_tokens_per_s is not None else "—",
+    } for a, es in zip(answers, result.estimates, strict=True) for hw in hardware
+        for c in (a.cells[(hw.id, e.precision)] for e in es)]
+    st.markdown("**Every model: cards, longest context, speed** (on the cards it runs on)")
+    st.table(pd.DataFrame(details), hide_index=True, border="horizontal")
+    st.caption("Decode tok/s ceiling = memory bandwidth / bytes read per token (active weights + KV cache) on the cards "
+               "used (tensor parallel adds the cards' bandwidth; a layer split does not); real runtimes reach roughly "
+               "50-80% of it. MoE models read only their active experts.")
 
 
 def draw_quality(precisions) -> None:
@@ -656,17 +674,18 @@ if mode != "inference":
 
 result = sizing.calculate(models, precisions, ctx, batch, kv, rt, hardware,
                           imatrix=True if state.get("imatrix") else None)
-answers = answer(result.models, result.estimates, hardware, cards, kv, rt)
+answers = answer(result.models, result.estimates, hardware, cards, kv, rt,
+                 imatrix=True if state.get("imatrix") else None)
 sweeps = [result.sweep] + [
     sizing.memory_vs_context(m, [p.name for p in precisions], sizing.context_points(min(m.max_context, MAX_CONTEXT)),
                              batch, kv, rt) for m in result.models[1:]]
 compute_ms = (time.perf_counter() - started) * 1000
 with answer_box:
-    draw_answer(answer_box, answers, result, ctx)
+    draw_answer(answer_box, answers, result, ctx, batch)
     for note in result.myth_notes:
         st.warning(note)
 draw_memory(models, result, rt, compute_ms, hub_found)
-draw_fit(answers, result, hardware, ctx, batch, cards)
+draw_fit(answers, result, hardware, ctx, batch, cards, rt)
 draw_charts(result.models, result, precisions, hardware, sweeps, batch)
 draw_quality(precisions)
 draw_glossary()

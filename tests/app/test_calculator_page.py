@@ -85,7 +85,8 @@ def test_query_params_restore_the_whole_state():
 
 
 def test_70b_at_int4_on_a_24gb_card_is_called_out_as_not_fitting():
-    at = page(src="params", params="70B", prec=["int4"], ctx="0", gpu=["rtx-4090"])
+    # INT4 as vLLM loads it (compressed-tensors W4A16); llama.cpp greys it out (GGUF only)
+    at = page(src="params", params="70B", prec=["int4"], ctx="0", gpu=["rtx-4090"], rt="vllm")
     assert any("false" in w and "24 GB" in w for w in shown_all(at.warning.values))
     fit_matrix = table_with(at, "INT4")
     assert fit_matrix["INT4"].iloc[0].startswith("❌ needs 2 cards")
@@ -253,12 +254,44 @@ def test_every_selected_model_gets_its_verdict_fit_rows_and_context_line():
     assert set(rows["Model"]) == {"Llama 3.1 8B", "Llama 3.1 70B"}
 
 
-def test_the_cards_i_have_turn_8_h100_into_a_yes_for_deepseek_v3():
+def test_the_cards_i_have_turn_8_h100_into_a_yes_for_deepseek_v3_at_a_format_llama_cpp_loads():
     at = page(model=["deepseek-ai/DeepSeek-V3"], gpu=["h100-sxm-80gb"], cards="8", prec=["int8", "Q4_K_M"])
     assert not at.exception and not at.error
     assert at.number_input(key="w_cards").value == 8
-    assert any(m.startswith("✅ DeepSeek V3 on 8× NVIDIA H100 SXM 80GB: yes") for m in markdown_lines(at))
-    assert table_with(at, "INT8")["INT8"].iloc[0].startswith("✅ on 8 cards")
+    assert any(m.startswith("✅ DeepSeek V3 on 8× NVIDIA H100 SXM 80GB: yes — GGUF Q4_K_M fits")
+               for m in markdown_lines(at))
+    matrix = table_with(at, "INT8")
+    assert matrix["INT8"].iloc[0].startswith("⛔ llama.cpp cannot load it")
+    assert matrix["GGUF Q4_K_M"].iloc[0].startswith("✅ on 5 cards")
+    assert any("GGUF Q8_0" in c for c in shown_all(x.value for x in at.caption))  # why INT8 is greyed, and what to use
+
+
+def test_with_two_cards_the_verdict_the_matrix_and_the_detail_table_say_the_same():
+    """'Cards I have = 2' once gave a yes above a table of single-card numbers (Fits no, Free -19.6 GB, context 0)."""
+    at = page(model=["meta-llama/Llama-3.1-70B"], gpu=["rtx-4090"], cards="2", prec=["Q4_K_M"], ctx="4096")
+    assert any(m.startswith("✅ Llama 3.1 70B on 2× NVIDIA GeForce RTX 4090: yes — GGUF Q4_K_M fits")
+               and "split over 2 cards" in m for m in markdown_lines(at))
+    assert table_with(at, "GGUF Q4_K_M")["GGUF Q4_K_M"].iloc[0].startswith("✅ on 2 cards")
+    row = table_with(at, "Max context").iloc[0]
+    assert row["Fits"] == "yes, 2 cards" and row["Cards"] == "2" and float(row["Free GB per card"]) > 0
+    assert int(row["Max context"].replace(",", "")) >= 4096
+
+
+def test_every_model_gets_its_own_longest_context_and_speed_rows():
+    at = page(model=["meta-llama/Llama-3.1-8B", "meta-llama/Llama-3.1-70B"], gpu=["rtx-4090"], prec=["Q4_K_M"])
+    detail = table_with(at, "Max context")
+    assert detail["Model"].tolist() == ["Llama 3.1 8B", "Llama 3.1 70B"]
+    assert detail["Decode tok/s ceiling"].iloc[1] != "—"
+
+
+def test_vllm_with_16_requests_of_8k_says_no_on_a_4090_and_greys_out_gguf():
+    at = page(model=["meta-llama/Llama-3.1-8B"], gpu=["rtx-4090"], rt="vllm", ctx="8192", batch="16")
+    verdict = next(m for m in markdown_lines(at) if " on NVIDIA GeForce RTX 4090: " in m)
+    assert verdict.startswith("❌") and "16 concurrent requests × 8k context" in verdict and "GGUF" not in verdict
+    assert any("16 concurrent requests" in m for m in markdown_lines(at) if "Totals" in m or m.startswith("- "))
+    matrix = table_with(at, "GGUF Q4_K_M")
+    assert matrix["GGUF Q4_K_M"].iloc[0].startswith("⛔ vLLM cannot load it")
+    assert "0.9" in matrix["Hardware"].iloc[0]
 
 
 def test_link_keys_people_guess_are_read_as_aliases_and_unknown_keys_are_named():
