@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from core.sizing.engine import MemoryEstimate, ModelSpec, estimate
 from core.sizing.hardware import MAX_GPUS, Fit, Hardware, decode_speed_ceiling
+from core.sizing.offload import DEFAULT_RAM_BANDWIDTH_GB_S, OffloadPlan, plan_offload
 from core.sizing.precisions import get_precision
 from core.sizing.runtimes import (
     TENSOR_PARALLEL,
@@ -82,6 +83,8 @@ class Verdict:
     runtime: str = "llama.cpp"
     context: int = 0
     batch: int = 1
+    offload: OffloadPlan | None = None  # llama.cpp: part of the model in system RAM, when nothing fits the cards
+    offload_precision: str | None = None
 
 
 @dataclass(frozen=True)
@@ -205,8 +208,21 @@ def _device(hw: Hardware, cards: int) -> str:
     return f"{cards}× {hw.name}" if cards > 1 and hw.kind == "gpu" else hw.name
 
 
+def _offload(model: ModelSpec, ests: tuple[MemoryEstimate, ...], cells: list[FitCell], hw: Hardware, cards: int,
+             runtime: str, ram_bandwidth_gb_s: float) -> tuple[OffloadPlan | None, str | None]:
+    """llama.cpp only: the offload plan of the smallest chosen format it loads, when none fits the cards."""
+    if runtime != "llama.cpp" or hw.kind != "gpu" or model.architecture is None or any(c.usable for c in cells):
+        return None, None
+    loadable = [e for e, c in zip(ests, cells, strict=True) if c.status != UNSUPPORTED]
+    if not loadable:
+        return None, None
+    smallest = min(loadable, key=lambda e: e.total_bytes)
+    return plan_offload(model, smallest, [hw] * cards, ram_bandwidth_gb_s), smallest.precision
+
+
 def _verdict(model: ModelSpec, hw: Hardware, cells: list[FitCell], fallback: FitCell | None, cards: int,
-             context: int, batch: int, runtime: str) -> Verdict:
+             context: int, batch: int, runtime: str, offload: tuple[OffloadPlan | None, str | None] = (None, None)
+             ) -> Verdict:
     r = rules(runtime)
     who = f"{model.name} on {_device(hw, cards)}"
     ctx = workload_words(context, batch)
@@ -241,9 +257,14 @@ def _verdict(model: ModelSpec, hw: Hardware, cells: list[FitCell], fallback: Fit
         tail = f", or fits at {fallback.precision_label}{ctx}{where}"
     else:
         tail = f"; no {r.label} format down to {get_precision(r.fallback_ladder[-1]).label} fits{ctx}"
+    plan, plan_precision = offload
+    if plan is not None and plan_precision is not None:
+        tail += (f"; or offload at {get_precision(plan_precision).label}: {plan.flags} puts "
+                 f"{plan.ram_bytes / GB:.1f} GB in system RAM, about {plan.tokens_per_s:.1f} tokens/s at most")
     return Verdict(model.name, hw.id, hw.name, cards, False, None,
                    nearest.cards_needed if nearest else None, nearest.precision if nearest else None,
-                   fallback.precision if fallback else None, f"{who}: no — {parts[0]}{tail}.", runtime, context, batch)
+                   fallback.precision if fallback else None, f"{who}: no — {parts[0]}{tail}.", runtime, context, batch,
+                   plan, plan_precision)
 
 
 def answer(
@@ -255,6 +276,7 @@ def answer(
     runtime: str = "llama.cpp",
     imatrix: bool | None = None,
     with_context: bool = True,
+    ram_bandwidth_gb_s: float = DEFAULT_RAM_BANDWIDTH_GB_S,
 ) -> tuple[ModelAnswer, ...]:
     """Verdicts and fit cells for every model x hardware under `runtime`, from the estimates `calculate` made.
 
@@ -286,7 +308,8 @@ def answer(
                     if c.usable:
                         fallback = c
                         break
-            verdicts.append(_verdict(model, hw, row, fallback, n, context, batch, runtime))
+            plan = _offload(model, ests, row, hw, n, runtime, ram_bandwidth_gb_s)
+            verdicts.append(_verdict(model, hw, row, fallback, n, context, batch, runtime, plan))
         out.append(ModelAnswer(model.name, tuple(verdicts), cells))
     return tuple(out)
 
