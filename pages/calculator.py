@@ -37,7 +37,7 @@ from core.sizing.verdict import (
     training_fit_text,
     workload_words,
 )
-from pages import hub_input, style
+from pages import hub_input, runtime_view, style
 from pages.routing import ensure_routed, page_entered
 from pages.share import share_link
 from pages.text import link_int, plain
@@ -686,6 +686,7 @@ with answer_box:
         st.warning(note)
 draw_memory(models, result, rt, compute_ms, hub_found)
 draw_fit(answers, result, hardware, ctx, batch, cards, rt)
+runtime_view.draw_run_it(answers, result, hardware, kv, hub_found)
 draw_charts(result.models, result, precisions, hardware, sweeps, batch)
 draw_quality(precisions)
 draw_glossary()

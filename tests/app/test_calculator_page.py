@@ -328,3 +328,23 @@ def test_no_raw_none_in_the_tables_of_a_bare_parameter_count():
     at = page(src="params", params="7B", gpu=["rtx-4090", "apple-m3-max-64gb"])
     for frame in [d.value for d in at.dataframe] + [t.value for t in at.table]:
         assert "None" not in frame.astype(str).to_numpy().ravel().tolist()
+
+
+def test_70b_on_one_4090_offers_the_offload_plan_and_a_llama_server_command_that_realises_it():
+    at = page(model=["meta-llama/Llama-3.1-70B"], gpu=["rtx-4090"], prec=["Q4_K_M"], ctx="8192", kv="q8_0")
+    verdict = next(m for m in markdown_lines(at) if "Llama 3.1 70B on NVIDIA GeForce RTX 4090" in m)
+    assert verdict.startswith("❌") and "offload at GGUF Q4_K_M: -ngl " in verdict and "system RAM" in verdict
+    ngl = re.search(r"-ngl (\d+)", verdict).group(1)
+    commands = [c.value for c in at.code]
+    assert any(c.startswith("llama-server -hf ") and f"-ngl {ngl} " in c and "-c 8192" in c
+               and "-ctk q8_0 -ctv q8_0" in c for c in commands)
+
+
+def test_vllm_shows_its_predicted_boot_lines_and_the_serve_command_with_the_requests():
+    at = page(model=["meta-llama/Llama-3.1-8B"], gpu=["h100-sxm-80gb"], rt="vllm", prec=["fp16"], ctx="8192",
+              batch="16")
+    commands = [c.value for c in at.code]
+    assert any(c == "vllm serve meta-llama/Llama-3.1-8B --max-model-len 8192 --max-num-seqs 16 "
+                    "--gpu-memory-utilization 0.9" for c in commands)
+    boot = next(c for c in commands if c.startswith("GPU KV cache size: "))
+    assert "Maximum concurrency for 8,192 tokens per request: " in boot
