@@ -94,7 +94,7 @@ def defaults(model_ids: list[str], gpu_ids: list[str]) -> dict:
         "src": "catalog", "model": [first] if isinstance(first, str) else list(first), "params": "7B 70B",
         "prec": list(DEFAULT_NAMES), "ctx": 4096, "batch": 1, "kv": "fp16", "rt": "llama.cpp", "mode": "inference",
         "rank": 16, "gpu": [g for g in DEFAULT_GPUS if g in gpu_ids] or gpu_ids[:3], "cards": 1, "cfg": "",
-        "imatrix": False, "hf": "",
+        "imatrix": False, "hf": "", "measured": "",
     }
 
 
@@ -209,6 +209,15 @@ def read_query_params(qp, model_ids: list[str], gpu_ids: list[str]) -> tuple[dic
             if v not in gpu_ids:
                 bad("gpu", v, "not in the hardware catalog")
         state["gpu"] = picked if picked or not given else state["gpu"]
+    if "measured" in qp:  # numbers read from a pasted log (core.sizing.reconcile), never the log itself
+        v = qp["measured"]
+        try:
+            from core.sizing.reconcile import from_link
+
+            from_link(v)
+            state["measured"] = v
+        except QuantLensError as exc:
+            bad("measured", v[:40], exc.message.rstrip("."))
     if qp.get("cfg"):
         try:
             _decode_config(qp["cfg"])
@@ -627,6 +636,7 @@ warning_box = st.container()
 answer_box = st.container()
 saved = st.session_state.get("calc_state")
 mode, hf_token, ctx_column = draw_inputs()
+log_error = runtime_view.sync_measured()
 state = {k: st.session_state.get(f"w_{k}", DEFAULTS[k]) for k in DEFAULTS}
 state["mode"] = mode
 try:
@@ -687,6 +697,7 @@ with answer_box:
 draw_memory(models, result, rt, compute_ms, hub_found)
 draw_fit(answers, result, hardware, ctx, batch, cards, rt)
 runtime_view.draw_run_it(answers, result, hardware, kv, hub_found)
+runtime_view.draw_reconcile(result.models[0], precisions, kv, hardware, state.get("measured", ""), log_error)
 draw_charts(result.models, result, precisions, hardware, sweeps, batch)
 draw_quality(precisions)
 draw_glossary()

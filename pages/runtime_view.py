@@ -75,3 +75,73 @@ def draw_run_it(answers, result, hardware, kv: str, hub_found=()) -> None:
                     st.caption(plain(capacity_sentence(cap)))
     st.caption("Commands realise the verdict above: the format that fits (or the offload plan), the context, the "
                "concurrent requests and the cards. Check the repo name before running.")
+
+
+# ------------------------------------------------------------------------------------- predicted vs measured
+
+LOG_BOX = "calc_log_text"
+MAX_LOG_CHARS = 200_000
+
+
+def sync_measured() -> str | None:
+    """Before the page builds its state: a pasted log becomes the numbers the link carries (`measured=`); the
+    log itself is never stored in the link. Returns the one-line error of an unreadable log, if any."""
+    from core.errors import QuantLensError
+    from core.sizing.reconcile import parse_log
+
+    text = st.session_state.get(LOG_BOX) or ""
+    if not text.strip():
+        return None
+    try:
+        st.session_state["w_measured"] = parse_log(text[:MAX_LOG_CHARS]).to_link()
+    except QuantLensError as exc:
+        return exc.one_line()
+    return None
+
+
+def draw_reconcile(model, precisions, kv: str, hardware, measured: str, error: str | None) -> None:
+    """Paste a start-up log (or open a link carrying its numbers): each component predicted vs measured."""
+    import pandas as pd
+
+    from core.errors import QuantLensError
+    from core.sizing.reconcile import from_link, predicted_components, reconcile
+    from core.sizing.runtimes import loads as runtime_loads
+
+    st.subheader("Paste a log: predicted vs measured", anchor="reconcile")
+    st.text_area("Start-up log (llama.cpp buffer lines, Ollama runner log or vLLM boot log); read as text, only its "
+                 "numbers are kept", key=LOG_BOX, height=120, max_chars=MAX_LOG_CHARS)
+    if error:
+        st.error(plain(error))
+    if not measured or model is None:
+        st.caption("The link then carries the numbers read from the log (never the log), so others see the same "
+                   "comparison.")
+        return
+    try:
+        parsed = from_link(measured)
+    except QuantLensError as exc:
+        st.warning(plain(exc.one_line()))
+        return
+    runtime = "vllm" if parsed.runtime == "vllm" else "llama.cpp"
+    chosen = [p.name for p in precisions if runtime_loads(runtime, p.name)]
+    precision = chosen[0] if chosen else ("bf16" if runtime == "vllm" else "Q4_K_M")
+    gpu = next((h for h in hardware if h.kind == "gpu"), None)
+    try:
+        predicted = predicted_components(model, precision, parsed, kv, gpu.memory_bytes if gpu else None)
+    except QuantLensError as exc:
+        st.warning(plain(exc.one_line()))
+        return
+    rows = reconcile(parsed, predicted)
+
+    def show(v, unit):
+        return "—" if v is None else (f"{v:,} tokens" if unit == "tokens" else f"{v / 1e9:.3f} GB")
+
+    st.table(pd.DataFrame([{
+        "Component": r.component, "Predicted": show(r.predicted_bytes, r.unit), "Measured": show(r.measured_bytes, r.unit),
+        "Gap": "—" if r.gap_bytes is None else (f"{r.gap_bytes:+,} tokens" if r.unit == "tokens"
+                                                 else f"{r.gap_bytes / 1e9:+.3f} GB"),
+        "Gap %": "—" if r.gap_percent is None else f"{r.gap_percent:+.1f}%",
+    } for r in rows]), hide_index=True, border="horizontal")
+    facts = ", ".join(f"{k} {v:,}" for k, v in parsed.facts.items())
+    st.caption(f"{plain(model.name)} at {plain(precision)}, {parsed.runtime} log" + (f" ({facts})" if facts else "")
+               + (f"; vLLM pool predicted for {plain(gpu.name)}" if gpu and parsed.runtime == "vllm" else "")
+               + ". Weights and KV cache are arithmetic; compute buffers and vLLM's pool are estimates.")

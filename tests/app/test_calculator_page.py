@@ -348,3 +348,23 @@ def test_vllm_shows_its_predicted_boot_lines_and_the_serve_command_with_the_requ
                     "--gpu-memory-utilization 0.9" for c in commands)
     boot = next(c for c in commands if c.startswith("GPU KV cache size: "))
     assert "Maximum concurrency for 8,192 tokens per request: " in boot
+
+
+def test_a_pasted_ollama_log_shows_predicted_vs_measured_and_the_link_carries_numbers_only():
+    log = (Path(__file__).parents[1] / "core" / "data" / "logs" / "ollama_llama31_8b_q4km.log").read_text()
+    at = page(model=["meta-llama/Llama-3.1-8B"], prec=["Q4_K_M"], gpu=["rtx-4090"])
+    at.text_area(key="calc_log_text").set_value(log + "\n[click me](http://evil.example)\n").run()
+    assert not at.exception
+    table = table_with(at, "Measured")
+    rows = table.set_index("Component")
+    assert rows.loc["KV cache", "Gap %"] == "+0.0%" and rows.loc["Weights", "Predicted"].endswith(" GB")
+    measured = at.query_params["measured"]
+    measured = measured[0] if isinstance(measured, list) else measured
+    assert measured.startswith("ollama.") and "evil" not in measured and "CUDA" not in measured
+    again = page(model=["meta-llama/Llama-3.1-8B"], prec=["Q4_K_M"], gpu=["rtx-4090"], measured=measured)
+    assert table_with(again, "Measured").set_index("Component").loc["KV cache", "Gap %"] == "+0.0%"
+
+
+def test_a_forged_measured_link_value_is_refused_with_a_warning():
+    at = page(measured="ollama.weights.<script>")
+    assert any("measured=" in w for w in shown_all(at.warning.values))
