@@ -34,6 +34,7 @@ from core.sizing.verdict import (
     MAX_CARDS,
     UNSUPPORTED,
     answer,
+    format_tokens,
     training_fit_text,
     workload_words,
 )
@@ -395,7 +396,9 @@ def draw_answer(box, answers, result, ctx: int, batch: int = 1) -> None:
         lines = []
         for es in result.estimates:
             totals = ", ".join(f"{e.precision_label} **{e.total_bytes / GB:,.1f} GB**" for e in es)
-            lines.append(f"- {plain(es[0].model_name)}{workload_words(ctx, batch)}: {totals}")
+            load = (f"{format_tokens(ctx)} context" + (f" × {batch} concurrent requests" if batch > 1 else "")
+                    if ctx else "weights only")
+            lines.append(f"- {plain(es[0].model_name)}, {load}: {totals}")
         st.markdown("**Totals** (weights + KV cache + overhead)\n" + "\n".join(lines))
 
 
@@ -478,40 +481,57 @@ def draw_memory(models, result, rt: str, compute_ms: float, hub_found=()) -> Non
                "range in the table.")
 
 
+LEGEND_BOTTOM = {"orient": "bottom", "direction": "vertical", "labelLimit": 320, "titleLimit": 320}
+
+
 def _bars_spec(order: tuple, model_names: tuple) -> dict:
     """The stacked bars as a plain Vega-Lite spec (written out, not through altair: ~1 ms instead of ~20 ms a rerun).
     The rows travel apart from it (st.vega_lite_chart's data=): when only the numbers change (a new context), the
-    browser updates the drawn chart instead of compiling and embedding a new one."""
-    inner = {
-        "mark": "bar",
-        "encoding": {
-            "x": {"field": "Precision", "type": "nominal", "sort": {"field": "Order", "op": "min"}, "title": None},
-            "y": {"aggregate": "sum", "field": "GB", "type": "quantitative", "title": "GB (10^9 bytes)"},
-            "color": {"field": "Part", "type": "nominal", "sort": ["Weights", "KV cache", "Overhead"]},
-            "tooltip": [{"field": "Model"}, {"field": "Precision"}, {"field": "Part"},
-                        {"field": "GB", "type": "quantitative", "format": ".2f"}],
-        },
+    browser updates the drawn chart instead of compiling and embedding a new one. Several models stand side by side
+    inside each precision (xOffset), not in facet columns: the chart keeps the container's width, so on a 390 px
+    phone every model and the legend stay on screen."""
+    encoding = {
+        "x": {"field": "Precision", "type": "nominal", "sort": {"field": "Order", "op": "min"}, "title": None,
+              "axis": {"labelAngle": -40, "labelLimit": 120}},
+        "y": {"aggregate": "sum", "field": "GB", "type": "quantitative", "title": "GB (10^9 bytes)"},
+        "color": {"field": "Part", "type": "nominal", "sort": ["Weights", "KV cache", "Overhead"],
+                  "legend": LEGEND_BOTTOM},
+        "tooltip": [{"field": "Model"}, {"field": "Precision"}, {"field": "Part"},
+                    {"field": "GB", "type": "quantitative", "format": ".2f"}],
     }
     if len(model_names) > 1:
-        return {"facet": {"column": {"field": "Model", "type": "nominal", "title": None, "sort": list(model_names)}},
-                "spec": {"width": max(160, 60 * len(order)), **inner}}
-    return inner
+        encoding["xOffset"] = {"field": "Model", "type": "nominal", "sort": list(model_names)}
+        encoding["opacity"] = {"field": "Model", "type": "nominal", "sort": list(model_names),
+                               "scale": {"range": [1.0, 0.6, 0.35, 0.8, 0.5][:len(model_names)] or [1.0]},
+                               "legend": {**LEGEND_BOTTOM, "title": "Model (bar order in each group)"}}
+    return {"mark": {"type": "bar", "stroke": "#1a1b1e", "strokeWidth": 0.5}, "encoding": encoding}
 
 
 def _lines_spec(rules: tuple, multi: bool, label_color: str) -> dict:
     """Memory against context per model x precision, with a dashed rule and a readable label per card. The lines'
-    rows travel apart (data=), like the bars', so a new precision updates the chart instead of rebuilding it."""
-    encoding = {
+    rows travel apart (data=), like the bars', so a new precision updates the chart instead of rebuilding it.
+    With several models, each model has its own colour AND dash (one merged legend drawn as line strokes, not
+    identical dots) and the precisions are told apart by point shape."""
+    tooltip = [{"field": "Model"}, {"field": "Precision"}, {"field": "Context", "type": "quantitative"},
+               {"field": "Total GB", "type": "quantitative", "format": ".2f"}]
+    encoding: dict = {
         "x": {"field": "Context", "type": "quantitative", "title": "Context (tokens)"},
         "y": {"field": "Total GB", "type": "quantitative", "title": "Total GB (10^9 bytes)"},
-        "color": {"field": "Precision", "type": "nominal", "sort": {"field": "Order", "op": "min"}},
-        "tooltip": [{"field": "Model"}, {"field": "Precision"}, {"field": "Context", "type": "quantitative"},
-                    {"field": "Total GB", "type": "quantitative", "format": ".2f"}],
+        "tooltip": tooltip,
     }
     if multi:
-        encoding["strokeDash"] = {"field": "Model", "type": "nominal"}
-        encoding["detail"] = {"field": "Model", "type": "nominal"}
-    layers: list[dict] = [{"mark": {"type": "line", "point": True}, "encoding": encoding}]
+        stroke_legend = {**LEGEND_BOTTOM, "symbolType": "stroke", "symbolStrokeWidth": 3, "symbolSize": 400,
+                         "title": "Model"}
+        encoding["color"] = {"field": "Model", "type": "nominal", "legend": stroke_legend}
+        encoding["strokeDash"] = {"field": "Model", "type": "nominal", "legend": stroke_legend}
+        encoding["shape"] = {"field": "Precision", "type": "nominal", "sort": {"field": "Order", "op": "min"},
+                             "legend": {**LEGEND_BOTTOM, "title": "Precision (point shape)"}}
+        encoding["detail"] = {"field": "Precision", "type": "nominal"}
+    else:
+        encoding["color"] = {"field": "Precision", "type": "nominal", "sort": {"field": "Order", "op": "min"},
+                             "legend": LEGEND_BOTTOM}
+    layers: list[dict] = [{"mark": {"type": "line", "point": {"filled": True, "size": 45}, "strokeWidth": 2},
+                           "encoding": encoding}]
     if rules:
         rule_values = {"values": [{"Hardware": h, "Total GB": gb, "Context": 0} for h, gb in rules]}
         y = {"field": "Total GB", "type": "quantitative"}
