@@ -110,7 +110,7 @@ def _load_config(path_text: str) -> dict[str, Any]:
 
 def _hub_model(args: argparse.Namespace) -> Any:
     """The Hub lookup; a token comes from a hidden prompt or HF_TOKEN, never from the command line."""
-    from core.sizing.hub import lookup
+    from core.sizing.hub_quant import lookup  # org/repo:Q4_K_M -> that GGUF file
 
     token = None
     if args.token_prompt:
