@@ -20,6 +20,7 @@ from core import sizing
 from core.errors import QuantLensError
 from core.sizing import catalog
 from core.sizing.architecture import parse_config_json, parse_param_count
+from core.sizing.custom_card import parse_custom_card, picker_label
 from core.sizing.glossary import GLOSSARY
 from core.sizing.kv_cache import KV_PRECISIONS
 from core.sizing.overhead import RUNTIMES
@@ -95,7 +96,7 @@ def defaults(model_ids: list[str], gpu_ids: list[str]) -> dict:
         "src": "catalog", "model": [first] if isinstance(first, str) else list(first), "params": "7B 70B",
         "prec": list(DEFAULT_NAMES), "ctx": 4096, "batch": 1, "kv": "fp16", "rt": "llama.cpp", "mode": "inference",
         "rank": 16, "gpu": [g for g in DEFAULT_GPUS if g in gpu_ids] or gpu_ids[:3], "cards": 1, "cfg": "",
-        "imatrix": False, "hf": "", "measured": "",
+        "imatrix": False, "hf": "", "measured": "", "card": "",
     }
 
 
@@ -210,6 +211,13 @@ def read_query_params(qp, model_ids: list[str], gpu_ids: list[str]) -> tuple[dic
             if v not in gpu_ids:
                 bad("gpu", v, "not in the hardware catalog")
         state["gpu"] = picked if picked or not given else state["gpu"]
+    if "card" in qp:  # a card the catalog lacks: name, GB, GB/s
+        v = qp["card"]
+        try:
+            parse_custom_card(v)
+            state["card"] = v
+        except QuantLensError as exc:
+            bad("card", v[:60], exc.message.rstrip("."))
     if "measured" in qp:  # numbers read from a pasted log (core.sizing.reconcile), never the log itself
         v = qp["measured"]
         try:
@@ -327,7 +335,10 @@ def draw_inputs() -> tuple[str, str | None, object]:
                         key="w_imatrix",
                         help="llama.cpp picks other tensor types for some GGUF types (Q4_0, IQ4_XS, IQ4_NL...) when "
                              "quantizing with an imatrix; bartowski's and unsloth's files are made that way.")
-    st.multiselect("Hardware to check", list(HW_BY_ID), format_func=lambda i: HW_BY_ID[i].name, key="w_gpu", **PICKER)
+    h1, h2 = st.columns([3, 2])
+    h1.multiselect("Hardware to check (type a name or a memory size: 24 finds the 24 GB cards)", list(HW_BY_ID),
+                   format_func=lambda i: picker_label(HW_BY_ID[i]), key="w_gpu", **PICKER)
+    h2.text_input("Your own card: name, GB, bandwidth GB/s", key="w_card", placeholder="RTX A6000, 48, 768")
     return mode, hf_token, c1
 
 
@@ -687,6 +698,12 @@ precisions = [get_precision(n) for n in state["prec"]] or [get_precision("fp16")
 stored = [get_precision(f.stored_precision) for f in hub_found if f.stored_precision]
 precisions = list(dict.fromkeys(stored + precisions))
 hardware = tuple(HW_BY_ID[g] for g in state["gpu"])
+if state.get("card"):
+    try:
+        hardware += (parse_custom_card(state["card"]),)
+    except QuantLensError as exc:
+        with warning_box:
+            st.error(f"Your own card: {plain(exc.one_line())}")
 ctx, batch, kv, rt, cards = int(state["ctx"]), int(state["batch"]), state["kv"], state["rt"], int(state["cards"])
 
 for m in models:

@@ -368,3 +368,18 @@ def test_a_pasted_ollama_log_shows_predicted_vs_measured_and_the_link_carries_nu
 def test_a_forged_measured_link_value_is_refused_with_a_warning():
     at = page(measured="ollama.weights.<script>")
     assert any("measured=" in w for w in shown_all(at.warning.values))
+
+
+def test_hardware_labels_carry_their_memory_so_typing_24_finds_the_24_gb_cards():
+    at = page()
+    options = at.multiselect(key="w_gpu").options
+    assert "NVIDIA GeForce RTX 4090 (24 GB)" in options and "NVIDIA GeForce RTX 3090 (24 GB)" in options
+    assert "Apple M3 Max 64GB" in options  # a name that already says its memory is left alone
+
+
+def test_your_own_card_travels_in_the_link_and_gets_a_verdict():
+    at = page(model=["meta-llama/Llama-3.1-8B"], gpu=[], card="RTX A6000, 48, 768", prec=["Q8_0"])
+    assert any(m.startswith("✅ Llama 3.1 8B on RTX A6000 (yours, 48 GB): yes") for m in markdown_lines(at))
+    assert at.query_params["card"] in ("RTX A6000, 48, 768", ["RTX A6000, 48, 768"])
+    bad = page(card="<img src=x>, 48, 768")
+    assert any("card=" in w for w in shown_all(bad.warning.values))
