@@ -383,3 +383,13 @@ def test_your_own_card_travels_in_the_link_and_gets_a_verdict():
     assert at.query_params["card"] in ("RTX A6000, 48, 768", ["RTX A6000, 48, 768"])
     bad = page(card="<img src=x>, 48, 768")
     assert any("card=" in w for w in shown_all(bad.warning.values))
+
+
+def test_training_says_the_largest_batch_and_the_longest_sequence_that_fit():
+    at = page(model=["meta-llama/Llama-3.1-70B"], mode="qlora", ctx="4096", gpu=["h100-sxm-80gb", "rtx-4090"])
+    fits = table_with(at, "Fits").set_index("Hardware")
+    h100 = fits.loc["NVIDIA H100 SXM 80GB"]
+    assert h100["Largest batch at 4,096 tokens"] >= 1 and h100["Longest sequence at batch 1"] >= 4096
+    assert fits.loc["NVIDIA GeForce RTX 4090", "Largest batch at 4,096 tokens"] == 0
+    assert any("largest batch at 4,096 tokens: " in m for m in markdown_lines(at))
+    assert any("RTX 4090" in m and "not even batch 1" in m for m in markdown_lines(at))
