@@ -95,8 +95,8 @@ def page_rerun_table(repeat: int) -> None:
 
     page = str(Path(__file__).resolve().parents[1] / "pages" / "calculator.py")
     at = AppTest.from_file(page, default_timeout=60).run()
-    steps = [("change context", lambda: at.number_input(key="w_ctx").set_value(8192)),
-             ("change context back", lambda: at.number_input(key="w_ctx").set_value(4096)),
+    steps = [("change context", lambda: at.text_input(key="w_ctx").set_value("8192")),
+             ("change context back", lambda: at.text_input(key="w_ctx").set_value("4096")),
              ("change batch", lambda: at.number_input(key="w_batch").set_value(4)),
              ("change batch back", lambda: at.number_input(key="w_batch").set_value(1))]
     times: dict[str, list[float]] = {name: [] for name, _ in steps}

@@ -20,14 +20,27 @@ from core import sizing
 from core.errors import QuantLensError
 from core.sizing import catalog
 from core.sizing.architecture import parse_config_json, parse_param_count
+from core.sizing.custom_card import parse_custom_card, picker_label
 from core.sizing.glossary import GLOSSARY
 from core.sizing.kv_cache import KV_PRECISIONS
 from core.sizing.overhead import RUNTIMES
 from core.sizing.parsing import parse_context
 from core.sizing.precisions import DEFAULT_NAMES, PRECISIONS, get_precision
+from core.sizing.runtimes import budget_words
+from core.sizing.runtimes import rules as runtime_rules
 from core.sizing.training import TRAINING_MODES, training_estimate
-from core.sizing.verdict import FITS, FITS_SPLIT, MAX_CARDS, answer, format_tokens, training_fit_text
-from pages import hub_input, style
+from core.sizing.training_limits import training_limits
+from core.sizing.verdict import (
+    FITS,
+    FITS_SPLIT,
+    MAX_CARDS,
+    UNSUPPORTED,
+    answer,
+    format_tokens,
+    training_fit_text,
+    workload_words,
+)
+from pages import hub_input, runtime_view, style
 from pages.routing import ensure_routed, page_entered
 from pages.share import share_link
 from pages.text import link_int, plain, plain_cells
@@ -94,7 +107,7 @@ def defaults(model_ids: list[str], gpu_ids: list[str]) -> dict:
         "src": "catalog", "model": [first] if isinstance(first, str) else list(first), "params": "7B 70B",
         "prec": list(DEFAULT_NAMES), "ctx": 4096, "batch": 1, "kv": "fp16", "rt": "llama.cpp", "mode": "inference",
         "rank": 16, "gpu": [g for g in DEFAULT_GPUS if g in gpu_ids] or gpu_ids[:3], "cards": 1, "cfg": "",
-        "imatrix": False, "hf": "",
+        "imatrix": False, "hf": "", "measured": "", "card": "",
     }
 
 
@@ -209,6 +222,22 @@ def read_query_params(qp, model_ids: list[str], gpu_ids: list[str]) -> tuple[dic
             if v not in gpu_ids:
                 bad("gpu", v, "not in the hardware catalog")
         state["gpu"] = picked if picked or not given else state["gpu"]
+    if "card" in qp:  # a card the catalog lacks: name, GB, GB/s
+        v = qp["card"]
+        try:
+            parse_custom_card(v)
+            state["card"] = v
+        except QuantLensError as exc:
+            bad("card", v[:60], exc.message.rstrip("."))
+    if "measured" in qp:  # numbers read from a pasted log (core.sizing.reconcile), never the log itself
+        v = qp["measured"]
+        try:
+            from core.sizing.reconcile import from_link
+
+            from_link(v)
+            state["measured"] = v
+        except QuantLensError as exc:
+            bad("measured", v[:40], exc.message.rstrip("."))
     if qp.get("cfg"):
         try:
             _decode_config(qp["cfg"])
@@ -304,7 +333,7 @@ def draw_inputs() -> tuple[str, str | None, object]:
         c1, c2, c3 = st.columns(3)
         # no help= tooltip: it would share the label, and the browser tests find the box by its label
         c1.text_input("Context (tokens; 0 = weights only)", key="w_ctx", placeholder="8192, 32k, 128k (k = 1024)")
-        c2.number_input("Batch (sequences)", min_value=1, max_value=MAX_BATCH, step=1, key="w_batch")
+        c2.number_input("Batch (sequences) = concurrent requests", min_value=1, max_value=MAX_BATCH, step=1, key="w_batch")
         c3.number_input("Cards I have (of each GPU)", min_value=1, max_value=MAX_CARDS, step=1, key="w_cards",
                         help="8 asks whether it runs on 8× the GPU (tensor parallel or layers split). "
                              "Macs and CPU RAM count as one.")
@@ -317,7 +346,10 @@ def draw_inputs() -> tuple[str, str | None, object]:
                         key="w_imatrix",
                         help="llama.cpp picks other tensor types for some GGUF types (Q4_0, IQ4_XS, IQ4_NL...) when "
                              "quantizing with an imatrix; bartowski's and unsloth's files are made that way.")
-    st.multiselect("Hardware to check", list(HW_BY_ID), format_func=lambda i: HW_BY_ID[i].name, key="w_gpu", **PICKER)
+    h1, h2 = st.columns([3, 2])
+    h1.multiselect("Hardware to check (type a name or a memory size: 24 finds the 24 GB cards)", list(HW_BY_ID),
+                   format_func=lambda i: picker_label(HW_BY_ID[i]), key="w_gpu", **PICKER)
+    h2.text_input("Your own card: name, GB, bandwidth GB/s", key="w_card", placeholder="RTX A6000, 48, 768")
     return mode, hf_token, c1
 
 
@@ -365,6 +397,8 @@ def resolve_models(state: dict, hf_token: str | None) -> tuple[list[sizing.Model
 
 
 def _fit_style(status: str) -> str:
+    if status == UNSUPPORTED:
+        return "background-color: rgba(134, 142, 150, 0.18); color: rgba(110, 118, 126, 1)"
     if status == FITS:
         return "background-color: rgba(47, 158, 68, 0.22)"
     if status == FITS_SPLIT:
@@ -372,7 +406,7 @@ def _fit_style(status: str) -> str:
     return "background-color: rgba(224, 49, 49, 0.20)"
 
 
-def draw_answer(box, answers, result, ctx: int) -> None:
+def draw_answer(box, answers, result, ctx: int, batch: int = 1) -> None:
     """The verdict per model x hardware, and each model's totals, in plain lines that wrap on a phone."""
     with box:
         st.subheader("The answer", anchor="the-answer")
@@ -384,8 +418,9 @@ def draw_answer(box, answers, result, ctx: int) -> None:
         lines = []
         for es in result.estimates:
             totals = ", ".join(f"{e.precision_label} **{e.total_bytes / GB:,.1f} GB**" for e in es)
-            lines.append(f"- {plain(es[0].model_name)}, {format_tokens(ctx)} context: {totals}" if ctx else
-                         f"- {plain(es[0].model_name)}, weights only: {totals}")
+            load = (f"{format_tokens(ctx)} context" + (f" × {batch} concurrent requests" if batch > 1 else "")
+                    if ctx else "weights only")
+            lines.append(f"- {plain(es[0].model_name)}, {load}: {totals}")
         st.markdown("**Totals** (weights + KV cache + overhead)\n" + "\n".join(lines))
 
 
@@ -407,9 +442,15 @@ def draw_training(models, mode: str, state: dict, hardware, cards: int) -> None:
         for hw in hardware:
             n = cards if hw.kind == "gpu" else 1
             text = training_fit_text(t.total_bytes, hw, n)
-            fit_rows.append({"Model": m.name, "Hardware": hw.name + (f" ×{n}" if n > 1 else ""), "Fits": text})
-            st.markdown(f"{text[:1]} {plain(m.name)} on {hw.name}{f' ×{n}' if n > 1 else ''}: {text[2:]} "
-                        f"({t.total_bytes / GB:,.1f} GB needed)")
+            lim = training_limits(m.parameters, m.architecture, mode, hw, n, max(ctx, 1), batch, int(state["rank"] or 16))
+            fit_rows.append({"Model": m.name, "Hardware": hw.name + (f" ×{n}" if n > 1 else ""), "Fits": text,
+                             f"Largest batch at {max(ctx, 1):,} tokens": lim.largest_batch,
+                             f"Longest sequence at batch {batch}": lim.longest_sequence})
+            most = (f"; largest batch at {max(ctx, 1):,} tokens: {lim.largest_batch}, longest sequence at batch "
+                    f"{batch}: {lim.longest_sequence:,} tokens" if lim.longest_sequence else
+                    "; not even batch 1 of a short sequence fits")
+            st.markdown(f"{text[:1]} {plain(m.name)} on {plain(hw.name)}{f' ×{n}' if n > 1 else ''}: {text[2:]} "
+                        f"({t.total_bytes / GB:,.1f} GB needed){most}")
         for note in t.notes:
             st.caption(f"{plain(m.name)}: {plain(note)}")
     if fit_rows:
@@ -511,40 +552,57 @@ def draw_memory(models, result, rt: str, compute_ms: float, hub_found=()) -> Non
                "range in the table.")
 
 
+LEGEND_BOTTOM = {"orient": "bottom", "direction": "vertical", "labelLimit": 320, "titleLimit": 320}
+
+
 def _bars_spec(order: tuple, model_names: tuple) -> dict:
     """The stacked bars as a plain Vega-Lite spec (written out, not through altair: ~1 ms instead of ~20 ms a rerun).
     The rows travel apart from it (st.vega_lite_chart's data=): when only the numbers change (a new context), the
-    browser updates the drawn chart instead of compiling and embedding a new one."""
-    inner = {
-        "mark": "bar",
-        "encoding": {
-            "x": {"field": "Precision", "type": "nominal", "sort": {"field": "Order", "op": "min"}, "title": None},
-            "y": {"aggregate": "sum", "field": "GB", "type": "quantitative", "title": "GB (10^9 bytes)"},
-            "color": {"field": "Part", "type": "nominal", "sort": ["Weights", "KV cache", "Overhead"]},
-            "tooltip": [{"field": "Model"}, {"field": "Precision"}, {"field": "Part"},
-                        {"field": "GB", "type": "quantitative", "format": ".2f"}],
-        },
+    browser updates the drawn chart instead of compiling and embedding a new one. Several models stand side by side
+    inside each precision (xOffset), not in facet columns: the chart keeps the container's width, so on a 390 px
+    phone every model and the legend stay on screen."""
+    encoding = {
+        "x": {"field": "Precision", "type": "nominal", "sort": {"field": "Order", "op": "min"}, "title": None,
+              "axis": {"labelAngle": -40, "labelLimit": 120}},
+        "y": {"aggregate": "sum", "field": "GB", "type": "quantitative", "title": "GB (10^9 bytes)"},
+        "color": {"field": "Part", "type": "nominal", "sort": ["Weights", "KV cache", "Overhead"],
+                  "legend": LEGEND_BOTTOM},
+        "tooltip": [{"field": "Model"}, {"field": "Precision"}, {"field": "Part"},
+                    {"field": "GB", "type": "quantitative", "format": ".2f"}],
     }
     if len(model_names) > 1:
-        return {"facet": {"column": {"field": "Model", "type": "nominal", "title": None, "sort": list(model_names)}},
-                "spec": {"width": max(160, 60 * len(order)), **inner}}
-    return inner
+        encoding["xOffset"] = {"field": "Model", "type": "nominal", "sort": list(model_names)}
+        encoding["opacity"] = {"field": "Model", "type": "nominal", "sort": list(model_names),
+                               "scale": {"range": [1.0, 0.6, 0.35, 0.8, 0.5][:len(model_names)] or [1.0]},
+                               "legend": {**LEGEND_BOTTOM, "title": "Model (bar order in each group)"}}
+    return {"mark": {"type": "bar", "stroke": "#1a1b1e", "strokeWidth": 0.5}, "encoding": encoding}
 
 
 def _lines_spec(rules: tuple, multi: bool, label_color: str) -> dict:
     """Memory against context per model x precision, with a dashed rule and a readable label per card. The lines'
-    rows travel apart (data=), like the bars', so a new precision updates the chart instead of rebuilding it."""
-    encoding = {
+    rows travel apart (data=), like the bars', so a new precision updates the chart instead of rebuilding it.
+    With several models, each model has its own colour AND dash (one merged legend drawn as line strokes, not
+    identical dots) and the precisions are told apart by point shape."""
+    tooltip = [{"field": "Model"}, {"field": "Precision"}, {"field": "Context", "type": "quantitative"},
+               {"field": "Total GB", "type": "quantitative", "format": ".2f"}]
+    encoding: dict = {
         "x": {"field": "Context", "type": "quantitative", "title": "Context (tokens)"},
         "y": {"field": "Total GB", "type": "quantitative", "title": "Total GB (10^9 bytes)"},
-        "color": {"field": "Precision", "type": "nominal", "sort": {"field": "Order", "op": "min"}},
-        "tooltip": [{"field": "Model"}, {"field": "Precision"}, {"field": "Context", "type": "quantitative"},
-                    {"field": "Total GB", "type": "quantitative", "format": ".2f"}],
+        "tooltip": tooltip,
     }
     if multi:
-        encoding["strokeDash"] = {"field": "Model", "type": "nominal"}
-        encoding["detail"] = {"field": "Model", "type": "nominal"}
-    layers: list[dict] = [{"mark": {"type": "line", "point": True}, "encoding": encoding}]
+        stroke_legend = {**LEGEND_BOTTOM, "symbolType": "stroke", "symbolStrokeWidth": 3, "symbolSize": 400,
+                         "title": "Model"}
+        encoding["color"] = {"field": "Model", "type": "nominal", "legend": stroke_legend}
+        encoding["strokeDash"] = {"field": "Model", "type": "nominal", "legend": stroke_legend}
+        encoding["shape"] = {"field": "Precision", "type": "nominal", "sort": {"field": "Order", "op": "min"},
+                             "legend": {**LEGEND_BOTTOM, "title": "Precision (point shape)"}}
+        encoding["detail"] = {"field": "Precision", "type": "nominal"}
+    else:
+        encoding["color"] = {"field": "Precision", "type": "nominal", "sort": {"field": "Order", "op": "min"},
+                             "legend": LEGEND_BOTTOM}
+    layers: list[dict] = [{"mark": {"type": "line", "point": {"filled": True, "size": 45}, "strokeWidth": 2},
+                           "encoding": encoding}]
     if rules:
         rule_values = {"values": [{"Hardware": h, "Total GB": gb, "Context": 0} for h, gb in rules]}
         y = {"field": "Total GB", "type": "quantitative"}
@@ -587,38 +645,45 @@ def draw_charts(models, result, precisions, hardware, sweeps, batch: int) -> Non
                "each card's usable memory.")
 
 
-def draw_fit(answers, result, hardware, ctx: int, batch: int, cards: int) -> None:
+def draw_fit(answers, result, hardware, ctx: int, batch: int, cards: int, rt: str) -> None:
+    """The matrix and the per-device table both draw the verdict's own cells (core.sizing.verdict.FitCell), for
+    every model, on the cards the user has: the three can never disagree."""
     if not hardware:
         return
-    st.subheader(f"Does it fit? Context {ctx:,} x batch {batch}" + (f", {cards} cards of each GPU" if cards > 1 else ""))
-    rows, styles = [], []
+    st.subheader(f"Does it fit? {workload_words(ctx, batch).strip(' ()').capitalize()} in {runtime_rules(rt).label}"
+                 + (f", {cards} cards of each GPU" if cards > 1 else ""))
+    rows, styles, refusals = [], [], {}
     for a, es in zip(answers, result.estimates, strict=True):
         for hw in hardware:
             cells = [a.cells[(hw.id, e.precision)] for e in es]
-            rows.append({"Model": a.model_name, "Hardware": f"{hw.name} ({hw.usable_memory_bytes / GB:.1f} GB)",
+            rows.append({"Model": a.model_name, "Hardware": f"{hw.name} ({budget_words(hw, rt)})",
                          **{c.precision_label: c.text for c in cells}})
             styles.append({"Model": "", "Hardware": "", **{c.precision_label: _fit_style(c.status) for c in cells}})
+            refusals.update({c.precision_label: c.reason for c in cells if c.status == UNSUPPORTED and c.reason})
     matrix = plain_cells(pd.DataFrame(rows))
     style_frame = pd.DataFrame(styles)
     st.table(matrix.style.apply(lambda _: style_frame, axis=None), hide_index=True, border="horizontal")
-    st.caption("✅ fits one card (free memory shown) or the cards you have; ❌ does not. Usable memory is what the "
-               "runtime can allocate: Apple Silicon's GPU may use only about 2/3-3/4 of unified memory by default. "
-               "Cards: tensor parallel (power of two dividing the heads, each card pays the overhead) or layers "
-               "split over cards, whichever needs fewer.")
-    focus = result.models[0].name
+    st.caption("✅ fits one card (free memory shown) or the cards you have; ❌ does not; ⛔ greyed: the runtime cannot "
+               "load that format. Usable memory is what the runtime may allocate: vLLM takes gpu_memory_utilization "
+               "(0.9) of the card; Apple Silicon's GPU may use only about 2/3-3/4 of unified memory by default. "
+               f"Cards: {runtime_rules(rt).split_words}.")
+    for label, reason in refusals.items():
+        st.caption(f"⛔ {plain(label)}: {plain(reason)}")
     details = [{
-        "Hardware": d.hardware.name, "Precision": d.estimate.precision_label, "Fits": "yes" if d.fit.fits else "no",
-        "Free GB": d.fit.headroom_bytes / GB,
-        "GPUs (tensor parallel)": str(d.fit.gpus_tensor_parallel) if d.fit.gpus_tensor_parallel else "—",
-        "GPUs (pooled)": str(d.fit.gpus_pooled) if d.fit.gpus_pooled else "—",
-        "Max context": f"{d.max_context:,}" if d.max_context is not None else "—",
-        "Decode tok/s ceiling": d.decode.tokens_per_s_per_sequence,
-    } for d in result.details]
-    st.markdown(f"**{plain(focus)}: cards, longest context, speed**")
-    st.table(plain_cells(pd.DataFrame(details)).style.format({"Free GB": "{:.1f}", "Decode tok/s ceiling": "{:,.0f}"})
-             , hide_index=True, border="horizontal")
-    st.caption("Decode tok/s ceiling = memory bandwidth / bytes read per token (active weights + KV cache); real "
-               "runtimes reach roughly 50-80% of it. MoE models read only their active experts.")
+        "Model": a.model_name, "Hardware": hw.name, "Precision": c.precision_label,
+        "Fits": {FITS: "yes", FITS_SPLIT: f"yes, {c.cards_used} cards", UNSUPPORTED: "cannot load"}.get(c.status, "no"),
+        "Cards": str(c.cards_used) if c.status != UNSUPPORTED else "—",
+        "Free GB per card": f"{c.free_bytes / GB:.1f}" if c.status != UNSUPPORTED else "—",
+        "Cards needed": str(c.cards_needed) if c.cards_needed else "—",
+        "Max context": f"{c.max_context:,}" if c.max_context is not None else "—",
+        "Decode tok/s ceiling": f"{c.decode_tokens_per_s:,.0f}" if c.decode_tokens_per_s is not None else "—",
+    } for a, es in zip(answers, result.estimates, strict=True) for hw in hardware
+        for c in (a.cells[(hw.id, e.precision)] for e in es)]
+    st.markdown("**Every model: cards, longest context, speed** (on the cards it runs on)")
+    st.table(plain_cells(pd.DataFrame(details)), hide_index=True, border="horizontal")
+    st.caption("Decode tok/s ceiling = memory bandwidth / bytes read per token (active weights + KV cache) on the cards "
+               "used (tensor parallel adds the cards' bandwidth; a layer split does not); real runtimes reach roughly "
+               "50-80% of it. MoE models read only their active experts.")
 
 
 def draw_quality(precisions) -> None:
@@ -662,6 +727,7 @@ warning_box = st.container()
 answer_box = st.container()
 saved = st.session_state.get("calc_state")
 mode, hf_token, ctx_column = draw_inputs()
+log_error = runtime_view.sync_measured()
 state = {k: st.session_state.get(f"w_{k}", DEFAULTS[k]) for k in DEFAULTS}
 state["mode"] = mode
 try:
@@ -692,6 +758,12 @@ precisions = [get_precision(n) for n in state["prec"]] or [get_precision("fp16")
 stored = [get_precision(f.stored_precision) for f in hub_found if f.stored_precision]
 precisions = list(dict.fromkeys(stored + precisions))
 hardware = tuple(HW_BY_ID[g] for g in state["gpu"])
+if state.get("card"):
+    try:
+        hardware += (parse_custom_card(state["card"]),)
+    except QuantLensError as exc:
+        with warning_box:
+            st.error(f"Your own card: {plain(exc.one_line())}")
 ctx, batch, kv, rt, cards = int(state["ctx"]), int(state["batch"]), state["kv"], state["rt"], int(state["cards"])
 
 for m in models:
@@ -709,17 +781,20 @@ if mode != "inference":
 
 result = sizing.calculate(models, precisions, ctx, batch, kv, rt, hardware,
                           imatrix=True if state.get("imatrix") else None)
-answers = answer(result.models, result.estimates, hardware, cards, kv, rt)
+answers = answer(result.models, result.estimates, hardware, cards, kv, rt,
+                 imatrix=True if state.get("imatrix") else None)
 sweeps = [result.sweep] + [
     sizing.memory_vs_context(m, [p.name for p in precisions], sizing.context_points(min(m.max_context, MAX_CONTEXT)),
                              batch, kv, rt) for m in result.models[1:]]
 compute_ms = (time.perf_counter() - started) * 1000
 with answer_box:
-    draw_answer(answer_box, answers, result, ctx)
+    draw_answer(answer_box, answers, result, ctx, batch)
     for note in result.myth_notes:
         st.warning(plain(note))
 draw_memory(models, result, rt, compute_ms, hub_found)
-draw_fit(answers, result, hardware, ctx, batch, cards)
+draw_fit(answers, result, hardware, ctx, batch, cards, rt)
+runtime_view.draw_run_it(answers, result, hardware, kv, hub_found)
+runtime_view.draw_reconcile(result.models[0], precisions, kv, hardware, state.get("measured", ""), log_error)
 draw_charts(result.models, result, precisions, hardware, sweeps, batch)
 draw_quality(precisions)
 draw_glossary()

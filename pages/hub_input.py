@@ -15,7 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import QuantLensError
-from core.sizing import hub
+from core.sizing import hub, hub_quant
 from core.sizing.hub_limits import SessionLookupLimit, capped_ids
 from core.sizing.hub_ref import HubRef, parse_hub_ref, ref_text, refs_from_query, refs_to_query, split_ref_lines
 from pages.text import plain
@@ -57,8 +57,8 @@ def _take_token() -> None:
 
 def draw_input() -> str | None:
     """The id box and the token form; returns a token only on the run its form was submitted, then forgets it."""
-    st.text_area("Hugging Face model ids or links, one per line (org/name, or a huggingface.co link to a repo, "
-                 "revision or .gguf file)", key="w_hf", height=80,
+    st.text_area("Hugging Face model ids or links, one per line (org/name, org/name:Q4_K_M or hf.co/org/name:Q8_0 "
+                 "for a GGUF type, or a huggingface.co link to a repo, revision or .gguf file)", key="w_hf", height=80,
                  placeholder="mistralai/Mistral-Small-24B-Instruct-2501")
     with (st.expander("Gated or private model? Use a read token"),
           st.form("hf_token_form", clear_on_submit=True, border=False)):
@@ -90,7 +90,7 @@ def lookup_all(text: str, token: str | None) -> list[hub.HubModel]:
             if found is None:
                 limit.take()
                 with st.spinner(f"Reading {plain(ref.label)} from the Hub (metadata only)..."):
-                    found = hub.lookup(ref, token=token)
+                    found = hub_quant.lookup(ref, token=token)  # org/repo:Q4_K_M -> that GGUF file
             found_store[ref] = found
             while len(found_store) > MAX_FOUND:
                 found_store.pop(next(iter(found_store)))
@@ -114,7 +114,8 @@ def draw_details(found: list[hub.HubModel]) -> None:
                        + plain(", ".join(f"{k} {v:,}" for k, v in f.parameters_by_dtype.items())))
         if f.gguf_files:
             st.dataframe(pd.DataFrame([{"GGUF file": g.name, "Parts": len(g.parts), "Type": g.quant or "",
-                                        "Published GB": g.size_bytes / GB, "Header read": g.name == f.gguf_file}
+                                        "Published GB": g.size_bytes / GB,
+                                        "Sized from": "✔ this file's header" if g.name == f.gguf_file else ""}
                                        for g in f.gguf_files]),
                          hide_index=True, column_config={"Published GB": st.column_config.NumberColumn(format="%.3f")})
         if f.checks:

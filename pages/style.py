@@ -1,7 +1,7 @@
 """Page-wide CSS the theme cannot express (UI only; not a page itself).
 
 A visible focus ring on tables and charts for keyboard users, and tables that never push the page sideways on a
-phone (they scroll inside their own box instead).
+phone (they scroll inside their own box instead); multiselect tags wrap on a phone instead of running off it.
 """
 
 import streamlit as st
@@ -13,7 +13,9 @@ CSS = """
   outline: 3px solid #5c7cfa; outline-offset: 2px; border-radius: 4px;
 }
 [data-testid="stDataFrame"], [data-testid="stTable"] { max-width: 100%; overflow-x: auto; }
-[data-testid="stMultiSelect"] [data-tag], [data-testid="stMultiSelect"] [data-tag] span[title] { max-width: none; }
+[data-testid="stMultiSelect"] [data-tag] { max-width: 100%; height: auto; }
+[data-testid="stMultiSelect"] [data-tag] span[title] { max-width: none; white-space: normal; overflow-wrap: anywhere; }
+[data-testid="stMultiSelect"] [data-baseweb="select"] > div > div { flex-wrap: wrap; }
 </style>
 """
 

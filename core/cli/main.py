@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "size": ("core.cli.size", "Memory needed by a model at each precision (weights, KV cache, overhead)."),
     "compare": ("core.cli.compare", "Quantize a model with ONNX Runtime and compare it against its reference."),
     "worker": ("core.cli.worker", "Take compare jobs from a shared Redis queue (QUANTLENS_QUEUE) on this host."),
+    "reconcile": ("core.cli.reconcile", "A llama.cpp / Ollama / vLLM load log beside the prediction, per component."),
 }
 
 EXIT_USAGE = 2

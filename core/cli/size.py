@@ -57,6 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(bartowski, unsloth); without it, only the types that require one assume it")
     parser.add_argument("--gpu", action="append", default=[], metavar="ID",
                         help="catalog hardware id or name to check the fit on (repeatable)")
+    parser.add_argument("--cards", type=int, default=1, metavar="N",
+                        help="cards of each --gpu you have (verdicts, tensor parallel size, offload plans; default 1)")
     parser.add_argument("--format", default="table", choices=("table", "json", "csv"), help="output format")
 
 
@@ -108,7 +110,7 @@ def _load_config(path_text: str) -> dict[str, Any]:
 
 def _hub_model(args: argparse.Namespace) -> Any:
     """The Hub lookup; a token comes from a hidden prompt or HF_TOKEN, never from the command line."""
-    from core.sizing.hub import lookup
+    from core.sizing.hub_quant import lookup  # org/repo:Q4_K_M -> that GGUF file
 
     token = None
     if args.token_prompt:
@@ -152,9 +154,17 @@ def build_report(
     runtime: str,
     hardware: tuple[Any, ...] = (),
     imatrix: bool | None = None,
+    cards: int = 1,
+    repo: str | None = None,
+    gguf_file: str | None = None,
 ) -> dict[str, Any]:
     """The JSON document `--format json` prints (see the module docstring for its shape)."""
+    from core.sizing.verdict import MAX_CARDS, answer
+
+    if not 1 <= cards <= MAX_CARDS:
+        raise QuantLensError("invalid_number", f"--cards must be between 1 and {MAX_CARDS}, got {cards}.")
     estimates = sizing.estimate_all(model, precisions, context, batch, kv_precision, runtime, imatrix)
+    answered = answer((model,), (estimates,), hardware, cards, kv_precision, runtime, imatrix)[0] if hardware else None
     notes: list[str] = []
     rows = []
     for p, e in zip(precisions, estimates, strict=True):
@@ -172,9 +182,12 @@ def build_report(
         if hardware:
             row["hardware"] = []
             for hw in hardware:
-                f = sizing.fit(model, e, hw)
+                cell = answered.cells[(hw.id, e.precision)]
+                f = cell.fit  # under the runtime's rules: its budget (vLLM 90%) and its way of splitting
                 row["hardware"].append({
                     "id": hw.id, "name": hw.name, "usable_bytes": f.usable_bytes, "fits": f.fits,
+                    "status": cell.status, "load_refusal": cell.reason or None, "cards_used": cell.cards_used,
+                    "max_context": cell.max_context,
                     "headroom_bytes": f.headroom_bytes, "gpus_tensor_parallel": f.gpus_tensor_parallel,
                     "gpus_pooled": f.gpus_pooled,
                     # a bare parameter count has no KV estimate: the verdict then covers weights + overhead only
@@ -183,6 +196,10 @@ def build_report(
                 })
         rows.append(row)
     notes += [n for n in sizing.myth_notes(model, hardware) if n not in notes]
+    from core.sizing.runtimes import rules_summary
+
+    verdicts = [_verdict_json(model, v, answered, hardware, estimates, kv_precision, repo, gguf_file)
+                for v in answered.verdicts] if answered is not None else []
     return {
         "model": {
             "name": model.name, "parameters": model.parameters, "active_parameters": model.active_parameters,
@@ -195,9 +212,45 @@ def build_report(
                                           "active_parameters_without_embeddings")},
         },
         "settings": {"context": context, "batch": batch, "kv_precision": kv_precision, "runtime": runtime,
-                     "imatrix": bool(imatrix)},
+                     "imatrix": bool(imatrix), "cards": cards},
+        "runtime_rules": rules_summary(runtime),
         "estimates": rows,
+        "verdicts": verdicts,
         "notes": notes,
+    }
+
+
+def _verdict_json(model: Any, v: Any, answered: Any, hardware: tuple[Any, ...], estimates: Any, kv_precision: str,
+                  repo: str | None, gguf_file: str | None) -> dict[str, Any]:
+    """One verdict with what realises it: the offload plan, the launch commands, vLLM's predicted boot lines."""
+    from core.sizing.launch import plan_for_verdict
+    from core.sizing.serving import capacity_sentence, vllm_capacity
+
+    gguf_repo = repo if gguf_file else None  # a checkpoint repo is no `-hf` source for llama.cpp
+    plan = plan_for_verdict(v, answered.cells, kv_precision, gguf_repo if v.runtime == "llama.cpp" else repo,
+                            gguf_file if v.runtime == "llama.cpp" else None)
+    o = v.offload
+    vllm = None
+    hw = next(h for h in hardware if h.id == v.hardware_id)
+    if v.runtime == "vllm" and v.best_precision and model.architecture is not None and v.context \
+            and not model.architecture.is_encoder and hw.kind == "gpu":
+        cell = answered.cells[(hw.id, v.best_precision)]
+        cap = vllm_capacity(model.architecture, sizing.weights_bytes(model, v.best_precision), hw.memory_bytes,
+                            v.context, v.batch, cell.cards_used,
+                            kv_precision=kv_precision if kv_precision in ("fp16", "bf16", "fp8", "fp32") else "fp16")
+        vllm = {"gpu_kv_cache_tokens": cap.gpu_kv_cache_tokens, "max_concurrency": round(cap.max_concurrency, 2),
+                "tensor_parallel": cap.tensor_parallel, "starts": cap.starts,
+                "concurrent_requests": cap.concurrent_requests, "log_lines": list(cap.log_lines()),
+                "sentence": capacity_sentence(cap)}
+    return {
+        "hardware_id": v.hardware_id, "cards": v.cards, "fits": v.fits, "sentence": v.sentence,
+        "precision": v.best_precision, "fallback_precision": v.fallback_precision, "cards_needed": v.cards_needed,
+        "offload": None if o is None else {
+            "precision": v.offload_precision, "kind": o.kind, "n_gpu_layers": o.n_gpu_layers, "n_cpu_moe": o.n_cpu_moe,
+            "gpu_bytes": o.gpu_bytes, "ram_bytes": o.ram_bytes, "tokens_per_s": round(o.tokens_per_s, 2),
+            "tensor_split": list(o.tensor_split), "flags": o.flags},
+        "launch": plan.to_dict() if plan is not None else None,
+        "vllm": vllm,
     }
 
 
@@ -244,6 +297,12 @@ def _table(report: dict[str, Any]) -> str:
     if len(parts) > 1:
         out.append("Parts: " + ", ".join(f"{k} {v:,}" for k, v in parts.items()) + " parameters")
     out += [f"note: {n}" for n in report["model"]["warnings"] + report["notes"]]
+    for v in report.get("verdicts", []):
+        out.append(v["sentence"])
+        for c in (v["launch"] or {}).get("commands", []):
+            out.append(f"  {c['label']}: {c['command']}")
+        if v["vllm"]:
+            out += [f"  predicted: {line}" for line in v["vllm"]["log_lines"]]
     return "\n".join(out) + "\n"
 
 
@@ -293,7 +352,9 @@ def run(args: argparse.Namespace) -> int:
     precisions = parse_precision_list(names)
     hardware = tuple(catalog.find_hardware(h) for h in args.gpu)
     report = build_report(model, precisions, args.context, args.batch, args.kv_precision, args.runtime, hardware,
-                          imatrix=True if args.imatrix else None)
+                          imatrix=True if args.imatrix else None, cards=args.cards,
+                          repo=found.ref.repo_id if found is not None else model.catalog_id,
+                          gguf_file=found.gguf_file if found is not None else None)
     if found is not None:
         report["hub"] = hub_section(found)
     if args.format == "json":

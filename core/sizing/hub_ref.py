@@ -22,6 +22,8 @@ _PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?"
 _REPO_RE = re.compile(rf"^{_PART}/{_PART}$")
 _REVISION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
 _FILE_RE = re.compile(r"^[A-Za-z0-9_.\-][A-Za-z0-9_.\- /()+]{0,299}$")
+# `:QUANT` after the repo id, as llama.cpp (`-hf org/repo:Q4_K_M`) and Ollama (`hf.co/org/repo:Q8_0`) name a GGUF
+_QUANT_RE = re.compile(r"(?<=[A-Za-z0-9]):([A-Za-z0-9_]{1,24})(@[^:@/\s]+)?$")
 _NOT_MODELS = frozenset({"datasets", "spaces", "api", "docs", "blog", "models", "collections", "papers", "settings"})
 
 
@@ -32,11 +34,13 @@ class HubRef:
     repo_id: str
     revision: str | None = None
     filename: str | None = None
+    quant: str | None = None  # `org/repo:Q4_K_M` (llama.cpp's -hf and Ollama's hf.co/ form): the GGUF file of that type
 
     @property
     def label(self) -> str:
         """The short form shown to users and put in links."""
-        return self.repo_id + (f"@{self.revision}" if self.revision else "") + (f" ({self.filename})" if self.filename else "")
+        return (self.repo_id + (f":{self.quant}" if self.quant else "") + (f"@{self.revision}" if self.revision else "")
+                + (f" ({self.filename})" if self.filename else ""))
 
 
 def _bad(text: str, why: str) -> QuantLensError:
@@ -110,6 +114,11 @@ def parse_hub_ref(text: str, revision: str | None = None, filename: str | None =
     text = text.strip()
     if len(text) > MAX_REF_CHARS:
         raise _bad(text, f"it is longer than {MAX_REF_CHARS} characters")
+    quant_match = _QUANT_RE.search(text)
+    if quant_match:  # `org/repo:Q4_K_M`, `hf.co/org/repo:Q8_0` (also before an @revision)
+        text = text[:quant_match.start()] + (quant_match.group(2) or "")
+        ref = parse_hub_ref(text, revision, filename)
+        return HubRef(ref.repo_id, ref.revision, ref.filename, quant_match.group(1).upper())
     if "://" in text or text.lower().startswith(tuple(f"{h}/" for h in HUB_HOSTS)):
         ref = _from_url(text if "://" in text else "https://" + text)
     else:
@@ -123,7 +132,9 @@ def parse_hub_ref(text: str, revision: str | None = None, filename: str | None =
 
 
 def ref_text(ref: HubRef) -> str:
-    """The shortest text that parses back to `ref`: `org/name`, `org/name@rev`, or a file link."""
+    """The shortest text that parses back to `ref`: `org/name`, `org/name:QUANT`, `org/name@rev`, or a file link."""
+    if ref.quant and not ref.filename:
+        return f"{ref.repo_id}:{ref.quant}" + (f"@{ref.revision}" if ref.revision else "")
     if ref.filename:
         return f"https://huggingface.co/{ref.repo_id}/blob/{ref.revision or 'main'}/{ref.filename}"
     return ref.repo_id + (f"@{ref.revision}" if ref.revision else "")
@@ -139,7 +150,8 @@ def refs_to_query(refs: list[HubRef]) -> dict[str, list[str] | str]:
     if not refs:
         return {}
     first = refs[0]
-    out: dict[str, list[str] | str] = {"hf": [first.repo_id] + [ref_text(r) for r in refs[1:]]}
+    head = ref_text(first) if first.quant and not first.filename else first.repo_id
+    out: dict[str, list[str] | str] = {"hf": [head] + [ref_text(r) for r in refs[1:]]}
     if first.revision:
         out["rev"] = first.revision
     if first.filename:

@@ -91,7 +91,8 @@ def test_query_params_restore_the_whole_state():
 
 
 def test_70b_at_int4_on_a_24gb_card_is_called_out_as_not_fitting():
-    at = page(src="params", params="70B", prec=["int4"], ctx="0", gpu=["rtx-4090"])
+    # INT4 as vLLM loads it (compressed-tensors W4A16); llama.cpp greys it out (GGUF only)
+    at = page(src="params", params="70B", prec=["int4"], ctx="0", gpu=["rtx-4090"], rt="vllm")
     assert any("false" in w and "24 GB" in w for w in shown_all(at.warning.values))
     fit_matrix = table_with(at, "INT4")
     assert fit_matrix["INT4"].iloc[0].startswith("❌ needs 2 cards")
@@ -259,12 +260,44 @@ def test_every_selected_model_gets_its_verdict_fit_rows_and_context_line():
     assert set(rows["Model"]) == {"Llama 3.1 8B", "Llama 3.1 70B"}
 
 
-def test_the_cards_i_have_turn_8_h100_into_a_yes_for_deepseek_v3():
+def test_the_cards_i_have_turn_8_h100_into_a_yes_for_deepseek_v3_at_a_format_llama_cpp_loads():
     at = page(model=["deepseek-ai/DeepSeek-V3"], gpu=["h100-sxm-80gb"], cards="8", prec=["int8", "Q4_K_M"])
     assert not at.exception and not at.error
     assert at.number_input(key="w_cards").value == 8
-    assert any(m.startswith("✅ DeepSeek V3 on 8× NVIDIA H100 SXM 80GB: yes") for m in markdown_lines(at))
-    assert table_with(at, "INT8")["INT8"].iloc[0].startswith("✅ on 8 cards")
+    assert any(m.startswith("✅ DeepSeek V3 on 8× NVIDIA H100 SXM 80GB: yes — GGUF Q4_K_M fits")
+               for m in markdown_lines(at))
+    matrix = table_with(at, "INT8")
+    assert matrix["INT8"].iloc[0].startswith("⛔ llama.cpp cannot load it")
+    assert matrix["GGUF Q4_K_M"].iloc[0].startswith("✅ on 5 cards")
+    assert any("GGUF Q8_0" in c for c in shown_all(x.value for x in at.caption))  # why INT8 is greyed, and what to use
+
+
+def test_with_two_cards_the_verdict_the_matrix_and_the_detail_table_say_the_same():
+    """'Cards I have = 2' once gave a yes above a table of single-card numbers (Fits no, Free -19.6 GB, context 0)."""
+    at = page(model=["meta-llama/Llama-3.1-70B"], gpu=["rtx-4090"], cards="2", prec=["Q4_K_M"], ctx="4096")
+    assert any(m.startswith("✅ Llama 3.1 70B on 2× NVIDIA GeForce RTX 4090: yes — GGUF Q4_K_M fits")
+               and "split over 2 cards" in m for m in markdown_lines(at))
+    assert table_with(at, "GGUF Q4_K_M")["GGUF Q4_K_M"].iloc[0].startswith("✅ on 2 cards")
+    row = table_with(at, "Max context").iloc[0]
+    assert row["Fits"] == "yes, 2 cards" and row["Cards"] == "2" and float(row["Free GB per card"]) > 0
+    assert int(row["Max context"].replace(",", "")) >= 4096
+
+
+def test_every_model_gets_its_own_longest_context_and_speed_rows():
+    at = page(model=["meta-llama/Llama-3.1-8B", "meta-llama/Llama-3.1-70B"], gpu=["rtx-4090"], prec=["Q4_K_M"])
+    detail = table_with(at, "Max context")
+    assert detail["Model"].tolist() == ["Llama 3.1 8B", "Llama 3.1 70B"]
+    assert detail["Decode tok/s ceiling"].iloc[1] != "—"
+
+
+def test_vllm_with_16_requests_of_8k_says_no_on_a_4090_and_greys_out_gguf():
+    at = page(model=["meta-llama/Llama-3.1-8B"], gpu=["rtx-4090"], rt="vllm", ctx="8192", batch="16")
+    verdict = next(m for m in markdown_lines(at) if " on NVIDIA GeForce RTX 4090: " in m)
+    assert verdict.startswith("❌") and "16 concurrent requests × 8k context" in verdict and "GGUF" not in verdict
+    assert any("16 concurrent requests" in m for m in markdown_lines(at) if "Totals" in m or m.startswith("- "))
+    matrix = table_with(at, "GGUF Q4_K_M")
+    assert matrix["GGUF Q4_K_M"].iloc[0].startswith("⛔ vLLM cannot load it")
+    assert "0.9" in matrix["Hardware"].iloc[0]
 
 
 def test_link_keys_people_guess_are_read_as_aliases_and_unknown_keys_are_named():
@@ -301,3 +334,68 @@ def test_no_raw_none_in_the_tables_of_a_bare_parameter_count():
     at = page(src="params", params="7B", gpu=["rtx-4090", "apple-m3-max-64gb"])
     for frame in [d.value for d in at.dataframe] + [t.value for t in at.table]:
         assert "None" not in frame.astype(str).to_numpy().ravel().tolist()
+
+
+def test_70b_on_one_4090_offers_the_offload_plan_and_a_llama_server_command_that_realises_it():
+    at = page(model=["meta-llama/Llama-3.1-70B"], gpu=["rtx-4090"], prec=["Q4_K_M"], ctx="8192", kv="q8_0")
+    verdict = next(m for m in markdown_lines(at) if "Llama 3.1 70B on NVIDIA GeForce RTX 4090" in m)
+    assert verdict.startswith("❌") and "offload at GGUF Q4_K_M: -ngl " in verdict and "system RAM" in verdict
+    ngl = re.search(r"-ngl (\d+)", verdict).group(1)
+    commands = [c.value for c in at.code]
+    assert any(c.startswith("llama-server -hf ") and f"-ngl {ngl} " in c and "-c 8192" in c
+               and "-ctk q8_0 -ctv q8_0" in c for c in commands)
+
+
+def test_vllm_shows_its_predicted_boot_lines_and_the_serve_command_with_the_requests():
+    at = page(model=["meta-llama/Llama-3.1-8B"], gpu=["h100-sxm-80gb"], rt="vllm", prec=["fp16"], ctx="8192",
+              batch="16")
+    commands = [c.value for c in at.code]
+    assert any(c == "vllm serve meta-llama/Llama-3.1-8B --max-model-len 8192 --max-num-seqs 16 "
+                    "--gpu-memory-utilization 0.9" for c in commands)
+    boot = next(c for c in commands if c.startswith("GPU KV cache size: "))
+    assert "Maximum concurrency for 8,192 tokens per request: " in boot
+
+
+def test_a_pasted_ollama_log_shows_predicted_vs_measured_and_the_link_carries_numbers_only():
+    log = (Path(__file__).parents[1] / "core" / "data" / "logs" / "ollama_llama31_8b_q4km.log").read_text()
+    at = page(model=["meta-llama/Llama-3.1-8B"], prec=["Q4_K_M"], gpu=["rtx-4090"])
+    at.text_area(key="calc_log_text").set_value(log + "\n[click me](http://evil.example)\n").run()
+    assert not at.exception
+    table = table_with(at, "Measured")
+    rows = table.set_index("Component")
+    assert rows.loc["KV cache", "Gap %"] == "+0.0%" and rows.loc["Weights", "Predicted"].endswith(" GB")
+    measured = at.query_params["measured"]
+    measured = measured[0] if isinstance(measured, list) else measured
+    assert measured.startswith("ollama.") and "evil" not in measured and "CUDA" not in measured
+    again = page(model=["meta-llama/Llama-3.1-8B"], prec=["Q4_K_M"], gpu=["rtx-4090"], measured=measured)
+    assert table_with(again, "Measured").set_index("Component").loc["KV cache", "Gap %"] == "+0.0%"
+
+
+def test_a_forged_measured_link_value_is_refused_with_a_warning():
+    at = page(measured="ollama.weights.<script>")
+    assert any("measured=" in w for w in shown_all(at.warning.values))
+
+
+def test_hardware_labels_carry_their_memory_so_typing_24_finds_the_24_gb_cards():
+    at = page()
+    options = at.multiselect(key="w_gpu").options
+    assert "NVIDIA GeForce RTX 4090 (24 GB)" in options and "NVIDIA GeForce RTX 3090 (24 GB)" in options
+    assert "Apple M3 Max 64GB" in options  # a name that already says its memory is left alone
+
+
+def test_your_own_card_travels_in_the_link_and_gets_a_verdict():
+    at = page(model=["meta-llama/Llama-3.1-8B"], gpu=[], card="RTX A6000, 48, 768", prec=["Q8_0"])
+    assert any(m.startswith("✅ Llama 3.1 8B on RTX A6000 (yours, 48 GB): yes") for m in markdown_lines(at))
+    assert at.query_params["card"] in ("RTX A6000, 48, 768", ["RTX A6000, 48, 768"])
+    bad = page(card="<img src=x>, 48, 768")
+    assert any("card=" in w for w in shown_all(bad.warning.values))
+
+
+def test_training_says_the_largest_batch_and_the_longest_sequence_that_fit():
+    at = page(model=["meta-llama/Llama-3.1-70B"], mode="qlora", ctx="4096", gpu=["h100-sxm-80gb", "rtx-4090"])
+    fits = table_with(at, "Fits").set_index("Hardware")
+    h100 = fits.loc["NVIDIA H100 SXM 80GB"]
+    assert h100["Largest batch at 4,096 tokens"] >= 1 and h100["Longest sequence at batch 1"] >= 4096
+    assert fits.loc["NVIDIA GeForce RTX 4090", "Largest batch at 4,096 tokens"] == 0
+    assert any("largest batch at 4,096 tokens: " in m for m in markdown_lines(at))
+    assert any("RTX 4090" in m and "not even batch 1" in m for m in markdown_lines(at))

@@ -218,3 +218,15 @@ def test_a_repo_with_too_many_files_to_list_is_refused(local_hub, monkeypatch):
         hub.lookup("big/llama-8b")
     assert err.value.code == "hub_repo_too_large"
     assert local_hub.requests == 1  # refused after the file list, before any file is read
+
+
+def test_a_gguf_type_after_the_repo_id_picks_that_file_the_way_llama_cpp_and_ollama_name_it(local_hub):
+    from core.sizing.hub_quant import lookup
+
+    for text in ("tiny/llama-GGUF:Q8_0", "hf.co/tiny/llama-GGUF:q8_0", "https://huggingface.co/tiny/llama-GGUF:Q8_0"):
+        model = lookup(text)
+        assert model.gguf_file == "tiny-llama-Q8_0.gguf" and model.stored_precision == "Q8_0"  # not the split copy
+        assert model.ref.quant == "Q8_0"
+    with pytest.raises(QuantLensError) as err:
+        lookup("tiny/llama-GGUF:Q4_K_M")
+    assert err.value.code == "hub_not_found" and "it has Q8_0" in err.value.message

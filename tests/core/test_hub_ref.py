@@ -58,3 +58,15 @@ def test_gguf_file_names_state_their_type_and_split_parts_are_summed():
                               "README.md": 1})
     assert [(f.name, f.size_bytes, f.quant, len(f.parts)) for f in files] == [
         ("m-Q4_0.gguf", 7, "Q4_0", 1), ("m-Q8_0-00001-of-00002.gguf", 15, "Q8_0", 2)]
+
+
+def test_llama_cpp_and_ollama_names_with_a_gguf_type_parse_and_round_trip():
+    from core.sizing.hub_ref import parse_hub_ref, ref_text, refs_from_query, refs_to_query
+
+    for text, quant in (("bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M", "Q4_K_M"),
+                        ("hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:iq4_xs", "IQ4_XS")):
+        ref = parse_hub_ref(text)
+        assert ref.repo_id == "bartowski/Llama-3.2-1B-Instruct-GGUF" and ref.quant == quant
+        assert parse_hub_ref(ref_text(ref)) == ref
+        query = refs_to_query([ref])
+        assert refs_from_query(query["hf"], None, None) == [ref]

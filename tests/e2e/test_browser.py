@@ -114,7 +114,10 @@ def test_a_shared_calculator_link_restores_the_same_state(page, server_url):
 
     # the copy-link affordance shows this very state
     page.get_by_text("Copy link to this view").click()
-    shown = page.locator("[data-testid='stCode']").first.inner_text()
+    # the link's own code block (the page also shows launch commands in code blocks)
+    link_code = page.locator("[data-testid='stCode']").filter(has_text="/calculator?").first
+    expect(link_code).to_be_visible()
+    shown = link_code.inner_text()
     assert "params=13B" in shown and "kv=q8_0" in shown
     assert_no_exception(page)
 
