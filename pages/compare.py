@@ -22,7 +22,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core.compare.explain import bar_metric, metric_in_words, recommend, slower_than_fp32
+from core.compare.explain import OLIVE_RULE, bar_metric, metric_in_words, recommend, slower_than_fp32
 from core.compare.inputs import DEFAULT_TEXTS, texts_from_bytes, texts_from_string
 from core.compare.report import REPORT_NAME, ComparisonReport, quality_headlines
 from core.compare.settings import (
@@ -455,13 +455,14 @@ def timing_caption(report: dict) -> str:
 @st.fragment
 def recommendation(report: dict) -> None:
     """Which variant to ship, from the measured results and a quality bar the user sets (reruns only itself)."""
-    metric, words = bar_metric(report["model"]["task"])
+    metric, words = bar_metric(report["model"]["task"], report["model"].get("output_kind"))
     bar = st.slider(f"Quality bar: lowest acceptable {words} against {report['reference'].upper()}", 0.90, 1.0,
                     value=0.99, step=0.001, format="%.3f", key="cmp_bar")
     rec = recommend(ComparisonReport.from_dict(report), bar)
     (st.success if rec.precision else st.warning)(rec.sentence, icon=":material/recommend:")
     if rec.failing:
         st.caption(f"Below the bar: {', '.join(rec.failing)}.")
+    st.caption(OLIVE_RULE.format(words=words))
 
 
 @st.fragment
@@ -493,11 +494,20 @@ def charts(report: dict) -> None:
 def quality_view(report: dict) -> None:
     task = report["model"]["task"]
     reference = report["reference"].upper()
-    variants = [r for r in report["results"] if not r["is_reference"]]
+    if report["model"].get("output_kind_reason"):
+        st.info(plain(f"Quality judged as {report['model']['output_kind']} ({report['model']['output_kind_reason']}). "
+                      "Wrong guess? Change it under Quantization options, 'Uploaded ONNX model: what its first output "
+                      "is' (CLI: --output-kind)."))
+    # an FP16 reference gets its tab too: its own quality is measured against FP32
+    variants = [r for r in report["results"] if not r["is_reference"] or r["precision"] != "fp32"]
     variants.sort(key=lambda r: r["precision"] == "fp32")  # the quantized variants first, FP32 last
     tabs = st.tabs([r["label"] for r in variants])
     for tab, r in zip(tabs, variants, strict=True):
         with tab:
+            judged = r.get("judgment") or {}
+            if judged.get("sentence"):  # the same Judgment the verdict and the recommendation read
+                against = "FP32" if r["is_reference"] else reference
+                (st.success if judged.get("kept") else st.error)(plain(f"Against {against}: {judged['sentence']}"))
             metrics = [(t, k, f) for t, k, f in quality_headlines(task, report["model"].get("output_kind"))
                        if r["quality"].get(k) is not None]
             for col, (title, key, fmt) in zip(st.columns(max(1, len(metrics))), metrics, strict=False):

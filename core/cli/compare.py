@@ -375,6 +375,9 @@ def format_table(data: dict, out_dir: Path | None) -> str:
         "(scales, zero points, layers kept in float); ideal = parameters x bits (the calculator's number).",
         "",
     ]
+    if model.get("output_kind_reason"):
+        lines[-1:-1] = [f"Quality judged as {model['output_kind']} ({model['output_kind_reason']}); change it with "
+                        "--output-kind."]
     from core.compare.report import quality_headlines
 
     quality_cols = quality_headlines(model["task"], model.get("output_kind"))
@@ -405,6 +408,8 @@ def format_table(data: dict, out_dir: Path | None) -> str:
     if verdicts:
         lines.append("")
         lines.extend(f"verdict: {v}" for v in verdicts)
+        lines.extend(f"judged: {r['label']}: {r['judgment']['sentence']}" for r in data["results"]
+                     if r.get("judgment") and r["precision"] != "fp32")
     if notes or data["warnings"]:
         lines.append("")
         lines.extend(f"note: {n}" for n in notes + data["warnings"])

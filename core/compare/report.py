@@ -96,6 +96,9 @@ class VariantResult:
     status: str = "ok"
     # FP32 time / this time per interleaved round: median, p10, p90, rounds, within_noise (see paired_timing)
     speedup_paired: dict[str, Any] | None = None
+    # the task's own metric on this variant (core.compare.judgment): kind, metric, words, value, floor, kept,
+    # fallback, reason, sentence; the verdict, the recommendation and the page all read it
+    judgment: dict[str, Any] | None = None
 
 
 @dataclass

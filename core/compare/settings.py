@@ -183,9 +183,13 @@ class CompareOptions:
     decode_tokens: int = setting(32, "Tokens decoded one at a time through the KV cache after the latency prompt, "
                                      "to time generation (causal LMs).", low=1, high=512)
     output_kind: str = setting("auto", "What an uploaded ONNX model's first output is, so the quality metric fits: "
-                                       "class-logits (top-1 kept), detection-map (mask IoU), ctc-sequence (decoded "
-                                       "sequence kept), decision-score (decision kept); auto = tensor errors.",
-                               choices=("auto", "class-logits", "detection-map", "ctc-sequence", "decision-score"))
+                                       "class-logits (top-1 kept, top-5), detection-boxes (YOLO head: matched-box "
+                                       "F1), detection-map (mask IoU), ctc-sequence (decoded sequence kept), "
+                                       "decision-score (decision kept), regression (shift in its own units), "
+                                       "embedding (neighbours kept), tensors (cosine fallback); auto = guessed from "
+                                       "the graph and the outputs (the report shows the guess).",
+                               choices=("auto", "class-logits", "detection-boxes", "detection-map", "ctc-sequence",
+                                        "decision-score", "regression", "embedding", "tensors"))
 
     def __post_init__(self) -> None:
         precisions = tuple(dict.fromkeys(p.strip().lower() for p in self.precisions))
