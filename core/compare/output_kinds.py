@@ -181,6 +181,8 @@ def guess_output_kind(model_path, outputs: list[list[np.ndarray]]) -> tuple[str,
         if in_unit and last_op in ("Sigmoid", "Softmax", "Clip", ""):
             return DECISION_SCORE, f"the first output is {a.size} value(s) in [0, 1] (a decision score)"
         return REGRESSION, f"the first output is {a.size} value(s) outside [0, 1] (a score or measurement)"
+    if len(squeezed) == 1 and in_unit and abs(float(a.sum()) - 1.0) < 1e-3:
+        return CLASS_LOGITS, f"the first output is {squeezed[0]} probabilities summing to 1 (a classifier)"
     if len(squeezed) == 1:
         normalised = last_op in ("LpNormalization", "Div", "ReduceMean")  # pooled or L2-normalised vectors
         if not normalised and (last_op in ("Softmax", "LogSoftmax", "Gemm") or squeezed[0] <= 1000):

@@ -86,6 +86,13 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
         feeds = build_feeds(prepared, inputs, options)
     with clock.step("count_parameters"):
         parameters, parameter_source = parameter_count(prepared.config, prepared.fp32_path)
+    if prepared.source_kind == "onnx":
+        from core.compare.bit_census import already_quantized
+        from core.compare.onnx_io import load_model_checked
+
+        notice = already_quantized(load_model_checked(prepared.fp32_path))
+        if notice:
+            warnings.append(notice)
     with clock.step("check_fp32"):  # before minutes of quantizing: everything is measured against FP32
         check_reference_runs(prepared.fp32_path, feeds, options.threads)
 

@@ -140,6 +140,9 @@ class ComparisonReport:
 
 def variant_label(precision: str, settings: dict) -> str:
     """The name a user sees: INT4 with some layers stored at 8 bits says so, rather than passing for pure 4-bit."""
+    bits = settings.get("bits") or {}
+    if precision == "int4" and bits and not bits.get("layers_4bit") and bits.get("layers_8bit"):
+        return "INT8 weight-only (no layer at 4 bits)"  # the file holds no 4-bit weight: never call it INT4
     if precision == "int4" and settings.get("eight_bit_layers"):
         return "INT4 weight-only (mixed 4/8-bit)"
     if precision == "int8" and settings.get("method_used") == "static":

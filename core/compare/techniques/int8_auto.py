@@ -4,8 +4,8 @@ Transformer encoders (weights in MatMul) do best with dynamic INT8 (DistilBERT 1
 convolutional models do worst with it (ConvInteger: 0.18-0.28x FP32's speed). So:
 
 - a model is convolutional by its ops (at least 3 Conv nodes, and at least half as many Conv as MatMul/Gemm), not
-  by its weight share: a CRNN text recognizer whose convs hold 9.7% of the weights is still a CNN, while a ViT's
-  single patch-embedding Conv does not make it one. Transformers get dynamic INT8, as before (no measuring);
+  only by its weight share: a CRNN text recognizer whose convs hold 9.7% of the weights is still a CNN, while a
+  ViT's single patch-embedding Conv does not make it one (a few convs with >= 10% of the weights count too). Transformers get dynamic INT8, as before (no measuring);
 - convolutional models get candidates (static QDQ on the weighted layers; the same with depthwise convolutions
   kept float; static QDQ on every op with the output head kept float; int8 weights with float compute; dynamic
   INT8 on the MatMuls only), each built and measured against FP32 on the user's inputs: the task's own metric
@@ -42,6 +42,7 @@ USABLE_COSINE = 0.95
 MEASURE_ROUNDS = 7
 MEASURE_FEEDS = 8
 MIN_SIZE_RATIO = 1.5
+MIN_CONV_SHARE = 0.1  # or this share of the weights in Conv (a ViT's patch embedding: <1%)
 MIN_CONV_NODES = 3  # fewer Conv nodes than this (a ViT's patch embedding, Whisper's 2 stem convs): a transformer
 SEARCH_BUDGET_S = 45.0  # candidates not started by then are skipped (and reported)
 CALIBRATION_FEEDS = 16  # a static candidate calibrates on at most this many inputs
@@ -60,8 +61,10 @@ class WeightProfile:
 
     @property
     def convolutional(self) -> bool:
-        """A CNN by its ops, whatever share of the weights its convolutions hold."""
-        return self.conv_nodes >= MIN_CONV_NODES and 2 * self.conv_nodes >= self.matmul_nodes
+        """A CNN by its ops (many Conv nodes, not outnumbered by MatMuls), whatever share of the weights its
+        convolutions hold; or a few convolutions holding a real share of the weights (magika: 1 Conv, 2 MatMul)."""
+        by_ops = self.conv_nodes >= MIN_CONV_NODES and 2 * self.conv_nodes >= self.matmul_nodes
+        return by_ops or self.conv_share >= MIN_CONV_SHARE
 
     @property
     def has_conv(self) -> bool:
