@@ -114,6 +114,12 @@ def metric_in_words(key: str, value: float) -> str | None:
     if key == "kl_divergence_mean":
         return (f"KL {value:.4f}: how far the next-token probabilities moved (0 = identical; below 0.01 is hard to "
                 "notice in generated text).")
+    if key == "kl_divergence_p99":
+        return (f"KL 99th percentile {value:.4f}: the worst 1% of token positions (llama.cpp's --kl-divergence "
+                "report shows the same percentiles); a long tail here means rare but real changes in generated text.")
+    if key == "delta_p_top_mean":
+        return (f"Mean Δp {value:+.4f}: how much the variant's probability of the reference's top token moved "
+                "(negative: less sure of the same answer).")
     if key == "probability_shift_max":
         return f"The largest change in any class probability was {value:.3f}."
     return None

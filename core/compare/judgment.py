@@ -38,7 +38,7 @@ METRICS: dict[str, Metric] = {
     "detection-map": Metric("mask_iou_mean", "mask IoU", 0.9),
     "ctc-sequence": Metric("sequence_match", "share of texts kept", 0.9),
     "decision-score": Metric("decision_agreement", "share of decisions kept", 0.9),
-    "regression": Metric("shift_kept", "1 - shift / the values' spread", 0.95),
+    "regression": Metric("shift_kept", "1 - shift / the values' scale", 0.95),
     "tensors": COSINE,
 }
 TIE_PROBABILITY = 0.02  # a label flip while no probability moved this much is a tie between labels, not damage

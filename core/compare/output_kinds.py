@@ -137,10 +137,11 @@ def score_quality(ref_scores: list[np.ndarray], var_scores: list[np.ndarray], la
 def regression_quality(ref_values: list[np.ndarray], var_values: list[np.ndarray],
                        labels: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Scores and measurements (a speech-quality MOS, an age, a depth): the shift in the output's own units, and
-    that shift over the spread of the reference's values (std over inputs and elements; |mean| for one value)."""
+    that shift over the scale of the reference's values (the larger of their std and their mean magnitude)."""
     ref = np.concatenate([np.asarray(r, np.float64).ravel() for r in ref_values])
     var = np.concatenate([np.asarray(v, np.float64).ravel() for v in var_values])
-    spread = float(ref.std()) if ref.size > 1 and ref.std() > 0 else float(abs(ref).mean()) or 1.0
+    # the values' scale: their spread over inputs, or their magnitude where inputs barely move them (a MOS of ~3)
+    spread = max(float(ref.std()) if ref.size > 1 else 0.0, float(np.abs(ref).mean())) or 1.0
     samples = []
     for i, (r, v) in enumerate(zip(ref_values, var_values, strict=True)):
         rs, vs = np.asarray(r, np.float64).ravel(), np.asarray(v, np.float64).ravel()

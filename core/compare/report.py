@@ -21,7 +21,7 @@ QUALITY_HEADLINES: dict[str, tuple[tuple[str, str, str], ...]] = {
     "text-classification": (("labels kept", "top1_agreement", "{:.0%}"), ("max p shift", "probability_shift_max", "{:.3f}"),
                             ("cosine", "cosine_similarity_mean", "{:.4f}")),
     "text-generation": (("top-1 kept", "top1_agreement", "{:.0%}"), ("KL mean", "kl_divergence_mean", "{:.4f}"),
-                        ("cosine", "cosine_similarity_mean", "{:.4f}")),
+                        ("KL p99", "kl_divergence_p99", "{:.4f}"), ("mean Δp top", "delta_p_top_mean", "{:+.4f}")),
     "image-classification": (("labels kept", "top1_agreement", "{:.0%}"), ("top-5 overlap", "top5_overlap", "{:.0%}"),
                              ("max p shift", "probability_shift_max", "{:.3f}")),
     "audio-classification": (("labels kept", "top1_agreement", "{:.0%}"), ("top-5 overlap", "top5_overlap", "{:.0%}"),

@@ -42,13 +42,15 @@ def verdict_for(result: VariantResult, kind: str = "tensors") -> tuple[str, str]
     if result.size_ratio_vs_fp32 < MIN_SIZE_RATIO:
         return NO_SMALLER, (f"No smaller than FP32 ({result.size_ratio_vs_fp32:.2f}x): this precision found nothing "
                             "in the model to store in fewer bits; keep FP32." + (f" Its quality drops too ({worse})."
-                                                                                   if worse else ""))
+                                                                                   if worse else " Quality kept."))
     if slower and worse:
         return USE_FP32, (f"Slower ({result.speedup_vs_fp32:.2f}x FP32's speed) and less accurate ({worse}) than "
                           "FP32: keep FP32 for this model.")
     if slower:
+        kept = judge(result.quality, kind)
         return SMALLER_BUT_SLOWER, (f"{result.size_ratio_vs_fp32:.1f}x smaller but slower ({result.speedup_vs_fp32:.2f}x "
-                                    "FP32's speed): worth it only where memory or disk is what you lack.")
+                                    "FP32's speed): worth it only where memory or disk is what you lack; quality kept "
+                                    f"({kept.words} {_shown(kept)}).")
     if worse:
         return QUALITY_DROP, (f"{result.size_ratio_vs_fp32:.1f}x smaller and no slower, but quality drops ({worse}): "
                               "check the samples on your own data before using it.")

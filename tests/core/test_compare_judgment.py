@@ -97,7 +97,8 @@ CASES = {  # kind -> (a variant that keeps quality, one that cosine calls fine b
 @pytest.mark.parametrize("kind", list(CASES))
 def test_the_verdict_the_recommendation_and_the_tab_text_never_disagree(kind):
     good, bad = CASES[kind]
-    results = [_result("fp32", {}, 1.0, 1.0), _result("int8", good, 3.9, 1.5), _result("int4", bad, 6.0, 1.6)]
+    results = [_result("fp32", {}, 1.0, 1.0), _result("int8", good, 3.9, 1.5), _result("int4", bad, 6.0, 1.6),
+               _result("int8-static", good, 3.9, 0.5), _result("fp16", bad, 1.0, 1.0)]  # slower; no smaller
     apply_verdicts(results, kind)
     report = ComparisonReport({"task": "other", "output_kind": kind}, "fp32", {}, results, {}, {}, {})
     rec = recommend(report, 0.9)
@@ -107,7 +108,7 @@ def test_the_verdict_the_recommendation_and_the_tab_text_never_disagree(kind):
         assert ("quality kept" in r.verdict_note) == judged["kept"] == ("quality kept" in tab_text)
         assert (r.verdict == "recommended") <= judged["kept"]
         if not judged["kept"]:
-            assert r.verdict == "quality_drop" and r.label in rec.failing
+            assert r.verdict in ("quality_drop", "no_smaller") and r.label in rec.failing
     assert rec.precision == "int8"  # INT4 is smaller and faster, but its task metric drops
     assert results[2].judgment["fallback"] == (kind == "tensors")
 
@@ -175,3 +176,25 @@ def test_a_detector_is_judged_by_its_boxes_and_int8_keeps_its_head_in_float(tmp_
     assert "detection_f1_mean" in int8.quality and int8.judgment["metric"] == "detection_f1_mean"
     assert ("quality kept" in int8.verdict_note) == int8.judgment["kept"]
     assert "ranked by detection_f1_mean" in " ".join(int8.notes)
+
+
+def test_a_causal_lm_gets_llama_cpp_depth_kl_percentiles_and_the_top_tokens_delta_p():
+    from core.compare.evaluate import causal_lm_quality
+
+    rng = np.random.default_rng(0)
+    ref = rng.normal(0, 2, (1, 12, 50)).astype(np.float32)
+    var = ref + rng.normal(0, 0.3, ref.shape).astype(np.float32)
+    metrics, _ = causal_lm_quality([ref], [var], [None], ["prompt"])
+    assert 0 <= metrics["kl_divergence_p50"] <= metrics["kl_divergence_p90"] <= metrics["kl_divergence_p99"]
+    assert metrics["kl_divergence_p99"] <= metrics["kl_divergence_max"]
+    assert metrics["delta_p_top_rms"] >= abs(metrics["delta_p_top_mean"]) > 0
+    same, _ = causal_lm_quality([ref], [ref.copy()], [None], ["prompt"])
+    assert same["delta_p_top_mean"] == 0 and same["kl_divergence_p99"] < 1e-9
+    assert judge(same, "text-generation").kept
+
+
+def test_the_recommendation_states_olives_rule_in_words():
+    from core.compare.explain import OLIVE_RULE
+
+    words = OLIVE_RULE.format(words="share of texts kept")
+    assert "dropped" in words and "Pareto front" in words and "smallest file first" in words
