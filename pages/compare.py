@@ -48,7 +48,7 @@ ENTERED = page_entered("compare")
 style.apply()
 
 TARGET = "core.compare.pipeline:run_comparison_job"
-MAX_INPUTS_UPLOAD_MB = 2
+MAX_INPUTS_UPLOAD_MB = 64  # an .npz of real inputs (a few images' arrays) easily passes 2 MB
 MEDIA_TYPES = ["png", "jpg", "jpeg", "wav", "zip"]
 MAX_MEDIA_UPLOAD_MB = 16  # per file, as core.compare.media_inputs.MAX_MEDIA_FILE_BYTES
 MAX_MEDIA_FILES = 32  # as core.compare.media_inputs.MAX_MEDIA_FILES (the page imports no ML module)
@@ -221,6 +221,8 @@ def options_from_state() -> CompareOptions:
                         symmetric=s["cmp_sym"], quantize_embeddings=s["cmp_emb"], eight_bit_fraction=s["cmp_f8"] / 100,
                         clip_search=s["cmp_clip"]),
         runs=s["cmp_runs"], output_kind=s.get("cmp_out", "auto"),
+        image_size=s.get("cmp_imgsize", ""), image_layout=s.get("cmp_layout", "auto"),
+        image_scale=s.get("cmp_scale", "auto"), sample_rate=int(s.get("cmp_rate", 0)),
     )
 
 
@@ -715,10 +717,20 @@ def main() -> None:
     inputs_file = st.file_uploader("...or an inputs file (.txt, .csv with a `text` column, or .npz of arrays)",
                                    type=["txt", "csv", "npz"], key="cmp_inputs_file", max_upload_size=MAX_INPUTS_UPLOAD_MB)
 
-    media_files = st.file_uploader("...or images / audio for an image or audio classifier (PNG, JPEG, WAV, or a .zip "
+    media_files = st.file_uploader("...or images / audio for an image or audio model (PNG, JPEG, WAV, or a .zip "
                                    "of them); without any, a small synthetic set is made", type=MEDIA_TYPES,
                                    accept_multiple_files=True, key="cmp_media_files",
                                    max_upload_size=MAX_MEDIA_UPLOAD_MB)
+    with st.expander("Input options for an uploaded .onnx image or audio model"):
+        a, b, c, d = st.columns(4)
+        a.text_input("Image size (HxW)", key="cmp_imgsize", placeholder="from the model",
+                     help=spec(CompareOptions, "image_size").help)
+        b.selectbox("Layout", list(spec(CompareOptions, "image_layout").choices), key="cmp_layout",
+                    help=spec(CompareOptions, "image_layout").help)
+        c.selectbox("Pixel scaling", list(spec(CompareOptions, "image_scale").choices), key="cmp_scale",
+                    help=spec(CompareOptions, "image_scale").help)
+        d.number_input("Sample rate (Hz, 0 = model's)", 0, 192000, key="cmp_rate", step=1000,
+                       help=spec(CompareOptions, "sample_rate").help)
 
     autorun = st.session_state.pop("cmp_autorun", False) and st.session_state["cmp_src"] == "demo"
     clicked = st.button("Run", type="primary", icon=":material/play_arrow:")

@@ -73,6 +73,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="quantize embedding tables too (INT8 and INT4; default on)")
     parser.add_argument("--output-kind", choices=list(spec(CompareOptions, "output_kind").choices),
                         default=default(CompareOptions, "output_kind"), help=spec(CompareOptions, "output_kind").help)
+    parser.add_argument("--image-size", default="", metavar="HxW", help=spec(CompareOptions, "image_size").help)
+    parser.add_argument("--image-layout", choices=list(spec(CompareOptions, "image_layout").choices), default="auto",
+                        help=spec(CompareOptions, "image_layout").help)
+    parser.add_argument("--image-scale", choices=list(spec(CompareOptions, "image_scale").choices), default="auto",
+                        help=spec(CompareOptions, "image_scale").help)
+    parser.add_argument("--sample-rate", type=int, default=0, metavar="HZ", help=spec(CompareOptions, "sample_rate").help)
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     parser.add_argument("--timeout", type=float, default=1800, metavar="S",
                         help="stop the work after S seconds (default 1800)")
@@ -97,6 +103,8 @@ def build_options(args: argparse.Namespace):
         runs=args.runs, threads=args.threads, latency_seq_len=args.seq_len,
         decode_tokens=getattr(args, "decode_tokens", default(CompareOptions, "decode_tokens")),
         output_kind=getattr(args, "output_kind", "auto"),
+        image_size=getattr(args, "image_size", ""), image_layout=getattr(args, "image_layout", "auto"),
+        image_scale=getattr(args, "image_scale", "auto"), sample_rate=getattr(args, "sample_rate", 0),
     )
 
 
