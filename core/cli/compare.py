@@ -370,6 +370,18 @@ def _timing_lines(data: dict) -> list[str]:
     return lines
 
 
+def _recommendation_lines(data: dict) -> list[str]:
+    """The page's recommendation at its default bar (0.99), and the rule it follows, in words."""
+    from core.compare.explain import OLIVE_RULE, recommend
+    from core.compare.report import ComparisonReport
+
+    try:
+        rec = recommend(ComparisonReport.from_dict(data), 0.99)
+    except (KeyError, TypeError, ValueError):  # a report too old to carry what the rule reads
+        return []
+    return [f"recommendation (bar 0.99): {rec.sentence}", "rule: " + OLIVE_RULE.format(words=rec.metric_words)]
+
+
 def format_table(data: dict, out_dir: Path | None) -> str:
     model, env = data["model"], data["environment"]
     latency = data["inputs"]["latency_input"]
@@ -418,6 +430,7 @@ def format_table(data: dict, out_dir: Path | None) -> str:
         lines.extend(f"verdict: {v}" for v in verdicts)
         lines.extend(f"judged: {r['label']}: {r['judgment']['sentence']}" for r in data["results"]
                      if r.get("judgment") and r["precision"] != "fp32")
+        lines.extend(_recommendation_lines(data))
     if notes or data["warnings"]:
         lines.append("")
         lines.extend(f"note: {n}" for n in notes + data["warnings"])

@@ -64,7 +64,7 @@ def test_uploaded_onnx_model_is_quantized_compared_and_offered_for_download(tmp_
     assert not at.error, [e.value for e in at.error]
     table = at.dataframe[0].value
     assert list(table["Precision"]) == ["FP32 (reference)", "INT8 dynamic", "INT4 weight-only (mixed 4/8-bit)"]
-    assert "max abs err" in table.columns
+    assert "labels kept" in table.columns  # the metric guessed from its [batch, 16] Gemm output (class-logits)
     assert any("generated" in w.value for w in at.warning)
     labels = [b.label for b in at.get("download_button")]
     assert any(label.startswith("INT4 .onnx") for label in labels) and "Report (JSON)" in labels

@@ -198,3 +198,14 @@ def test_the_recommendation_states_olives_rule_in_words():
 
     words = OLIVE_RULE.format(words="share of texts kept")
     assert "dropped" in words and "Pareto front" in words and "smallest file first" in words
+
+
+def test_a_detector_that_finds_nothing_on_the_inputs_is_judged_on_its_best_candidates_not_nothing_equals_nothing():
+    ref = yolo_v8_output()
+    ref[0, 4:] *= 0.2  # every score below 0.25: no detection on this picture
+    flat = ref.copy()
+    flat[0, 4:] = 0.0  # a variant whose scores all collapsed
+    metrics, _ = detection_quality([ref], [flat], ["empty street"])
+    assert metrics["score_threshold"] < 0.25 and metrics["boxes_reference"] > 0
+    assert metrics["detection_f1_mean"] < 0.5
+    assert detection_quality([ref], [ref.copy()], ["same"])[0]["detection_f1_mean"] == 1.0
