@@ -509,11 +509,11 @@ def quality_view(report: dict) -> None:
             judged = r.get("judgment") or {}
             if judged.get("sentence"):  # the same Judgment the verdict and the recommendation read
                 against = "FP32" if r["is_reference"] else reference
-                (st.success if judged.get("kept") else st.error)(plain(f"Against {against}: {judged['sentence']}"))
+                (st.success if judged.get("kept") else st.warning)(plain(f"Against {against}: {judged['sentence']}"))
             metrics = [(t, k, f) for t, k, f in quality_headlines(task, report["model"].get("output_kind"))
                        if r["quality"].get(k) is not None]
             for col, (title, key, fmt) in zip(st.columns(max(1, len(metrics))), metrics, strict=False):
-                col.metric(f"{title} vs {reference}", fmt.format(r["quality"][key]))
+                col.metric(f"{title} vs {'FP32' if r['is_reference'] else reference}", fmt.format(r["quality"][key]))
             for _, key, _ in metrics:
                 words = metric_in_words(key, float(r["quality"][key]))
                 if words:
@@ -531,9 +531,10 @@ def quality_view(report: dict) -> None:
                 st.dataframe(pd.DataFrame(r["quality"]["per_output"]).T, width="stretch")
             samples = r["samples"]
             if samples:
-                st.markdown(f"**Per input, worst first** (left: {reference}, right: {r['label']})")
+                left = "FP32" if r["is_reference"] else reference  # an FP16 reference is itself judged against FP32
+                st.markdown(f"**Per input, worst first** (left: {left}, right: {r['label']})")
                 frame = pd.DataFrame(samples).drop(columns=["index"], errors="ignore")
-                frame = frame.rename(columns={"reference": f"{reference} output", "variant": f"{r['label']} output"})
+                frame = frame.rename(columns={"reference": f"{left} output", "variant": f"{r['label']} output"})
                 st.dataframe(frame, width="stretch", hide_index=True)
 
 

@@ -23,6 +23,7 @@ import numpy as np
 SCORE_THRESHOLD = 0.25  # ultralytics' default `conf` (docs.ultralytics.com/modes/predict, "conf 0.25")
 NMS_IOU = 0.45  # the IoU most exported YOLO pipelines suppress at (nudenet, YOLOv5 detect.py `iou_thres=0.45`)
 MATCH_IOU = 0.5  # PASCAL VOC's match threshold
+MAX_CANDIDATES = 1000  # boxes kept before NMS, best scores first
 MIN_ANCHORS = 64  # fewer rows than this is not a dense detection head
 ANCHORS_LAST = "anchors-last"  # [N, 4+C, A]
 ANCHORS_FIRST = "anchors-first"  # [N, A, 5+C]
@@ -70,6 +71,8 @@ def decode(output: np.ndarray, layout: str, score_threshold: float = SCORE_THRES
         best = cls.max(1) if cls.shape[1] else np.ones(len(rows))
         scores, classes = rows[:, 4] * best, cls.argmax(1) if cls.shape[1] else np.zeros(len(rows), int)
     keep = scores > score_threshold
+    if keep.sum() > MAX_CANDIDATES:  # ultralytics caps NMS input too (max_nms); also bounds the IoU matrix's memory
+        keep &= scores >= np.sort(scores)[-MAX_CANDIDATES]
     cx, cy, w, h = rows[keep, 0], rows[keep, 1], rows[keep, 2], rows[keep, 3]
     xyxy = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1) if keep.any() else np.zeros((0, 4))
     return _nms(Boxes(xyxy, scores[keep], classes[keep]), nms_iou)

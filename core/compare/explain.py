@@ -114,6 +114,17 @@ def metric_in_words(key: str, value: float) -> str | None:
     if key == "kl_divergence_mean":
         return (f"KL {value:.4f}: how far the next-token probabilities moved (0 = identical; below 0.01 is hard to "
                 "notice in generated text).")
+    if key == "detection_f1_mean":
+        return (f"Boxes F1 {value:.0%}: the variant's detections matched to the reference's (same class, IoU 0.5 or "
+                "more); 100% means every box is still found and no new one appears.")
+    if key == "sequence_match":
+        return f"{value:.0%} of inputs decode to exactly the same text (or sequence) as the reference."
+    if key == "mask_iou_mean":
+        return f"Mask IoU {value:.3f}: overlap of the thresholded maps (1.0 = the same regions found)."
+    if key == "decision_agreement":
+        return f"{value:.0%} of inputs keep the same decision (score above or below the threshold)."
+    if key == "relative_shift":
+        return f"The outputs moved by {value:.2%} of their own scale on average."
     if key == "kl_divergence_p99":
         return (f"KL 99th percentile {value:.4f}: the worst 1% of token positions (llama.cpp's --kl-divergence "
                 "report shows the same percentiles); a long tail here means rare but real changes in generated text.")

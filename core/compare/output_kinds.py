@@ -165,6 +165,8 @@ def guess_output_kind(model_path, outputs: list[list[np.ndarray]]) -> tuple[str,
 
     if a.dtype.kind != "f":
         return TENSORS, f"the first output is {a.dtype} (not floats): compared value by value"
+    if a.size == 0 or not np.isfinite(a).all():
+        return TENSORS, f"the first output {list(a.shape)} is empty or not finite: tensor errors and cosine"
     layout = yolo_layout(a)
     if layout:
         return DETECTION_BOXES, (f"the first output {list(a.shape)} holds box coordinates and class scores in one "

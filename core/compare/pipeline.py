@@ -180,7 +180,10 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
     if prepared.task == TASK_OTHER and output_kind == "auto":
         from core.compare.output_kinds import guess_output_kind
 
-        output_kind, why = guess_output_kind(prepared.fp32_path, fp32_run.outputs)
+        try:
+            output_kind, why = guess_output_kind(prepared.fp32_path, fp32_run.outputs)
+        except Exception as exc:  # noqa: BLE001 - a guess must never cost the comparison: fall back to tensors
+            output_kind, why = "tensors", f"no guess ({exc.__class__.__name__}): tensor errors and cosine"
         kind_reason = f"guessed: {why}"
     fp32_bytes = model_file_bytes(prepared.fp32_path)
     results = []
@@ -194,7 +197,12 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
         # the reference (FP16 by default) is itself judged against FP32: against itself it would always look perfect
         against = fp32_run if precision == reference_precision else reference
         if prepared.task == TASK_OTHER:
-            quality, samples = output_quality(output_kind, against, run, feeds.labels)
+            try:
+                quality, samples = output_quality(output_kind, against, run, feeds.labels)
+            except (ValueError, IndexError, TypeError) as exc:  # the chosen kind does not fit these outputs
+                warnings.append(f"The {output_kind} metric does not fit this model's outputs ({exc.__class__.__name__}); "
+                                f"{LABELS[precision]} is compared by tensor errors and cosine instead.")
+                quality, samples = output_quality("tensors", against, run, feeds.labels)
         else:
             quality, samples = measure_quality(prepared.task, against, run, feeds, prepared.config)
         q = built.get(precision)
