@@ -22,7 +22,7 @@ class Metric:
 
 
 COSINE = Metric("cosine_similarity_mean", "output cosine", 0.98, fallback=True)
-LABELS_KEPT = Metric("top1_agreement", "share of labels kept", 0.9)
+LABELS_KEPT = Metric("top1_agreement", "labels kept", 0.9)
 
 # task (HF models) or output kind (ONNX uploads) -> the metric that judges it
 METRICS: dict[str, Metric] = {

@@ -24,8 +24,11 @@ QUALITY_DROP = "quality_drop"
 BASELINE = "baseline"
 
 
-def quality_loss(quality: dict, kind: str = "tensors") -> str | None:
-    """The reason this variant counts as less accurate on `kind`'s own metric, or None."""
+def quality_loss(quality: dict, kind: str | None = None) -> str | None:
+    """The reason this variant counts as less accurate on `kind`'s own metric, or None (kind None: labels where the
+    quality has a top-1, else tensors)."""
+    if kind is None:
+        kind = "class-logits" if "top1_agreement" in quality else "tensors"
     return judge(quality, kind).reason or None
 
 
