@@ -23,7 +23,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core.compare.explain import bar_metric, metric_in_words, recommend, slower_than_fp32
+from core.compare.explain import OLIVE_RULE, bar_metric, metric_in_words, recommend, slower_than_fp32
 from core.compare.inputs import DEFAULT_TEXTS, texts_from_bytes, texts_from_string
 from core.compare.report import REPORT_NAME, ComparisonReport, quality_headlines
 from core.compare.settings import (
@@ -49,7 +49,7 @@ ENTERED = page_entered("compare")
 style.apply()
 
 TARGET = "core.compare.pipeline:run_comparison_job"
-MAX_INPUTS_UPLOAD_MB = 2
+MAX_INPUTS_UPLOAD_MB = 64  # an .npz of real inputs (a few images' arrays) easily passes 2 MB
 MEDIA_TYPES = ["png", "jpg", "jpeg", "wav", "zip"]
 MAX_MEDIA_UPLOAD_MB = 16  # per file, as core.compare.media_inputs.MAX_MEDIA_FILE_BYTES
 MAX_MEDIA_FILES = 32  # as core.compare.media_inputs.MAX_MEDIA_FILES (the page imports no ML module)
@@ -283,6 +283,8 @@ def options_from_state() -> CompareOptions:
                         symmetric=s["cmp_sym"], quantize_embeddings=s["cmp_emb"], eight_bit_fraction=s["cmp_f8"] / 100,
                         clip_search=s["cmp_clip"]),
         runs=s["cmp_runs"], output_kind=s.get("cmp_out", "auto"),
+        image_size=s.get("cmp_imgsize", ""), image_layout=s.get("cmp_layout", "auto"),
+        image_scale=s.get("cmp_scale", "auto"), sample_rate=int(s.get("cmp_rate", 0)),
     )
 
 
@@ -598,13 +600,14 @@ def timing_caption(report: dict) -> str:
 @st.fragment
 def recommendation(report: dict) -> None:
     """Which variant to ship, from the measured results and a quality bar the user sets (reruns only itself)."""
-    metric, words = bar_metric(report["model"]["task"])
+    metric, words = bar_metric(report["model"]["task"], report["model"].get("output_kind"))
     bar = st.slider(f"Quality bar: lowest acceptable {words} against {report['reference'].upper()}", 0.90, 1.0,
                     value=0.99, step=0.001, format="%.3f", key="cmp_bar")
     rec = recommend(ComparisonReport.from_dict(report), bar)
     (st.success if rec.precision else st.warning)(rec.sentence, icon=":material/recommend:")
     if rec.failing:
         st.caption(f"Below the bar: {', '.join(rec.failing)}.")
+    st.caption(OLIVE_RULE.format(words=words))
 
 
 @st.fragment
@@ -636,15 +639,24 @@ def charts(report: dict) -> None:
 def quality_view(report: dict) -> None:
     task = report["model"]["task"]
     reference = report["reference"].upper()
-    variants = [r for r in report["results"] if not r["is_reference"]]
+    if report["model"].get("output_kind_reason"):
+        st.info(plain(f"Quality judged as {report['model']['output_kind']} ({report['model']['output_kind_reason']}). "
+                      "Wrong guess? Change it under Quantization options, 'Uploaded ONNX model: what its first output "
+                      "is' (CLI: --output-kind)."))
+    # an FP16 reference gets its tab too: its own quality is measured against FP32
+    variants = [r for r in report["results"] if not r["is_reference"] or r["precision"] != "fp32"]
     variants.sort(key=lambda r: r["precision"] == "fp32")  # the quantized variants first, FP32 last
     tabs = st.tabs([r["label"] for r in variants])
     for tab, r in zip(tabs, variants, strict=True):
         with tab:
+            judged = r.get("judgment") or {}
+            if judged.get("sentence"):  # the same Judgment the verdict and the recommendation read
+                against = "FP32" if r["is_reference"] else reference
+                (st.success if judged.get("kept") else st.warning)(plain(f"Against {against}: {judged['sentence']}"))
             metrics = [(t, k, f) for t, k, f in quality_headlines(task, report["model"].get("output_kind"))
                        if r["quality"].get(k) is not None]
             for col, (title, key, fmt) in zip(st.columns(max(1, len(metrics))), metrics, strict=False):
-                col.metric(f"{title} vs {reference}", fmt.format(r["quality"][key]))
+                col.metric(f"{title} vs {'FP32' if r['is_reference'] else reference}", fmt.format(r["quality"][key]))
             for _, key, _ in metrics:
                 words = metric_in_words(key, float(r["quality"][key]))
                 if words:
@@ -662,9 +674,10 @@ def quality_view(report: dict) -> None:
                 st.dataframe(pd.DataFrame(r["quality"]["per_output"]).T, width="stretch")
             samples = r["samples"]
             if samples:
-                st.markdown(f"**Per input, worst first** (left: {reference}, right: {r['label']})")
+                left = "FP32" if r["is_reference"] else reference  # an FP16 reference is itself judged against FP32
+                st.markdown(f"**Per input, worst first** (left: {left}, right: {r['label']})")
                 frame = pd.DataFrame(samples).drop(columns=["index"], errors="ignore")
-                frame = frame.rename(columns={"reference": f"{reference} output", "variant": f"{r['label']} output"})
+                frame = frame.rename(columns={"reference": f"{left} output", "variant": f"{r['label']} output"})
                 st.dataframe(frame, width="stretch", hide_index=True)
 
 
@@ -849,7 +862,7 @@ def main() -> None:
     inputs_file = st.file_uploader("...or an inputs file (.txt, .csv with a `text` column, or .npz of arrays)",
                                    type=["txt", "csv", "npz"], key="cmp_inputs_file", max_upload_size=MAX_INPUTS_UPLOAD_MB)
 
-    media_files = st.file_uploader("...or images / audio for an image or audio classifier (PNG, JPEG, WAV, or a .zip "
+    media_files = st.file_uploader("...or images / audio for an image or audio model (PNG, JPEG, WAV, or a .zip "
                                    "of them); without any, a small synthetic set is made", type=MEDIA_TYPES,
                                    accept_multiple_files=True, key=media_widget_key(),
                                    max_upload_size=MAX_MEDIA_UPLOAD_MB)
@@ -870,6 +883,16 @@ def main() -> None:
     from pages.uploads import release_unclaimed_uploads
 
     release_unclaimed_uploads([inputs_file.file_id] if inputs_file is not None else [])  # replayed uploads
+    with st.expander("Input options for an uploaded .onnx image or audio model"):
+        a, b, c, d = st.columns(4)
+        a.text_input("Image size (HxW)", key="cmp_imgsize", placeholder="from the model",
+                     help=spec(CompareOptions, "image_size").help)
+        b.selectbox("Layout", list(spec(CompareOptions, "image_layout").choices), key="cmp_layout",
+                    help=spec(CompareOptions, "image_layout").help)
+        c.selectbox("Pixel scaling", list(spec(CompareOptions, "image_scale").choices), key="cmp_scale",
+                    help=spec(CompareOptions, "image_scale").help)
+        d.number_input("Sample rate (Hz, 0 = model's)", 0, 192000, key="cmp_rate", step=1000,
+                       help=spec(CompareOptions, "sample_rate").help)
 
     autorun = st.session_state.pop("cmp_autorun", False) and st.session_state["cmp_src"] == "demo"
     clicked = st.button("Run", type="primary", icon=":material/play_arrow:")

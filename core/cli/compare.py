@@ -73,6 +73,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="quantize embedding tables too (INT8 and INT4; default on)")
     parser.add_argument("--output-kind", choices=list(spec(CompareOptions, "output_kind").choices),
                         default=default(CompareOptions, "output_kind"), help=spec(CompareOptions, "output_kind").help)
+    parser.add_argument("--image-size", default="", metavar="HxW", help=spec(CompareOptions, "image_size").help)
+    parser.add_argument("--image-layout", choices=list(spec(CompareOptions, "image_layout").choices), default="auto",
+                        help=spec(CompareOptions, "image_layout").help)
+    parser.add_argument("--image-scale", choices=list(spec(CompareOptions, "image_scale").choices), default="auto",
+                        help=spec(CompareOptions, "image_scale").help)
+    parser.add_argument("--sample-rate", type=int, default=0, metavar="HZ", help=spec(CompareOptions, "sample_rate").help)
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     parser.add_argument("--timeout", type=float, default=1800, metavar="S",
                         help="stop the work after S seconds (default 1800)")
@@ -97,6 +103,8 @@ def build_options(args: argparse.Namespace):
         runs=args.runs, threads=args.threads, latency_seq_len=args.seq_len,
         decode_tokens=getattr(args, "decode_tokens", default(CompareOptions, "decode_tokens")),
         output_kind=getattr(args, "output_kind", "auto"),
+        image_size=getattr(args, "image_size", ""), image_layout=getattr(args, "image_layout", "auto"),
+        image_scale=getattr(args, "image_scale", "auto"), sample_rate=getattr(args, "sample_rate", 0),
     )
 
 
@@ -362,6 +370,18 @@ def _timing_lines(data: dict) -> list[str]:
     return lines
 
 
+def _recommendation_lines(data: dict) -> list[str]:
+    """The page's recommendation at its default bar (0.99), and the rule it follows, in words."""
+    from core.compare.explain import OLIVE_RULE, recommend
+    from core.compare.report import ComparisonReport
+
+    try:
+        rec = recommend(ComparisonReport.from_dict(data), 0.99)
+    except (KeyError, TypeError, ValueError):  # a report too old to carry what the rule reads
+        return []
+    return [f"recommendation (bar 0.99): {rec.sentence}", "rule: " + OLIVE_RULE.format(words=rec.metric_words)]
+
+
 def format_table(data: dict, out_dir: Path | None) -> str:
     model, env = data["model"], data["environment"]
     latency = data["inputs"]["latency_input"]
@@ -375,6 +395,9 @@ def format_table(data: dict, out_dir: Path | None) -> str:
         "(scales, zero points, layers kept in float); ideal = parameters x bits (the calculator's number).",
         "",
     ]
+    if model.get("output_kind_reason"):
+        lines[-1:-1] = [f"Quality judged as {model['output_kind']} ({model['output_kind_reason']}); change it with "
+                        "--output-kind."]
     from core.compare.report import quality_headlines
 
     quality_cols = quality_headlines(model["task"], model.get("output_kind"))
@@ -405,6 +428,9 @@ def format_table(data: dict, out_dir: Path | None) -> str:
     if verdicts:
         lines.append("")
         lines.extend(f"verdict: {v}" for v in verdicts)
+        lines.extend(f"judged: {r['label']}: {r['judgment']['sentence']}" for r in data["results"]
+                     if r.get("judgment") and r["precision"] != "fp32")
+        lines.extend(_recommendation_lines(data))
     if notes or data["warnings"]:
         lines.append("")
         lines.extend(f"note: {n}" for n in notes + data["warnings"])

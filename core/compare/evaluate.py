@@ -306,7 +306,7 @@ def classification_quality(ref_logits: list[np.ndarray], var_logits: list[np.nda
 def causal_lm_quality(ref_logits: list[np.ndarray], var_logits: list[np.ndarray], masks: list[np.ndarray | None],
                       labels: list[str]) -> tuple[dict, list[dict]]:
     """Top-1 next-token agreement and KL(reference || variant), over every real token position."""
-    agree_all, kl_all, cosines, samples = [], [], [], []
+    agree_all, kl_all, dp_all, cosines, samples = [], [], [], [], []
     for i, (r, v, mask) in enumerate(zip(ref_logits, var_logits, masks, strict=True)):
         r2, v2 = r.reshape(-1, r.shape[-1]), v.reshape(-1, v.shape[-1])
         keep = np.asarray(mask).reshape(-1).astype(bool)[: len(r2)] if mask is not None else np.ones(len(r2), bool)
@@ -314,6 +314,8 @@ def causal_lm_quality(ref_logits: list[np.ndarray], var_logits: list[np.ndarray]
         agree = r2.argmax(-1) == v2.argmax(-1)
         lr, lv = _log_softmax(r2), _log_softmax(v2)
         kl = (np.exp(lr) * (lr - lv)).sum(-1)
+        top = lr.argmax(-1)[:, None]  # llama.cpp's Δp: the variant's probability of the reference's top token, moved
+        dp_all.append(np.exp(np.take_along_axis(lv, top, -1)) - np.exp(np.take_along_axis(lr, top, -1)))
         agree_all.append(agree)
         kl_all.append(kl)
         cosines.append(_cosine(r2, v2))
@@ -321,10 +323,14 @@ def causal_lm_quality(ref_logits: list[np.ndarray], var_logits: list[np.ndarray]
                         "kl_divergence": float(kl.mean()), "next_token_kept": bool(agree[-1]) if len(agree) else True,
                         "cosine_similarity": cosines[-1]})
     samples.sort(key=lambda s: (s["top1_agreement"], -s["kl_divergence"]))
-    agree_cat, kl_cat = np.concatenate(agree_all), np.concatenate(kl_all)
+    agree_cat, kl_cat, dp_cat = np.concatenate(agree_all), np.concatenate(kl_all), np.concatenate(dp_all).ravel()
     metrics = {
         "top1_agreement": float(agree_cat.mean()), "kl_divergence_mean": float(kl_cat.mean()),
         "kl_divergence_max": float(kl_cat.max()),
+        # the depth of llama.cpp's `perplexity --kl-divergence` report: KL percentiles and the top token's Δp
+        "kl_divergence_p50": float(np.percentile(kl_cat, 50)), "kl_divergence_p90": float(np.percentile(kl_cat, 90)),
+        "kl_divergence_p99": float(np.percentile(kl_cat, 99)),
+        "delta_p_top_mean": float(dp_cat.mean()), "delta_p_top_rms": float(np.sqrt((dp_cat ** 2).mean())),
         "cosine_similarity_mean": float(np.mean(cosines)), "cosine_similarity_min": float(np.min(cosines)),
     }
     return metrics, samples

@@ -190,6 +190,12 @@ def build_feeds(prepared: PreparedModel, inputs, options: CompareOptions) -> Fee
 
     if prepared.task in MEDIA_TASKS and not (isinstance(inputs, dict) and "npz" in inputs):
         return media_feeds(prepared, inputs, specs)
+    if isinstance(inputs, dict) and "files" in inputs and prepared.model_dir is None:  # an ONNX upload
+        from core.compare.media_inputs import media_files
+        from core.compare.onnx_media import MediaPrep, onnx_media_feeds, parse_size
+
+        prep = MediaPrep(parse_size(options.image_size), options.image_layout, options.image_scale, options.sample_rate)
+        return onnx_media_feeds(prepared.fp32_path, array_specs, media_files(inputs["files"]), prep)
     if isinstance(inputs, dict) and "files" in inputs:
         raise QuantLensError("bad_inputs", "Images and audio files are inputs for image or audio classifiers; this "
                                            "model takes text or arrays (.txt, .csv or .npz).")

@@ -6,8 +6,14 @@ all near-zero; two such maps have a cosine of 0.58 while their masks agree on 99
 - detection map -> mask IoU at a threshold (empty vs empty counts as 1.0) and pixel agreement;
 - CTC sequence -> greedy CTC decoding (argmax, repeats merged, blank 0 removed) and whether the decoded
   sequence is exactly the same;
-- decision score -> the score's absolute change and whether the decision at 0.5 is kept.
-The first output is the one described (the model's main output for all of the above).
+- decision score -> the score's absolute change and whether the decision at 0.5 is kept;
+- detection boxes (YOLO heads) -> matched-box F1 at IoU 0.5 and score shift (core.compare.detection);
+- regression -> the shift in the output's own units, against the spread of the reference's values;
+- embedding -> cosine and nearest-neighbour agreement among the inputs;
+- tensors -> tensor errors and cosine: the fallback when nothing above fits, shown as such.
+The first output is the one described (the model's main output for all of the above). With `auto`, the kind is
+guessed from the graph and the reference's outputs (`guess_output_kind`), and the guess is shown with how to
+change it (`--output-kind`, the page's selector).
 """
 
 from __future__ import annotations
@@ -21,7 +27,13 @@ CLASS_LOGITS = "class-logits"
 DETECTION_MAP = "detection-map"
 CTC_SEQUENCE = "ctc-sequence"
 DECISION_SCORE = "decision-score"
-OUTPUT_KINDS = (AUTO, CLASS_LOGITS, DETECTION_MAP, CTC_SEQUENCE, DECISION_SCORE)
+DETECTION_BOXES = "detection-boxes"
+REGRESSION = "regression"
+EMBEDDING = "embedding"
+TENSORS = "tensors"
+OUTPUT_KINDS = (AUTO, CLASS_LOGITS, DETECTION_BOXES, DETECTION_MAP, CTC_SEQUENCE, DECISION_SCORE, REGRESSION,
+                EMBEDDING, TENSORS)
+REGRESSION_MAX_SHIFT = 0.05  # of the reference's value spread (std, or |mean| for one value): "kept" below this
 MASK_THRESHOLD = 0.3  # PaddleOCR DB's binarisation threshold
 DECISION_THRESHOLD = 0.5
 
@@ -35,6 +47,14 @@ HEADLINES: dict[str, tuple[tuple[str, str, str], ...]] = {
                    ("cosine", "cosine_similarity_mean", "{:.4f}")),
     DECISION_SCORE: (("decision kept", "decision_agreement", "{:.0%}"), ("max shift", "score_shift_max", "{:.3f}"),
                      ("mean shift", "score_shift_mean", "{:.4f}")),
+    DETECTION_BOXES: (("boxes F1", "detection_f1_mean", "{:.0%}"), ("worst F1", "detection_f1_min", "{:.0%}"),
+                      ("score shift", "score_shift_mean", "{:.3f}")),
+    REGRESSION: (("shift / spread", "relative_shift", "{:.2%}"), ("mean shift", "value_shift_mean", "{:.4g}"),
+                 ("max shift", "value_shift_max", "{:.4g}")),
+    EMBEDDING: (("NN kept", "neighbour_top1_agreement", "{:.0%}"), ("cosine", "cosine_similarity_mean", "{:.4f}"),
+                ("worst cos", "cosine_similarity_min", "{:.4f}")),
+    TENSORS: (("cosine (fallback)", "cosine_similarity_mean", "{:.4f}"), ("max abs err", "max_abs_error", "{:.3g}"),
+              ("mean rel err", "mean_rel_error", "{:.2%}")),
 }
 
 
@@ -114,18 +134,106 @@ def score_quality(ref_scores: list[np.ndarray], var_scores: list[np.ndarray], la
              "score_shift_mean": float(np.mean(shifts)), "decision_threshold": threshold}, samples)
 
 
+def regression_quality(ref_values: list[np.ndarray], var_values: list[np.ndarray],
+                       labels: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Scores and measurements (a speech-quality MOS, an age, a depth): the shift in the output's own units, and
+    that shift over the scale of the reference's values (the larger of their std and their mean magnitude)."""
+    ref = np.concatenate([np.asarray(r, np.float64).ravel() for r in ref_values])
+    var = np.concatenate([np.asarray(v, np.float64).ravel() for v in var_values])
+    # the values' scale: their spread over inputs, or their magnitude where inputs barely move them (a MOS of ~3)
+    spread = max(float(ref.std()) if ref.size > 1 else 0.0, float(np.abs(ref).mean())) or 1.0
+    samples = []
+    for i, (r, v) in enumerate(zip(ref_values, var_values, strict=True)):
+        rs, vs = np.asarray(r, np.float64).ravel(), np.asarray(v, np.float64).ravel()
+        samples.append({"index": i, "input": labels[i], "value_shift": float(np.abs(rs - vs).max()) if rs.size else 0.0,
+                        "reference": ", ".join(f"{x:.4g}" for x in rs[:4]),
+                        "variant": ", ".join(f"{x:.4g}" for x in vs[:4])})
+    samples.sort(key=lambda s: -s["value_shift"])
+    diff = np.abs(ref - var)
+    return ({"value_shift_mean": float(diff.mean()) if diff.size else 0.0,
+             "value_shift_max": float(diff.max()) if diff.size else 0.0, "value_spread": spread,
+             "relative_shift": float(diff.mean() / spread) if diff.size else 0.0,
+             "shift_kept": max(0.0, 1.0 - float(diff.mean() / spread)) if diff.size else 1.0}, samples)
+
+
+def guess_output_kind(model_path, outputs: list[list[np.ndarray]]) -> tuple[str, str]:
+    """(kind, why) for an ONNX model's first output, from the graph's last op and the reference's values."""
+    first = [np.asarray(o[0]) for o in outputs]
+    a = first[0]
+    last_op = _producer_op(model_path)
+    from core.compare.detection import yolo_layout
+
+    if a.dtype.kind != "f":
+        return TENSORS, f"the first output is {a.dtype} (not floats): compared value by value"
+    if a.size == 0 or not np.isfinite(a).all():
+        return TENSORS, f"the first output {list(a.shape)} is empty or not finite: tensor errors and cosine"
+    layout = yolo_layout(a)
+    if layout:
+        return DETECTION_BOXES, (f"the first output {list(a.shape)} holds box coordinates and class scores in one "
+                                 f"tensor (a YOLO-style head, {layout})")
+    squeezed = [s for s in a.shape if s != 1]
+    in_unit = a.size and float(a.min()) >= -1e-4 and float(a.max()) <= 1 + 1e-4
+    if a.ndim == 3 and len(squeezed) == 2 and squeezed[-1] >= 10 and a.shape[-1] == squeezed[-1]:
+        path = a.reshape(-1, a.shape[-1]).argmax(-1)
+        if (path == 0).mean() >= 0.3 or last_op in ("Softmax", "LogSoftmax"):
+            return CTC_SEQUENCE, (f"the first output is [time {squeezed[0]}, classes {squeezed[-1]}] scores whose best "
+                                  "path is mostly class 0 (a CTC blank)")
+    if a.ndim >= 3 and len(squeezed) == 2 and min(squeezed) >= 16 and in_unit and last_op in ("Sigmoid", "Clip", ""):
+        return DETECTION_MAP, f"the first output is a {squeezed[0]}x{squeezed[1]} map of values in [0, 1]"
+    if a.size <= 4:
+        if in_unit and last_op in ("Sigmoid", "Softmax", "Clip", ""):
+            return DECISION_SCORE, f"the first output is {a.size} value(s) in [0, 1] (a decision score)"
+        return REGRESSION, f"the first output is {a.size} value(s) outside [0, 1] (a score or measurement)"
+    if len(squeezed) == 1 and in_unit and abs(float(a.sum()) - 1.0) < 1e-3:
+        return CLASS_LOGITS, f"the first output is {squeezed[0]} probabilities summing to 1 (a classifier)"
+    if len(squeezed) == 1:
+        normalised = last_op in ("LpNormalization", "Div", "ReduceMean")  # pooled or L2-normalised vectors
+        if not normalised and (last_op in ("Softmax", "LogSoftmax", "Gemm") or squeezed[0] <= 1000):
+            return CLASS_LOGITS, f"the first output is one vector of {squeezed[0]} scores (class logits)"
+        return EMBEDDING, f"the first output is one vector of {squeezed[0]} values (an embedding)"
+    return TENSORS, f"no task metric fits the first output {list(a.shape)}: tensor errors and cosine"
+
+
+def _producer_op(model_path) -> str:
+    """The op type that produces the graph's first output ('' when it cannot be read)."""
+    if model_path is None:
+        return ""
+    try:
+        import onnx
+
+        model = onnx.load(str(model_path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - a guess, not a check: an unreadable graph just gives no hint
+        return ""
+    name = model.graph.output[0].name if model.graph.output else ""
+    return next((n.op_type for n in model.graph.node if name in n.output), "")
+
+
 def output_quality(kind: str, ref, var, labels: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Dispatch on the declared kind of the first output; ref/var are evaluate.VariantRun."""
-    from core.compare.evaluate import classification_quality
+    from core.compare import evaluate
 
     ref_first = [np.asarray(o[0]) for o in ref.outputs]
     var_first = [np.asarray(o[0]) for o in var.outputs]
     if kind == CLASS_LOGITS:
-        return classification_quality(ref_first, var_first, labels)
+        from core.compare.media_tasks import label_quality
+
+        return label_quality(CLASS_LOGITS, ref_first, var_first, labels, {})
+    if kind == DETECTION_BOXES:
+        from core.compare.detection import detection_quality
+
+        return detection_quality(ref_first, var_first, labels)
     if kind == DETECTION_MAP:
         return mask_quality(ref_first, var_first, labels)
     if kind == CTC_SEQUENCE:
         return ctc_quality(ref_first, var_first, labels)
     if kind == DECISION_SCORE:
         return score_quality(ref_first, var_first, labels)
+    if kind == REGRESSION:
+        return regression_quality(ref_first, var_first, labels)
+    if kind == EMBEDDING:
+        r = np.stack([x.reshape(-1) for x in ref_first]).astype(np.float64)
+        v = np.stack([x.reshape(-1) for x in var_first]).astype(np.float64)
+        return evaluate.embedding_quality(r, v, labels)
+    if kind == TENSORS:
+        return evaluate.tensor_error_quality(ref.outputs, var.outputs, ref.output_names, labels)
     raise ValueError(f"unknown output kind {kind!r}")

@@ -86,6 +86,13 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
         feeds = build_feeds(prepared, inputs, options)
     with clock.step("count_parameters"):
         parameters, parameter_source = parameter_count(prepared.config, prepared.fp32_path)
+    if prepared.source_kind == "onnx":
+        from core.compare.bit_census import already_quantized
+        from core.compare.onnx_io import load_model_checked
+
+        notice = already_quantized(load_model_checked(prepared.fp32_path))
+        if notice:
+            warnings.append(notice)
     with clock.step("check_fp32"):  # before minutes of quantizing: everything is measured against FP32
         check_reference_runs(prepared.fp32_path, feeds, options.threads)
 
@@ -106,6 +113,7 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
                 unchanged.add(precision)
         except Exception as exc:  # noqa: BLE001 - one precision failing keeps the others (variant_status)
             failures[precision] = explain_failure(precision, STAGE_QUANTIZE, exc)
+            _remove_partial(out_dir, precision)  # never leave an invalid file behind
             release_memory()
         done += 1
 
@@ -168,6 +176,15 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
     clock.start("quality")
     reference = runs[reference_precision]
     fp32_run = runs["fp32"]
+    output_kind, kind_reason = options.output_kind, "chosen by you"
+    if prepared.task == TASK_OTHER and output_kind == "auto":
+        from core.compare.output_kinds import guess_output_kind
+
+        try:
+            output_kind, why = guess_output_kind(prepared.fp32_path, fp32_run.outputs)
+        except Exception as exc:  # noqa: BLE001 - a guess must never cost the comparison: fall back to tensors
+            output_kind, why = "tensors", f"no guess ({exc.__class__.__name__}): tensor errors and cosine"
+        kind_reason = f"guessed: {why}"
     fp32_bytes = model_file_bytes(prepared.fp32_path)
     results = []
     why_unchanged = unchanged_reason(prepared.fp32_path) if unchanged else ""
@@ -177,12 +194,22 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
         run = runs[precision]
         path = paths[precision]
         size = model_file_bytes(path)
-        if prepared.task == TASK_OTHER and options.output_kind != "auto":
-            quality, samples = output_quality(options.output_kind, reference, run, feeds.labels)
+        # the reference (FP16 by default) is itself judged against FP32: against itself it would always look perfect
+        against = fp32_run if precision == reference_precision else reference
+        if prepared.task == TASK_OTHER:
+            try:
+                quality, samples = output_quality(output_kind, against, run, feeds.labels)
+            except (ValueError, IndexError, TypeError) as exc:  # the chosen kind does not fit these outputs
+                warnings.append(f"The {output_kind} metric does not fit this model's outputs ({exc.__class__.__name__}); "
+                                f"{LABELS[precision]} is compared by tensor errors and cosine instead.")
+                quality, samples = output_quality("tensors", against, run, feeds.labels)
         else:
-            quality, samples = measure_quality(prepared.task, reference, run, feeds, prepared.config)
+            quality, samples = measure_quality(prepared.task, against, run, feeds, prepared.config)
         q = built.get(precision)
         notes = list(q.notes) if q else []
+        if precision == reference_precision and precision != "fp32":
+            notes.append(f"{LABELS[precision]} is the reference the other variants are compared with; its own "
+                         "quality here is measured against FP32.")
         if precision in unchanged:
             notes.insert(0, f"Unchanged: {LABELS[precision]} converted no weight of this model, so this file is "
                             "FP32's computation; its size and speed are not a gain." + why_unchanged)
@@ -195,8 +222,10 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
             predicted_ideal_bytes=predicted_bytes(parameters, precision),
             load_ms=run.load_ms, peak_memory_bytes=run.peak_memory_bytes, memory_method=run.memory_method,
             latency_ms_p50=run.latency_ms_p50, latency_ms_p95=run.latency_ms_p95,
-            speedup_vs_fp32=(paired[precision].median if precision in paired else
-                             fp32_run.latency_ms_p50 / run.latency_ms_p50 if run.latency_ms_p50 else 0.0),
+            # an unchanged file runs FP32's computation: any measured difference is noise, never "faster"
+            speedup_vs_fp32=1.0 if precision in unchanged else
+            (paired[precision].median if precision in paired else
+             fp32_run.latency_ms_p50 / run.latency_ms_p50 if run.latency_ms_p50 else 0.0),
             quantize_seconds=q.seconds if q else prepared.export_seconds,
             is_reference=precision == reference_precision,
             settings=q.settings if q else {}, notes=notes,
@@ -207,9 +236,10 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
             speedup_paired=paired[precision].to_dict() if precision in paired else None,
         ))
     clock.stop("quality")
+    from core.compare.judgment import judged_kind
     from core.compare.verdict import apply_verdicts
 
-    warnings += apply_verdicts(results)
+    warnings += apply_verdicts(results, judged_kind(prepared.task, output_kind))
     for failure in failures.values():
         warnings.append(f"{failure.label} is not shown: {failure.message} [{failure.code}]")
     if len(feeds.per_input) < 3 and prepared.task == "feature-extraction":
@@ -227,7 +257,8 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
             "architecture": prepared.architecture, "parameters": parameters, "parameter_source": parameter_source,
             "inputs": [{"name": k, "shape": list(v.shape), "dtype": str(v.dtype)} for k, v in feeds.per_input[0].items()],
             "outputs": list(reference.output_names), "preprocessing": preprocessing,
-            "output_kind": options.output_kind if prepared.task == TASK_OTHER else "auto",
+            "output_kind": output_kind if prepared.task == TASK_OTHER else "auto",
+            "output_kind_reason": kind_reason if prepared.task == TASK_OTHER else "",
         },
         reference=reference_precision,
         inputs={"source": feeds.source, "count": len(feeds.per_input), "items": feeds.labels[:64],
@@ -246,6 +277,18 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
     )
     say("Done", 1.0)
     return report
+
+
+def _remove_partial(out_dir: Path, precision: str) -> None:
+    """A precision that failed may have written half a file (FP16 on an INT8 model did): remove it."""
+    import contextlib
+
+    from core.compare.settings import FILE_NAMES
+
+    path = out_dir / FILE_NAMES[precision]
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
+        Path(str(path) + ".data").unlink(missing_ok=True)
 
 
 def _memory_mib() -> dict[str, dict[str, int]]:

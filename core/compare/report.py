@@ -21,7 +21,7 @@ QUALITY_HEADLINES: dict[str, tuple[tuple[str, str, str], ...]] = {
     "text-classification": (("labels kept", "top1_agreement", "{:.0%}"), ("max p shift", "probability_shift_max", "{:.3f}"),
                             ("cosine", "cosine_similarity_mean", "{:.4f}")),
     "text-generation": (("top-1 kept", "top1_agreement", "{:.0%}"), ("KL mean", "kl_divergence_mean", "{:.4f}"),
-                        ("cosine", "cosine_similarity_mean", "{:.4f}")),
+                        ("KL p99", "kl_divergence_p99", "{:.4f}"), ("mean Δp top", "delta_p_top_mean", "{:+.4f}")),
     "image-classification": (("labels kept", "top1_agreement", "{:.0%}"), ("top-5 overlap", "top5_overlap", "{:.0%}"),
                              ("max p shift", "probability_shift_max", "{:.3f}")),
     "audio-classification": (("labels kept", "top1_agreement", "{:.0%}"), ("top-5 overlap", "top5_overlap", "{:.0%}"),
@@ -96,6 +96,9 @@ class VariantResult:
     status: str = "ok"
     # FP32 time / this time per interleaved round: median, p10, p90, rounds, within_noise (see paired_timing)
     speedup_paired: dict[str, Any] | None = None
+    # the task's own metric on this variant (core.compare.judgment): kind, metric, words, value, floor, kept,
+    # fallback, reason, sentence; the verdict, the recommendation and the page all read it
+    judgment: dict[str, Any] | None = None
 
 
 @dataclass
@@ -137,6 +140,9 @@ class ComparisonReport:
 
 def variant_label(precision: str, settings: dict) -> str:
     """The name a user sees: INT4 with some layers stored at 8 bits says so, rather than passing for pure 4-bit."""
+    bits = settings.get("bits") or {}
+    if precision == "int4" and bits and not bits.get("layers_4bit") and bits.get("layers_8bit"):
+        return "INT8 weight-only (no layer at 4 bits)"  # the file holds no 4-bit weight: never call it INT4
     if precision == "int4" and settings.get("eight_bit_layers"):
         return "INT4 weight-only (mixed 4/8-bit)"
     if precision == "int8" and settings.get("method_used") == "static":

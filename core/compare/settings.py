@@ -183,9 +183,22 @@ class CompareOptions:
     decode_tokens: int = setting(32, "Tokens decoded one at a time through the KV cache after the latency prompt, "
                                      "to time generation (causal LMs).", low=1, high=512)
     output_kind: str = setting("auto", "What an uploaded ONNX model's first output is, so the quality metric fits: "
-                                       "class-logits (top-1 kept), detection-map (mask IoU), ctc-sequence (decoded "
-                                       "sequence kept), decision-score (decision kept); auto = tensor errors.",
-                               choices=("auto", "class-logits", "detection-map", "ctc-sequence", "decision-score"))
+                                       "class-logits (top-1 kept, top-5), detection-boxes (YOLO head: matched-box "
+                                       "F1), detection-map (mask IoU), ctc-sequence (decoded sequence kept), "
+                                       "decision-score (decision kept), regression (shift in its own units), "
+                                       "embedding (neighbours kept), tensors (cosine fallback); auto = guessed from "
+                                       "the graph and the outputs (the report shows the guess).",
+                               choices=("auto", "class-logits", "detection-boxes", "detection-map", "ctc-sequence",
+                                        "decision-score", "regression", "embedding", "tensors"))
+    image_size: str = setting("", "Images given to an uploaded ONNX model are resized to this (320 or 48x320, height "
+                                  "x width); empty = the model's declared size, its metadata, or the first usual "
+                                  "size it runs.")
+    image_layout: str = setting("auto", "Pixel layout of an uploaded ONNX model's image input: nchw or nhwc (auto = "
+                                        "from the input's shape).", choices=("auto", "nchw", "nhwc"))
+    image_scale: str = setting("auto", "Pixel scaling for an uploaded ONNX model: 0-1, -1-1, 0-255 or imagenet "
+                                       "(mean/std); auto = 0-1.", choices=("auto", "0-1", "-1-1", "0-255", "imagenet"))
+    sample_rate: int = setting(0, "Sampling rate WAV files are resampled to for an uploaded ONNX audio model; 0 = "
+                                  "from the model's metadata, else 16000.", low=0, high=192000)
 
     def __post_init__(self) -> None:
         precisions = tuple(dict.fromkeys(p.strip().lower() for p in self.precisions))
@@ -198,12 +211,19 @@ class CompareOptions:
         if reference not in ("fp32", "fp16"):
             raise QuantLensError("bad_option", f"The reference must be fp32 or fp16 (got {self.reference!r}).")
         object.__setattr__(self, "reference", reference)
-        for name in ("runs", "warmup", "threads", "latency_seq_len", "max_new_tokens", "decode_tokens"):
+        for name in ("runs", "warmup", "threads", "latency_seq_len", "max_new_tokens", "decode_tokens", "sample_rate"):
             s = spec(CompareOptions, name)
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not s.low <= value <= s.high:
                 raise QuantLensError("bad_option", f"{name} must be an integer from {s.low:g} to {s.high:g} "
                                                    f"(got {value!r}).")
+        for name in ("image_layout", "image_scale"):
+            if getattr(self, name) not in (spec(CompareOptions, name).choices or ()):
+                raise QuantLensError("bad_option", f"{name} must be one of "
+                                                   f"{', '.join(spec(CompareOptions, name).choices or ())}.")
+        from core.compare.onnx_media import parse_size
+
+        parse_size(self.image_size)
         kinds = spec(CompareOptions, "output_kind").choices or ()
         if self.output_kind not in kinds:
             raise QuantLensError("bad_option", f"output_kind must be one of {', '.join(kinds)} (got {self.output_kind!r}).")

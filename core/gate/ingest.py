@@ -210,10 +210,29 @@ def _check_entry_name(name: str) -> tuple[str, ...]:
     return parts
 
 
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+_TF_SUFFIXES = (".h5", ".keras", ".hdf5")
+
+
+def tf_weights_message(name: str) -> str:
+    """TensorFlow/Keras HDF5 weights are not pickles: say what they are and the command that converts them."""
+    return (f"{name} is TensorFlow/Keras weights (HDF5), which QuantLens does not read. Convert a Hugging Face model "
+            "folder to safetensors with transformers: python -c \"from transformers import AutoModel; "
+            "AutoModel.from_pretrained('FOLDER', from_tf=True).save_pretrained('OUT')\" (use the model's own "
+            "Auto class, e.g. AutoModelForSequenceClassification), then zip OUT; or a Keras model to ONNX: "
+            "python -m tf2onnx.convert --keras model.h5 --output model.onnx.")
+
+
 def _classify(rel: str) -> tuple[str, str] | None:
     """None for an allowed file, else (code, message) saying why the file may not be in a model folder."""
     lower = rel.lower()
     base = lower.rsplit("/", 1)[-1]
+    if lower.endswith(_TF_SUFFIXES):
+        return ("unsupported_file", tf_weights_message(f"The file {rel}"))
+    if lower.endswith(".msgpack"):
+        return ("unsupported_file", f"The file {rel} is Flax (msgpack) weights, which QuantLens does not read; "
+                                    "convert with transformers: from_pretrained('FOLDER', from_flax=True)"
+                                    ".save_pretrained('OUT'), then zip OUT.")
     if base == "training_args.bin" or lower.endswith(_PICKLE_SUFFIXES):
         return ("unsafe_format_pickle",
                 f"The file {rel} is a pickle-based format (.bin/.pt/.ckpt/...), which can run code when loaded; "
@@ -700,12 +719,26 @@ def validate_upload(src: Path, dest_dir: Path, *, limits: UploadLimits = UploadL
     if kind == "zip" and not _zip_is_torch(head):
         return _validate_zip(src, dest_dir, limits, digest)
     _refuse_container(kind, head, "The upload")
+    if head.startswith(HDF5_MAGIC):
+        raise _error("unsupported_file", tf_weights_message("The upload"))
+    if kind == "other" and not _could_be_onnx(head):
+        raise _error("invalid_onnx", "The upload is not a model we can read: not ONNX, not a .zip of a Hugging Face "
+                                     "folder, and no known weights format.")
     if kind == "numpy" or head.lstrip()[:1] in (b"{", b"["):
         raise _error("unsupported_file", "The upload is not an ONNX model or a .zip of a Hugging Face folder.")
     if len(head) >= 9 and head[8:9] == b"{" and struct.unpack("<Q", head[:8])[0] < size:
         raise _error("unsupported_file", "The upload is a bare .safetensors file; upload a .zip of the whole model "
                                          "folder (config, tokenizer and weights).")
     return _validate_onnx(src, dest_dir, digest, size)
+
+
+def _could_be_onnx(head: bytes) -> bool:
+    """An ONNX file is a protobuf ModelProto: its first byte is a field key with a low field number (ir_version = 1,
+    written first) and a valid wire type. Random bytes pass this 1 time in ~20, and then fail the ONNX parser."""
+    if not head:
+        return False
+    field, wire = head[0] >> 3, head[0] & 7
+    return 1 <= field <= 20 and wire in (0, 1, 2, 5)
 
 
 def _validate_onnx(src: Path, dest_dir: Path, digest: str, size: int) -> ValidatedUpload:

@@ -39,8 +39,11 @@ def test_json_output_has_the_documented_shape(tiny_onnx_gemm, tmp_path):
 def test_table_output_names_the_columns_and_units(tiny_onnx_gemm):
     proc = cli(str(tiny_onnx_gemm), "--precisions", "int8", "--runs", "1")
     assert proc.returncode == 0, proc.stderr
-    assert "size MB" in proc.stdout and "p50 ms" in proc.stdout and "max abs err" in proc.stdout
+    assert "size MB" in proc.stdout and "p50 ms" in proc.stdout and "labels kept" in proc.stdout
     assert "10^6 bytes" in proc.stdout
+    # the metric is guessed from the outputs ([batch, 16] scores out of a Gemm), and the guess says how to change it
+    assert "Quality judged as class-logits (guessed" in proc.stdout and "--output-kind" in proc.stdout
+    assert "rule: How the pick is made (Olive's rule)" in proc.stdout
 
 
 def test_missing_model_file_is_one_line_and_exit_1(tmp_path):

@@ -187,8 +187,9 @@ def test_a_published_style_cnn_quantizes_to_int8_with_a_measured_method_and_verd
     report = compare_model(paddle_style_cnn, options, tmp_path / "out")
     int8 = report.result("int8")
     assert int8.settings["method"] == "auto"
-    assert {c["name"] for c in int8.settings["candidates"]} >= {"static QDQ", "static QDQ, every op",
-                                                                 "weight-only int8, float compute"}
+    # every recipe was either measured or reported as skipped (time budget, or one clearly best)
+    tried = {c["name"] for c in int8.settings["candidates"]} | set(int8.settings["skipped"])
+    assert tried >= {"static QDQ", "static QDQ, every op, head in float", "weight-only int8, float compute"}
     assert int8.settings["chosen"] in {c["name"] for c in int8.settings["candidates"]}
     assert int8.label != "INT8 dynamic"
     assert any("chosen by measuring" in n for n in int8.notes)

@@ -16,7 +16,7 @@ def variant(precision, size_mb, speedup, cosine=None, reference=False):
 
 REPORT = ComparisonReport(
     {"task": "feature-extraction", "parameters": 22_700_000}, "fp16", {"count": 8},
-    [variant("fp32", 90, 1.0, 1.0), variant("fp16", 45, 0.7, reference=True), variant("int8", 23, 2.0, 0.992),
+    [variant("fp32", 90, 1.0, 1.0), variant("fp16", 45, 0.7, 0.9999, reference=True), variant("int8", 23, 2.0, 0.992),
      variant("int4", 15, 0.8, 0.975)], {}, {}, {})
 
 
@@ -31,8 +31,9 @@ def test_lowering_the_bar_lets_int4_through_and_says_it_is_slower():
     assert rec.precision == "int4" and "1.25x slower than FP32" in rec.sentence
 
 
-def test_a_bar_nothing_meets_keeps_the_reference_and_a_bad_bar_is_an_error():
-    assert recommend(REPORT, 1.0).precision == "fp16"  # the reference always meets the bar
+def test_a_bar_nothing_meets_keeps_fp32_not_an_fp16_reference_judged_against_itself_and_a_bad_bar_is_an_error():
+    rec = recommend(REPORT, 1.0)  # FP16 is judged against FP32 (0.9999), not against itself: it is not perfect
+    assert rec.precision == "fp32" and rec.sentence.startswith("Keep FP32")
     with pytest.raises(QuantLensError) as err:
         recommend(REPORT, 1.5)
     assert err.value.code == "invalid_threshold"

@@ -106,9 +106,17 @@ def quantize_int4(src: Path, dst: Path, config: Int4Config = Int4Config(),  # no
         notes.append("No embedding table (Gather on a constant) was found to quantize.")
     if not config.quantize_embeddings:
         notes.append("Embedding tables kept in FP32 (quantize_embeddings off): the file stays much larger.")
+    from core.compare.bit_census import census
+
+    bits = census(model)
+    if eight_bit and not bits.layers_4bit:  # the 8-bit rule took every layer: nothing is at 4 bits
+        notes = [n for n in notes if not n.startswith("Mixed 4/8-bit")]
+        notes.append(f"No layer is stored at 4 bits: the {len(eight_bit)} quantized layer(s) are all at 8 bits (the "
+                     "layers most damaged by 4 bits), so this file is INT8 weight-only, not INT4.")
+    notes.append(bits.sentence())
     size = save_model_fixed(model, dst)
     settings = asdict(config) | {"quantized_matmuls": counts.get("MatMulNBits", 0), "eight_bit_layers": eight_bit,
-                                 "quantized_embeddings": embedded}
+                                 "quantized_embeddings": embedded, "bits": bits.to_dict()}
     return QuantizedModel("int4", Path(dst), size, time.perf_counter() - started, settings, tuple(notes))
 
 
