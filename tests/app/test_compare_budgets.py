@@ -99,12 +99,24 @@ def test_images_past_the_sessions_count_are_refused_in_one_line_each(server, mon
     assert len(errors) == 1 and "2.png was not kept" in errors[0] and errors[0].endswith("[inputs_too_many]")
 
 
-def test_an_inputs_file_replayed_past_its_2_mb_limit_is_refused_by_the_server(server):
+def test_an_inputs_file_replayed_past_the_uploaders_limit_is_refused_by_the_server(server):
+    from pages.compare import MAX_INPUTS_UPLOAD_MB
+
     at = _upload_page()
-    at.file_uploader(key="cmp_inputs_file").upload("texts.txt", b"a line\n" * (400_000))  # 2.8 MB
+    size = (MAX_INPUTS_UPLOAD_MB + 1) * 2**20  # the widget would refuse it; a replayed request skips the widget
+    at.file_uploader(key="cmp_inputs_file").upload("arrays.npz", b"\0" * size)
     at.run()
     assert not at.exception
-    assert any("texts.txt is 2.7 MiB" in e and e.endswith("[upload_too_large]") for e in _errors(at)), _errors(at)
+    assert any(f"arrays.npz is {MAX_INPUTS_UPLOAD_MB + 1}.0 MiB" in e and e.endswith("[upload_too_large]")
+               for e in _errors(at)), _errors(at)
+
+
+def test_a_text_inputs_file_past_2_mb_is_refused_in_one_line(server):
+    at = _upload_page()
+    at.file_uploader(key="cmp_inputs_file").upload("texts.txt", b"a line\n" * 400_000)  # 2.8 MB of text
+    at.run()
+    assert not at.exception
+    assert any(e.endswith("[inputs_too_large]") and "2 MiB" in e for e in _errors(at)), _errors(at)
 
 
 def test_a_closed_tabs_folders_are_removed_after_the_grace_period(tmp_path, monkeypatch):
