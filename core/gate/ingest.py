@@ -721,11 +721,11 @@ def validate_upload(src: Path, dest_dir: Path, *, limits: UploadLimits = UploadL
     _refuse_container(kind, head, "The upload")
     if head.startswith(HDF5_MAGIC):
         raise _error("unsupported_file", tf_weights_message("The upload"))
+    if kind == "numpy" or head.lstrip()[:1] in (b"{", b"["):
+        raise _error("unsupported_file", "The upload is not an ONNX model or a .zip of a Hugging Face folder.")
     if kind == "other" and not _could_be_onnx(head):
         raise _error("invalid_onnx", "The upload is not a model we can read: not ONNX, not a .zip of a Hugging Face "
                                      "folder, and no known weights format.")
-    if kind == "numpy" or head.lstrip()[:1] in (b"{", b"["):
-        raise _error("unsupported_file", "The upload is not an ONNX model or a .zip of a Hugging Face folder.")
     if len(head) >= 9 and head[8:9] == b"{" and struct.unpack("<Q", head[:8])[0] < size:
         raise _error("unsupported_file", "The upload is a bare .safetensors file; upload a .zip of the whole model "
                                          "folder (config, tokenizer and weights).")
