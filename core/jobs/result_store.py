@@ -470,16 +470,22 @@ class S3Store(ResultStore):
                 try:
                     self.client.download_file(self.bucket, self._key("results", key, writer, name), str(dest / name))
                 except ClientError as exc:
-                    if self._missing(exc):  # expired while we copied
-                        return None
+                    if self._missing(exc):  # expired while we copied, or by a lifecycle rule
+                        return self._discard(report_key)
                     raise
             if _sha256_file(dest / name) != digest:  # swapped in the bucket: never hand those bytes to a user
                 (dest / name).unlink()
-                return None
+                return self._discard(report_key)
         with contextlib.suppress(QuantLensError):
             self._renew(report_key)
         report = data.get("report")
         return report if isinstance(report, dict) else None
+
+    def _discard(self, report_key: str) -> None:
+        """Withdraw a result whose files are gone or damaged, so the job runs again and writes it anew (with the
+        report left in place, a worker would find the result 'done' and the user would never get it)."""
+        with contextlib.suppress(QuantLensError):
+            self._delete([report_key])
 
     # ---------------------------------------------------------------- expiry
     def _delete(self, keys: list[str]) -> None:

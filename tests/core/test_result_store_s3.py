@@ -146,8 +146,23 @@ def test_a_result_file_swapped_in_the_bucket_is_never_handed_to_the_user(s3_env,
     store.put_result("a" * 64, {"results": [1]}, out)
     stored = [k for k in _keys(store) if k.endswith("model_int8.onnx")]
     store.client.put_object(Bucket=store.bucket, Key=store.prefix + stored[0], Body=b"tampered")
-    assert store.fetch_result("a" * 64, tmp_path / "dest") is None  # the job runs again instead
+    assert store.fetch_result("a" * 64, tmp_path / "dest") is None
     assert not (tmp_path / "dest" / "model_int8.onnx").exists()
+    assert not store.has_result("a" * 64)  # withdrawn: the job runs again and its new result is served
+    store.put_result("a" * 64, {"results": [2]}, out)
+    assert store.fetch_result("a" * 64, tmp_path / "dest") == {"results": [2]}
+    assert (tmp_path / "dest" / "model_int8.onnx").read_bytes() == b"int8"
+
+
+def test_a_result_whose_files_a_lifecycle_rule_removed_is_withdrawn_and_made_again(s3_env, tmp_path):
+    store = _store(s3_env)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "model_int8.onnx").write_bytes(b"int8")
+    store.put_result("a" * 64, {"results": [1]}, out)
+    stored = [k for k in _keys(store) if k.endswith("model_int8.onnx")]
+    store.client.delete_object(Bucket=store.bucket, Key=store.prefix + stored[0])
+    assert store.fetch_result("a" * 64, tmp_path / "dest") is None and not store.has_result("a" * 64)
 
 
 def test_expiry_reads_every_listing_page_and_touches_only_the_stores_own_keys(s3_env, tmp_path):
