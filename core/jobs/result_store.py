@@ -275,9 +275,16 @@ def _s3_client():
     except ImportError:
         raise QuantLensError("store_unavailable", f"{STORE_ENV}=s3://... needs boto3: pip install -r "
                              "requirements-s3.txt.") from None
-    session = boto3.session.Session()
+    from botocore.exceptions import BotoCoreError
+
     config = Config(connect_timeout=10, read_timeout=120, retries={"max_attempts": 3, "mode": "standard"})
-    return session.client("s3", region_name=session.region_name or "us-east-1", config=config)
+    try:
+        session = boto3.session.Session()
+        return session.client("s3", region_name=session.region_name or "us-east-1", config=config)
+    except (ValueError, BotoCoreError) as exc:  # e.g. an endpoint without http://, an unknown AWS_PROFILE
+        raise QuantLensError("invalid_setting", f"{STORE_ENV}=s3://...: this host's AWS settings are not usable "
+                             f"({type(exc).__name__}); AWS_ENDPOINT_URL_S3 must be a full URL such as "
+                             "http://host:9000, and AWS_PROFILE a profile that exists.") from None
 
 
 def _client_error_code(exc: BaseException) -> tuple[str, str]:

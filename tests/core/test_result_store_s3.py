@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -83,6 +84,17 @@ def test_an_unreachable_endpoint_is_one_clear_error(s3_env, monkeypatch):
     with pytest.raises(QuantLensError) as caught:
         _store(s3_env).has_result("a" * 64)
     assert "cannot be reached" in _one_clear_line(caught, s3_env)
+
+
+@pytest.mark.parametrize("variable, value", [("AWS_ENDPOINT_URL_S3", "localhost:9000"),
+                                             ("AWS_ENDPOINT_URL_S3", "http://[bad"),
+                                             ("AWS_PROFILE", "no-such-profile")])
+def test_an_unusable_endpoint_or_profile_setting_is_named_in_one_line(s3_env, monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(QuantLensError) as caught:
+        _store(s3_env)
+    assert caught.value.code == "invalid_setting" and variable in caught.value.message
+    assert "\n" not in caught.value.message and s3_env.secret_access_key not in caught.value.message
 
 
 def test_a_host_without_credentials_is_told_what_to_set(s3_env, monkeypatch):
@@ -197,3 +209,21 @@ def test_a_stored_report_is_json_naming_each_file_with_its_hash(s3_env, tmp_path
     stored = json.loads(body)
     assert stored["report"] == {"results": [1]}
     assert stored["files"] == {"model_int8.onnx": hashlib.sha256(b"int8").hexdigest()}
+
+
+def test_a_model_bigger_than_one_upload_part_travels_in_parts_and_reuse_renews_it(s3_env, tmp_path):
+    store = _store(s3_env)
+    model = tmp_path / "model.onnx"
+    model.write_bytes(os.urandom(20 * 2**20))  # boto3 switches to multipart above 8 MiB
+    digest = store.put_blob(model)
+    blob_key = store._key("blobs", digest)
+    first = store.client.head_object(Bucket=store.bucket, Key=blob_key)
+    assert first["ETag"].strip('"').endswith("-3")  # three parts of 8 MiB
+    written = first["LastModified"].timestamp()
+    clock_limit = time.monotonic() + 60  # LastModified has whole seconds: let one pass
+    while time.time() < written + 1.5 and time.monotonic() < clock_limit:
+        time.sleep(0.1)
+    assert store.put_blob(model) == digest  # the same upload again: not sent again, renewed in the bucket
+    assert store.client.head_object(Bucket=store.bucket, Key=blob_key)["LastModified"].timestamp() > written
+    store.fetch_blob(digest, tmp_path / "back.onnx")
+    assert (tmp_path / "back.onnx").read_bytes() == model.read_bytes()
