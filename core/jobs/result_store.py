@@ -356,10 +356,12 @@ class S3Store(ResultStore):
 
     def _ready(self) -> None:
         """Check once that the bucket exists and answers these credentials (a HEAD cannot tell a missing bucket
-        from a missing key, so every later 404 means a missing key)."""
+        from a missing key, so every later 404 means a missing key). A one-key listing of the prefix, not
+        HeadBucket: a least-privilege policy may allow listing only under the prefix, and a missing bucket then
+        says NoSuchBucket in the body instead of a bare 404."""
         if not self._bucket_checked:
             with self._calls():
-                self.client.head_bucket(Bucket=self.bucket)
+                self.client.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix, MaxKeys=1)
             self._bucket_checked = True
 
     # ---------------------------------------------------------------- keys

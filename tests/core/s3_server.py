@@ -25,7 +25,7 @@ import pytest
 
 BUCKET = "quantlens-test-store"
 _POLICY = json.dumps({"Version": "2012-10-17",
-                      "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})
+                      "Statement": [{"Effect": "Allow", "Action": ["s3:*", "iam:*"], "Resource": "*"}]})
 _SETUP_REQUESTS = 3  # create_user, create_access_key, put_user_policy: the only unsigned-checked requests
 
 
@@ -41,6 +41,12 @@ class S3Server:
         return {"AWS_ENDPOINT_URL_S3": self.endpoint, "AWS_ACCESS_KEY_ID": self.access_key_id,
                 "AWS_SECRET_ACCESS_KEY": self.secret_access_key, "AWS_CONFIG_FILE": "/nonexistent",
                 "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}
+
+    def iam(self):
+        import boto3
+
+        return boto3.client("iam", endpoint_url=self.endpoint, region_name="us-east-1",
+                            aws_access_key_id=self.access_key_id, aws_secret_access_key=self.secret_access_key)
 
     def client(self, **overrides):
         import boto3

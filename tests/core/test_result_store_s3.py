@@ -227,3 +227,40 @@ def test_a_model_bigger_than_one_upload_part_travels_in_parts_and_reuse_renews_i
     assert store.client.head_object(Bucket=store.bucket, Key=blob_key)["LastModified"].timestamp() > written
     store.fetch_blob(digest, tmp_path / "back.onnx")
     assert (tmp_path / "back.onnx").read_bytes() == model.read_bytes()
+
+
+def test_a_key_allowed_only_under_its_prefix_can_run_the_whole_store(s3_env, monkeypatch, tmp_path):
+    """Least privilege as an operator would grant it: object actions under the prefix, listing only with that
+    prefix. HeadBucket needs the unconditioned list permission, so the store never relies on it."""
+    import json
+
+    prefix = unique_prefix("narrow")
+    bucket = s3_env.bucket
+    policy = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+         "Resource": f"arn:aws:s3:::{bucket}/{prefix}/*"},
+        {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}",
+         "Condition": {"StringLike": {"s3:prefix": [f"{prefix}/*", f"{prefix}/"]}}}]}
+    iam = s3_env.iam()
+    iam.create_user(UserName=prefix)
+    key = iam.create_access_key(UserName=prefix)["AccessKey"]
+    iam.put_user_policy(UserName=prefix, PolicyName="store", PolicyDocument=json.dumps(policy))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+    store = _store(s3_env, prefix)
+    with pytest.raises(Exception, match="403"):
+        store.client.head_bucket(Bucket=bucket)
+    with pytest.raises(Exception, match="AccessDenied"):
+        store.client.put_object(Bucket=bucket, Key="elsewhere/x", Body=b"")
+    store.check()
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"model")
+    digest = store.put_blob(model)
+    assert store.put_blob(model) == digest  # renewal copies the object onto itself: Get + Put under the prefix
+    store.fetch_blob(digest, tmp_path / "back.onnx")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "model_int8.onnx").write_bytes(b"int8")
+    store.put_result("a" * 64, {"results": [1]}, out)
+    assert store.fetch_result("a" * 64, tmp_path / "dest") == {"results": [1]}
+    assert store.expire(0, now=10**10) == 2
