@@ -280,7 +280,8 @@ def _s3_client():
     config = Config(connect_timeout=10, read_timeout=120, retries={"max_attempts": 3, "mode": "standard"})
     try:
         session = boto3.session.Session()
-        return session.client("s3", region_name=session.region_name or "us-east-1", config=config)
+        region = session.region_name or os.environ.get("AWS_REGION", "").strip() or "us-east-1"
+        return session.client("s3", region_name=region, config=config)
     except (ValueError, BotoCoreError) as exc:  # e.g. an endpoint without http://, an unknown AWS_PROFILE
         raise QuantLensError("invalid_setting", f"{STORE_ENV}=s3://...: this host's AWS settings are not usable "
                              f"({type(exc).__name__}); AWS_ENDPOINT_URL_S3 must be a full URL such as "
@@ -463,18 +464,18 @@ class S3Store(ResultStore):
                 if self._missing(exc):
                     return None
                 raise
-            except ValueError:
-                return None
+            except ValueError:  # a damaged report: withdrawn, like damaged files
+                return self._discard(report_key)
         if not isinstance(data, dict):
-            return None
+            return self._discard(report_key)
         files, writer = data.get("files"), str(data.get("writer", ""))
         if not isinstance(files, dict) or not re.fullmatch(r"[0-9a-f]{16}", writer):
-            return None
+            return self._discard(report_key)
         dest = Path(dest)
         dest.mkdir(parents=True, exist_ok=True, mode=0o700)
         for name, digest in files.items():
             if not _SAFE_NAME.fullmatch(name) or name == REPORT or not _HEX64.fullmatch(str(digest)):
-                return None
+                return self._discard(report_key)
             with self._calls():
                 try:
                     self.client.download_file(self.bucket, self._key("results", key, writer, name), str(dest / name))

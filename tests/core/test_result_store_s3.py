@@ -264,3 +264,21 @@ def test_a_key_allowed_only_under_its_prefix_can_run_the_whole_store(s3_env, mon
     store.put_result("a" * 64, {"results": [1]}, out)
     assert store.fetch_result("a" * 64, tmp_path / "dest") == {"results": [1]}
     assert store.expire(0, now=10**10) == 2
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"[1]", b'{"report": {}, "writer": "../..", "files": {}}',
+                                  b'{"report": {}, "writer": "0123456789abcdef", "files": {"../../x": "' +
+                                  b"0" * 64 + b'"}}'])
+def test_a_damaged_report_is_withdrawn_so_the_job_runs_again(s3_env, tmp_path, body):
+    store = _store(s3_env)
+    store.client.put_object(Bucket=store.bucket, Key=store._key("results", "a" * 64, REPORT), Body=body)
+    assert store.has_result("a" * 64)
+    assert store.fetch_result("a" * 64, tmp_path / "dest") is None
+    assert not store.has_result("a" * 64) and not (tmp_path / "x").exists()
+    store.put_result("a" * 64, {"again": True}, None)
+    assert store.fetch_result("a" * 64, tmp_path / "dest") == {"again": True}
+
+
+def test_the_region_comes_from_aws_region_when_aws_default_region_is_unset(s3_env, monkeypatch):
+    monkeypatch.setenv("AWS_REGION", "eu-west-3")
+    assert _store(s3_env).client.meta.region_name == "eu-west-3"
