@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from core import sizing  # noqa: E402
 from core.sizing import catalog  # noqa: E402
+from core.sizing.custom_card import parse_custom_card  # noqa: E402
 from core.sizing.offload import plan_offload  # noqa: E402
 
 DATA = ROOT / "tests/core/data/llamacpp_truth"
@@ -41,10 +42,10 @@ def main() -> None:
         rec = json.loads((DATA / f"{case['model']}.json").read_text())
         model = sizing.model_from_config(rec["config"])
         est = sizing.estimate(model, case["ftype"], case["context"], 1, "fp16", "llama.cpp")
-        p = plan_offload(model, est, [catalog.find_hardware(c) for c in case["cards"]])
+        p = plan_offload(model, est, [parse_custom_card(c) if "," in c else catalog.find_hardware(c) for c in case["cards"]])
         llama_moe = len(case["expert_layers_in_ram"]) + len(case["partial_layers"])
         pred_moe = p.n_cpu_moe if p and p.kind == "experts" else 0
-        cards = "+".join(f"{c.replace('-12gb', '').replace('-10gb', '')}({m})" for c, m in
+        cards = "+".join(f"{c.split(',')[0].replace('-12gb', '').replace('-10gb', '')}({m})" for c, m in
                          zip(case["cards"], case["free_mib"], strict=True))
         used = sum(d["used_mib"] for d in {d["device"]: d for d in case["devices"]}.values())
         ngl = p.n_gpu_layers if p else "fits"

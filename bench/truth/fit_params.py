@@ -54,11 +54,23 @@ CASES: tuple[tuple[str, str, str, int, tuple[str, ...]], ...] = (
     ("qwen3-30b-a3b-q4km-8k-3060", "qwen3-30b-a3b", "Q4_K_M", 8192, ("rtx-3060-12gb",)),
     ("qwen3-30b-a3b-q8-32k-4090", "qwen3-30b-a3b", "Q8_0", 32768, ("rtx-4090",)),
     ("mixtral-8x7b-q4km-8k-4090", "mixtral-8x7b", "Q4_K_M", 8192, ("rtx-4090",)),
+    # tied embeddings (llama.cpp keeps a copy of token_embd on the card as the output layer); a 4 GB card typed as
+    # a custom card (`name, GB, GB/s`, as the calculator's card= link takes it)
+    ("qwen2.5-0.5b-q8-128k-4gb", "qwen2.5-0.5b", "Q8_0", 131072, ("GTX 1650, 4, 128",)),
+    ("gemma-3-1b-q4km-32k-3gb", "gemma-3-1b", "Q4_K_M", 32768, ("GTX 1060, 3, 192",)),
 )
 
 _OT = re.compile(r"blk\\\.(\d+)\\\.ffn_(\S+?)=(\w+)")
 _DEVICE_LINE = re.compile(r"common_params_fit_impl:\s+- (FAKEGPU\d+) .*?:\s+(\d+) layers(?: \(\s*(\d+) overflowing\))?,"
                           r"\s+(\d+) MiB used,\s+(-?\d+) MiB free")
+
+
+def card(spec: str):
+    """A catalog card id, or a custom card `name, GB, GB/s` (core.sizing.custom_card, the calculator's card=)."""
+    from core.sizing import catalog
+    from core.sizing.custom_card import parse_custom_card
+
+    return parse_custom_card(spec) if "," in spec else catalog.find_hardware(spec)
 
 
 def build_fake_gpu_fit() -> Path:
@@ -126,7 +138,9 @@ def parse_args_line(line: str, n_layer: int) -> dict:
     Layers the -ot list moves: `expert_layers_in_ram` (whole routed experts of a layer) and `partial_layers`
     (the first overflowing layer of a device, where only some FFN tensors move)."""
     toks = line.split()
-    out: dict = {"n_ctx": int(toks[toks.index("-c") + 1]), "n_gpu_layers": int(toks[toks.index("-ngl") + 1])}
+    ngl = int(toks[toks.index("-ngl") + 1])  # -1: llama.cpp's default (everything on the GPUs) was left as it is
+    out: dict = {"n_ctx": int(toks[toks.index("-c") + 1]), "n_gpu_layers": n_layer + 1 if ngl < 0 else ngl,
+                 "fits_unchanged": ngl < 0}
     out["tensor_split"] = [int(x) for x in toks[toks.index("-ts") + 1].split(",")] if "-ts" in toks else []
     experts, partial = [], []
     for layer, what, buft in _OT.findall(line):
@@ -162,9 +176,7 @@ def first_breakdown(log: str) -> dict:
 
 def run_case(case: tuple, binary: Path) -> dict:
     name, model, ftype, context, cards = case
-    from core.sizing import catalog
-
-    hw = [catalog.find_hardware(c) for c in cards]
+    hw = [card(c) for c in cards]
     free_mib = [h.usable_memory_bytes // MIB for h in hw]
     gguf = gguf_for(model, ftype)
     rec = json.loads((OUT / f"{model}.json").read_text())

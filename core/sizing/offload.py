@@ -37,9 +37,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.errors import QuantLensError
+from core.sizing.architecture import Architecture
 from core.sizing.engine import MemoryEstimate, ModelSpec, embedding_parameter_count
 from core.sizing.gguf import plan as gguf_plan
 from core.sizing.hardware import Hardware
+from core.sizing.kv_cache import get_kv_precision, kv_cache_plan, layer_token_bytes
 from core.sizing.overhead import FIXED_OVERHEAD_BYTES, runtime_overhead
 from core.sizing.precisions import get_precision
 from core.sizing.runtimes import card_budget_bytes
@@ -127,11 +129,25 @@ def _layout(model: ModelSpec, est: MemoryEstimate) -> _Layout:
             e = est.weights_bytes * a.moe.num_experts * 3 * a.hidden_size * a.moe.expert_intermediate_size \
                 // max(1, model.parameters)
             experts = [e if (a.is_moe_layer(i) if a.moe_layers else True) else 0 for i in range(n)]
-    kv = (est.kv_cache_bytes + est.state_bytes) // n
+    kv = _kv_per_layer(a, est)
     fixed = FIXED_OVERHEAD_BYTES["llama.cpp"][1]
     compute = max(0, runtime_overhead(a, "llama.cpp", est.context, est.batch).typical_bytes - fixed) if est.context else 0
     share = a.moe.experts_per_token / a.moe.num_experts if a.moe is not None else 1.0
-    return _Layout(embed, output, tuple(layers), tuple(experts), (kv,) * n, compute, share)
+    return _Layout(embed, output, tuple(layers), tuple(experts), kv, compute, share)
+
+
+def _kv_per_layer(a: Architecture, est: MemoryEstimate) -> tuple[int, ...]:
+    """Each layer's KV cache as llama.cpp allocates it (sliding-window layers keep only their window, so the last
+    layers of Gemma 3 weigh less than an even share), plus an even share of any recurrent state."""
+    n = a.num_layers
+    state = est.state_bytes // n
+    if not est.kv_cache_bytes:
+        return (state,) * n
+    cells = kv_cache_plan(a, est.context, est.batch, est.kv_precision, "llama.cpp").cells_per_layer
+    per_token = layer_token_bytes(a, get_kv_precision(est.kv_precision))
+    if len(cells) != n or len(per_token) != n:
+        return ((est.kv_cache_bytes + est.state_bytes) // n,) * n
+    return tuple(c * t * est.batch + state for c, t in zip(cells, per_token, strict=True))
 
 
 def _fill(lay: _Layout, targets: list[int], layer_bytes) -> list[int]:
