@@ -9,6 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.sizing import weights_bytes
+from core.sizing.card_set import card_set_verdict
 from core.sizing.launch import plan_for_verdict
 from core.sizing.runtimes import loads
 from core.sizing.serving import capacity_sentence, vllm_capacity
@@ -43,6 +44,20 @@ def _capacity(model, answer_, verdict, ests, hw, kv: str):
         if c.starts or name == candidates[-1]:
             return name, c
     return None
+
+
+def draw_card_set(result, cards, runtime: str) -> None:
+    """Mixed cards used together (mixed=): one line per model, with the runtime settings that realise it."""
+    if len(cards) < 2:
+        return
+    st.markdown("**Your cards together** (each within its own memory)")
+    for model, ests in zip(result.models, result.estimates, strict=True):
+        if not ests:
+            continue
+        v = card_set_verdict(model, ests, cards, runtime)
+        st.markdown(("✅ " if v.fits else "❌ ") + plain(v.sentence))
+        if v.flags:
+            st.code(v.flags, language="bash")
 
 
 def draw_run_it(answers, result, hardware, kv: str, hub_found=()) -> None:

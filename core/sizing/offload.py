@@ -200,6 +200,19 @@ def _effective_bandwidth(cards: tuple[Hardware, ...]) -> float:
     return 1 / sum(b / total / c.bandwidth_gb_s for b, c in zip(budgets, cards, strict=True))
 
 
+def layer_split(model: ModelSpec, est: MemoryEstimate, cards: tuple[Hardware, ...] | list[Hardware]
+                ) -> tuple[int, ...] | None:
+    """Layers per card (llama.cpp's -ts, output layer counted on the last card) when the whole model fits `cards`
+    with every card within its own budget, as llama.cpp's fit places it; None when it does not fit them all."""
+    cards = tuple(cards)
+    if not cards or any(c.kind != "gpu" for c in cards):
+        return None
+    lay = _layout(model, est)
+    targets = [card_budget_bytes(c, "llama.cpp") - LLAMA_CPP_FIT_TARGET_BYTES for c in cards]
+    counts = _fill(lay, targets, lambda i: lay.layers[i] + lay.kv[i])
+    return tuple(counts) if sum(counts) == len(lay.layers) + 1 else None
+
+
 def plan_offload(model: ModelSpec, est: MemoryEstimate, cards: tuple[Hardware, ...] | list[Hardware],
                  ram_bandwidth_gb_s: float = DEFAULT_RAM_BANDWIDTH_GB_S) -> OffloadPlan | None:
     """The llama.cpp offload plan for `est` on `cards` (one entry per physical card, in --device order; mixed models
