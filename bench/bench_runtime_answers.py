@@ -2,8 +2,9 @@
 
 1. Published load logs (tests/core/data/logs, sources in each file's first lines) beside the engine's prediction.
 2. llama.cpp offload plans (-ngl / --n-cpu-moe) for common "does not fit one card" cases, with the RAM they need
-   and the decode ceiling from both bandwidths. llama.cpp's own `llama-fit-params` is not run here (no llama.cpp
-   binary on this machine); put its -ngl beside ours with `--fit-params FILE` (lines `model,precision,ctx,card,ngl`).
+   and the decode ceiling from both bandwidths. These models are too large for the sparse-GGUF harness; llama.cpp's
+   own `llama-fit-params` answers for models it could plan are in bench/bench_offload_fit.py (`make truth-fit`);
+   put other -ngl values beside ours with `--fit-params FILE` (lines `model,precision,ctx,card,ngl`).
 
 Run: .venv/bin/python bench/bench_runtime_answers.py [--fit-params FILE]
 """
