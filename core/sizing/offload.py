@@ -26,8 +26,14 @@ common/fit.cpp, the fit that llama-server runs by default and `llama-fit-params`
   experts of as many layers as needed stay in RAM (the fit writes them as -ot overrides; `--n-cpu-moe N` is the
   same memory with the first N layers' experts).
 Per-layer bytes come from the GGUF tensor plan (core.sizing.gguf: llama-quantize's type for every tensor), so a
-Q4_K_M layer with a Q6_K attn_v weighs what it weighs; the compute buffer is the llama.cpp activation estimate of
-core.sizing.overhead (its fixed part is the CUDA context, already outside the card's usable memory).
+Q4_K_M layer with a Q6_K attn_v weighs what it weighs. The compute buffer is llama.cpp's graph for one 512-token
+micro-batch with flash attention (its default on CUDA), as measured by llama-fit-params on 11 models: the larger of
+the logits (micro-batch x vocabulary x 4, on the card holding the output layer) and the FFN activations
+(3 x micro-batch x intermediate x 4; MoE: the chosen experts'), four hidden-size F32 buffers, and the F16 KQ mask
+(micro-batch x context x 2 bytes) on the card running layer 0 when every layer is on the cards; with layers in
+RAM, the card also holds a copy of their largest weight matrix during prompt processing (op offload), beside the
+FFN activations. Measured by llama-fit-params: Llama 3.1 8B 290/314/410 MiB at 8k/32k/128k with every layer on
+the card, 282 with layers in RAM; Mistral 7B Q4_K_M 148 with layers in RAM (116 + a 31.5 MiB Q4_K ffn matrix). The CUDA context itself is already outside the card's usable memory.
 tests/core/test_offload_truth.py checks the plans against llama-fit-params itself (bench/truth/fit_params.py).
 Standard library only.
 """
@@ -42,7 +48,7 @@ from core.sizing.engine import MemoryEstimate, ModelSpec, embedding_parameter_co
 from core.sizing.gguf import plan as gguf_plan
 from core.sizing.hardware import Hardware
 from core.sizing.kv_cache import get_kv_precision, kv_cache_plan, layer_token_bytes
-from core.sizing.overhead import FIXED_OVERHEAD_BYTES, runtime_overhead
+from core.sizing.overhead import LLAMA_CPP_UBATCH
 from core.sizing.precisions import get_precision
 from core.sizing.runtimes import card_budget_bytes
 
@@ -82,8 +88,19 @@ class _Layout:
     layers: tuple[int, ...]
     experts: tuple[int, ...]
     kv: tuple[int, ...]
-    compute: int
     expert_share: float  # experts_per_token / num_experts: the part of a layer's experts one token reads
+    # llama.cpp's compute buffer, in parts (flash attention, n_ubatch 512; see the module docstring):
+    logits: int  # micro-batch x vocabulary F32, on the card holding the output layer
+    ffn: int  # the FFN activations of one micro-batch
+    hidden: int  # four hidden-size F32 buffers
+    mask: int  # the F16 KQ mask, on the card running layer 0 when every layer is on the cards
+    copy: int  # with layers in RAM: the largest of their weight matrices, copied to the card for prompt processing
+
+    def compute_on(self, card: int, cards: int, partial: bool = False) -> int:
+        """The compute buffer of card `card` of `cards` (the last one holds the output layer); `partial`: some
+        layers stay in RAM, so the card also holds a copy of one of their weight matrices while it runs them."""
+        work = self.ffn + (self.copy if partial else 0)
+        return (max(self.logits, work) if card == cards - 1 else work) + self.hidden
 
 
 def _gguf_tensor_bytes(model: ModelSpec, est: MemoryEstimate) -> list[tuple[str, int]] | None:
@@ -105,6 +122,7 @@ def _layout(model: ModelSpec, est: MemoryEstimate) -> _Layout:
     n = a.num_layers
     layers, experts = [0] * n, [0] * n
     embed = output = token_embd = 0
+    largest = 0
     has_output = False
     tensors = _gguf_tensor_bytes(model, est)
     if tensors is not None:
@@ -113,6 +131,7 @@ def _layout(model: ModelSpec, est: MemoryEstimate) -> _Layout:
                 i = int(name.split(".")[1])
                 layers[i] += nbytes
                 experts[i] += nbytes if "_exps." in name else 0
+                largest = max(largest, 0 if "_exps." in name else nbytes)
             elif name.startswith("output"):
                 output += nbytes
                 has_output |= name == "output.weight"
@@ -125,15 +144,21 @@ def _layout(model: ModelSpec, est: MemoryEstimate) -> _Layout:
         embed = est.weights_bytes * embedding_parameter_count(a) // max(1, model.parameters)
         per_layer = (est.weights_bytes - embed) // n
         layers = [per_layer] * n
+        largest = est.weights_bytes * a.intermediate_size * a.hidden_size // max(1, model.parameters)
         if a.moe is not None:
             e = est.weights_bytes * a.moe.num_experts * 3 * a.hidden_size * a.moe.expert_intermediate_size \
                 // max(1, model.parameters)
             experts = [e if (a.is_moe_layer(i) if a.moe_layers else True) else 0 for i in range(n)]
     kv = _kv_per_layer(a, est)
-    fixed = FIXED_OVERHEAD_BYTES["llama.cpp"][1]
-    compute = max(0, runtime_overhead(a, "llama.cpp", est.context, est.batch).typical_bytes - fixed) if est.context else 0
     share = a.moe.experts_per_token / a.moe.num_experts if a.moe is not None else 1.0
-    return _Layout(embed, output, tuple(layers), tuple(experts), kv, compute, share)
+    tokens = est.context * est.batch
+    ub = min(LLAMA_CPP_UBATCH, tokens)
+    inter = a.intermediate_size
+    if a.moe is not None:
+        inter = max(a.moe.expert_intermediate_size * a.moe.experts_per_token, a.intermediate_size)
+    on = 1 if est.context else 0  # weights only: no compute buffer
+    return _Layout(embed, output, tuple(layers), tuple(experts), kv, share, on * ub * a.vocab_size * 4,
+                   on * 3 * ub * inter * 4, on * 4 * ub * a.hidden_size * 4, on * ub * tokens * 2, on * largest)
 
 
 def _kv_per_layer(a: Architecture, est: MemoryEstimate) -> tuple[int, ...]:
@@ -150,7 +175,7 @@ def _kv_per_layer(a: Architecture, est: MemoryEstimate) -> tuple[int, ...]:
     return tuple(c * t * est.batch + state for c, t in zip(cells, per_token, strict=True))
 
 
-def _fill(lay: _Layout, targets: list[int], layer_bytes) -> list[int]:
+def _fill(lay: _Layout, targets: list[int], layer_bytes, partial: bool = False) -> list[int]:
     """llama.cpp's fit (common/fit.cpp, step 3): cards filled back to front with whole units, unit 0 the output
     layer, unit j the repeating layer n-j; each card pays its compute buffer. Returns the units per card."""
     n = len(lay.layers)
@@ -158,8 +183,8 @@ def _fill(lay: _Layout, targets: list[int], layer_bytes) -> list[int]:
     counts = [0] * len(targets)
     k = 0
     for d in reversed(range(len(targets))):
-        used = lay.compute
-        while k < len(units) and used + units[k] <= targets[d]:
+        used = lay.compute_on(d, len(targets), partial)
+        while k < len(units) and used + units[k] + (lay.mask if k == len(units) - 1 else 0) <= targets[d]:
             used += units[k]
             k += 1
             counts[d] += 1
@@ -225,9 +250,9 @@ def plan_offload(model: ModelSpec, est: MemoryEstimate, cards: tuple[Hardware, .
     n = len(lay.layers)
     targets = [card_budget_bytes(c, "llama.cpp") - LLAMA_CPP_FIT_TARGET_BYTES for c in cards]
     budget = sum(card_budget_bytes(c, "llama.cpp") for c in cards)
-    full = _fill(lay, targets, lambda i: lay.layers[i] + lay.kv[i])
-    if sum(full) == n + 1:
+    if sum(_fill(lay, targets, lambda i: lay.layers[i] + lay.kv[i])) == n + 1:
         return None
+    full = _fill(lay, targets, lambda i: lay.layers[i] + lay.kv[i], partial=True)
     gpu_bw = _effective_bandwidth(cards)
     multi = len(cards) > 1
 
@@ -239,8 +264,8 @@ def plan_offload(model: ModelSpec, est: MemoryEstimate, cards: tuple[Hardware, .
     if ngl >= 1:
         on_gpu = range(n - (ngl - 1), n)  # the last ngl-1 repeating layers
         on_cpu = range(0, n - (ngl - 1))
-        cards_used = sum(1 for k in full if k)
-        gpu_bytes = lay.output + sum(lay.layers[i] + lay.kv[i] for i in on_gpu) + lay.compute * cards_used
+        gpu_bytes = lay.output + sum(lay.layers[i] + lay.kv[i] for i in on_gpu) + sum(
+            lay.compute_on(d, len(full), partial=True) for d, k in enumerate(full) if k)
         ram = lay.embed + sum(lay.layers[i] + lay.kv[i] for i in on_cpu)
         speed = _speed(lay.output + sum(active(i) for i in on_gpu), sum(active(i) for i in on_cpu), gpu_bw,
                        ram_bandwidth_gb_s)
@@ -261,7 +286,8 @@ def plan_offload(model: ModelSpec, est: MemoryEstimate, cards: tuple[Hardware, .
             k = 0
             units = [lay.output] + [lay.layers[i] - lay.experts[i] + lay.kv[i] for i in range(n - 1, -1, -1)]
             for d in reversed(range(len(cards))):
-                room += targets[d] - lay.compute - sum(units[k:k + dense[d]])
+                room += targets[d] - lay.compute_on(d, len(cards)) - sum(units[k:k + dense[d]]) \
+                    - (lay.mask if k + dense[d] == len(units) else 0)
                 k += dense[d]
             moe_layers = [i for i in range(n) if lay.experts[i]]
             on_card = 0
@@ -274,9 +300,8 @@ def plan_offload(model: ModelSpec, est: MemoryEstimate, cards: tuple[Hardware, .
             in_ram = moe_layers[:n_cpu]
             flag = _cpu_moe_flag(model, n_cpu)
             ram_experts = sum(lay.experts[i] for i in in_ram)
-            cards_used = sum(1 for k in dense if k)
-            gpu_bytes = lay.output + sum(lay.layers[i] + lay.kv[i] for i in range(n)) - ram_experts \
-                + lay.compute * cards_used
+            gpu_bytes = lay.output + sum(lay.layers[i] + lay.kv[i] for i in range(n)) - ram_experts + lay.mask \
+                + sum(lay.compute_on(d, len(dense)) for d, k in enumerate(dense) if k)
             ram = lay.embed + ram_experts
             ram_active = int(ram_experts * lay.expert_share)
             gpu_active = lay.output + sum(active(i) for i in range(n)) - ram_active

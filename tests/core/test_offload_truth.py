@@ -31,15 +31,8 @@ CASES = {c["case"]: c for c in FIT["cases"] if "error" not in c}
 MIB = 1 << 20
 # Cases where QuantLens's compute-buffer estimate moves the answer by one layer, with the measured reason.
 ONE_LAYER_APART = {
-    "llama-3.1-8b-q8-32k-3080": "QuantLens's compute buffer is 338 MiB, llama.cpp's graph 314 MiB: the 22nd layer "
-                                "misses by 5 MiB",
-    "mistral-7b-f16-4k-3080": "llama.cpp's 18 layers take 7806 MiB, so 19 take ~8238 MiB > the 8192 MiB target; "
-                              "QuantLens adds 19 up to 8177 MiB (its compute buffer is smaller here)",
-    "gemma-3-1b-q4km-32k-3gb": "QuantLens's compute buffer is 548 MiB (262k-entry vocabulary logits), llama.cpp's "
-                               "graph with 9 layers on the card needs less: its 9 layers take 1008 MiB, QuantLens "
-                               "adds them up to 1036 MiB > the 1024 MiB target",
     "mixtral-8x7b-q4km-8k-4090": "llama.cpp keeps layer 24's ffn_down in RAM and its gate/up on the card; QuantLens "
-                                 "counts whole layers and finds layer 24's experts fit by 107 MiB",
+                                 "counts whole layers (as --n-cpu-moe does) and finds layer 24's experts fit by 107 MiB",
 }
 
 
@@ -112,6 +105,17 @@ def test_weights_and_kv_cache_on_the_cards_are_llama_cpp_s_at_full_offload(name)
     assert abs(ours_weights - weights) <= 0.01 * weights + 2, (name, ours_weights, weights)
     assert abs(sum(lay.kv) / MIB - kv) <= 0.01 * kv + 2, (name, sum(lay.kv) / MIB, kv)
     assert abs(lay.embed / MIB - case["full_offload_mib"]["Host"]["model"]) <= 2
+
+
+@pytest.mark.parametrize("name", sorted(n for n, c in CASES.items() if not c["partial_layers"]))
+def test_the_memory_a_plan_puts_on_the_cards_is_what_llama_cpp_projects_for_it(name):
+    """Same layers on the cards: QuantLens's bytes there (weights, KV, compute buffer) against the 'MiB used' llama.cpp
+    projects for its plan, within 1% or 32 MiB (the compute buffer is an estimate of llama.cpp's graph)."""
+    case = CASES[name]
+    _, _, p = _plan(case)
+    assert p.n_gpu_layers == case["n_gpu_layers"]
+    used = sum(d["used_mib"] for d in {d["device"]: d for d in case["devices"]}.values())
+    assert abs(p.gpu_bytes / MIB - used) <= max(32, 0.01 * used), (name, p.gpu_bytes / MIB, used)
 
 
 def test_every_card_keeps_llama_cpp_fit_target_free():
