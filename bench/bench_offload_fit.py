@@ -39,8 +39,8 @@ def main() -> None:
         if "error" in case:
             print(f"{case['case']}: llama-fit-params failed: {case['error'][:100]}")
             continue
-        rec = json.loads((DATA / f"{case['model']}.json").read_text())
-        model = sizing.model_from_config(rec["config"])
+        record = DATA / f"{case['model']}.json"
+        model = sizing.model_from_config(json.loads(record.read_text())["config"] if record.exists() else case["config"])
         est = sizing.estimate(model, case["ftype"], case["context"], 1, "fp16", "llama.cpp")
         p = plan_offload(model, est, [parse_custom_card(c) if "," in c else catalog.find_hardware(c) for c in case["cards"]])
         llama_moe = len(case["expert_layers_in_ram"]) + len(case["partial_layers"])

@@ -32,11 +32,26 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from truth_llamacpp import BIN, CACHE, GGUF_DIR, OUT, PACKAGE, TAG, TREE, build, convert  # noqa: E402
+from truth_llamacpp import (  # noqa: E402
+    BIN,
+    CACHE,
+    CONFIGS,
+    GGUF_DIR,
+    OUT,
+    PACKAGE,
+    TAG,
+    TREE,
+    build,
+    convert,
+    quantize_dry_run,
+)
 
 MIB = 1 << 20
 FAKE_BIN = BIN / "quantlens-fake-gpu-fit"
 SOURCE = ROOT / "bench/truth/fake_gpu_fit.cpp"
+# Models only the fit cases need (too large to be worth every truth record, e.g. Llama 3.1 70B: its sparse F16 file
+# is over the harness's load limit); their configs live here, their llama-quantize types beside their sparse GGUF.
+FIT_CONFIGS = ROOT / "bench/truth/fit_configs"
 RESULT = OUT / "fit_params" / "fit_params.json"  # a folder of its own: the per-model globs skip it
 LIBS = ("tools/fit-params/libllama-fit-params-impl.a", "common/libllama-common.a", "common/libllama-common-base.a",
         "vendor/cpp-httplib/libcpp-httplib.a", "src/libllama.a", "ggml/src/libggml.a", "-ldl", "ggml/src/libggml-cpu.a",
@@ -54,6 +69,9 @@ CASES: tuple[tuple[str, str, str, int, tuple[str, ...]], ...] = (
     ("qwen3-30b-a3b-q4km-8k-3060", "qwen3-30b-a3b", "Q4_K_M", 8192, ("rtx-3060-12gb",)),
     ("qwen3-30b-a3b-q8-32k-4090", "qwen3-30b-a3b", "Q8_0", 32768, ("rtx-4090",)),
     ("mixtral-8x7b-q4km-8k-4090", "mixtral-8x7b", "Q4_K_M", 8192, ("rtx-4090",)),
+    # the calculator's own example: 70B at Q4_K_M on one 24 GB card, and on a 24 GB + 12 GB pair
+    ("llama-3.1-70b-q4km-8k-4090", "llama-3.1-70b", "Q4_K_M", 8192, ("rtx-4090",)),
+    ("llama-3.1-70b-q4km-8k-4090+3060", "llama-3.1-70b", "Q4_K_M", 8192, ("rtx-4090", "rtx-3060-12gb")),
     # tied embeddings (llama.cpp keeps a copy of token_embd on the card as the output layer); a 4 GB card typed as
     # a custom card (`name, GB, GB/s`, as the calculator's card= link takes it)
     ("qwen2.5-0.5b-q8-128k-4gb", "qwen2.5-0.5b", "Q8_0", 131072, ("GTX 1650, 4, 128",)),
@@ -91,7 +109,7 @@ def gguf_for(model: str, ftype: str) -> Path:
     types for `ftype` (from the truth JSON) and their byte sizes, data section sparse."""
     src = GGUF_DIR / f"{model}.gguf"
     if not src.exists():  # the truth harness writes it (llama.cpp's converter over meta tensors, sparse data)
-        err = convert([model])[model].get("error")
+        err = (convert([model])[model] if (CONFIGS / f"{model}.json").exists() else _convert_fit_config(model)).get("error")
         if err:
             raise SystemExit(f"no sparse GGUF for {model}: {err[:300]}")
     if ftype == "GGUF-F16":
@@ -102,7 +120,7 @@ def gguf_for(model: str, ftype: str) -> Path:
     import numpy as np
     from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFReader, GGUFValueType, GGUFWriter, LlamaFileType
 
-    types = {n: t for n, _s, t in json.loads((OUT / f"{model}.json").read_text())["quantize"][ftype]["tensors"]}
+    types = quantize_types(model, ftype, src)
     r = GGUFReader(src, "r")
     tmp = out.with_suffix(".tmp")
     w = GGUFWriter(tmp, arch=r.get_field("general.architecture").contents())
@@ -131,6 +149,43 @@ def gguf_for(model: str, ftype: str) -> Path:
     os.truncate(tmp, total)
     os.replace(tmp, out)
     return out
+
+
+def model_config(model: str) -> dict:
+    path = CONFIGS / f"{model}.json"
+    return json.loads((path if path.exists() else FIT_CONFIGS / f"{model}.json").read_text())
+
+
+def _convert_fit_config(model: str) -> dict:
+    """The sparse F16 GGUF of a fit-only config, with the truth harness's converter (bench/truth/sparse_gguf.py)."""
+    GGUF_DIR.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run([sys.executable, str(ROOT / "bench/truth/sparse_gguf.py"), str(TREE), str(GGUF_DIR),
+                           str(FIT_CONFIGS / f"{model}.json")], capture_output=True, text=True, cwd=ROOT)
+    for line in proc.stdout.splitlines():
+        if line.startswith("SPARSE_GGUF_JSON "):
+            return json.loads(line.split(" ", 1)[1])
+    return {"error": "converter produced no result: " + proc.stderr[-300:]}
+
+
+def quantize_types(model: str, ftype: str, src: Path) -> dict[str, str]:
+    """llama-quantize's type for every tensor at `ftype`: from the model's truth record, else a dry run on its sparse
+    F16 file (no data read), kept beside the file."""
+    record = OUT / f"{model}.json"
+    if record.exists():
+        return {n: t for n, _s, t in json.loads(record.read_text())["quantize"][ftype]["tensors"]}
+    side = GGUF_DIR / f"{model}.{ftype}.types.json"
+    if side.exists() and side.stat().st_mtime >= src.stat().st_mtime:
+        return json.loads(side.read_text())
+    sys.path.insert(0, str(ROOT / "bench/truth"))
+    from sparse_gguf import dedupe_vocab
+
+    dedupe_vocab(src)
+    res = quantize_dry_run(src, ftype)
+    if "error" in res:
+        raise SystemExit(f"llama-quantize --dry-run {model} {ftype}: {res['error'][:300]}")
+    types = {n: t for n, _s, t in res["tensors"]}
+    side.write_text(json.dumps(types))
+    return types
 
 
 def parse_args_line(line: str, n_layer: int) -> dict:
@@ -179,8 +234,7 @@ def run_case(case: tuple, binary: Path) -> dict:
     hw = [card(c) for c in cards]
     free_mib = [h.usable_memory_bytes // MIB for h in hw]
     gguf = gguf_for(model, ftype)
-    rec = json.loads((OUT / f"{model}.json").read_text())
-    n_layer = 1 + max(int(n.split(".")[1]) for n, *_ in rec["converter_tensors"] if n.startswith("blk."))
+    n_layer = int(model_config(model)["num_hidden_layers"])
     env = dict(os.environ, QUANTLENS_FAKE_GPU_MIB=",".join(str(m) for m in free_mib))
     cmd = [str(binary), "-m", str(gguf), "-c", str(context), "-np", "1", "-v"]
     t0 = time.monotonic()
@@ -188,6 +242,8 @@ def run_case(case: tuple, binary: Path) -> dict:
     seconds = round(time.monotonic() - t0, 1)
     res: dict = {"case": name, "model": model, "ftype": ftype, "context": context, "cards": list(cards),
                  "free_mib": free_mib, "fit_target_mib": 1024, "n_layer": n_layer, "seconds": seconds}
+    if not (OUT / f"{model}.json").exists():  # a fit-only model: its config travels with the answer
+        res["config"] = model_config(model)
     line = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
     if proc.returncode or not line.startswith("-c "):
         res["error"] = f"exit {proc.returncode}: " + "\n".join(

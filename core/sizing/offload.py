@@ -98,9 +98,14 @@ class _Layout:
 
     def compute_on(self, card: int, cards: int, partial: bool = False) -> int:
         """The compute buffer of card `card` of `cards` (the last one holds the output layer); `partial`: some
-        layers stay in RAM, so the card also holds a copy of one of their weight matrices while it runs them."""
-        work = self.ffn + (self.copy if partial else 0)
-        return (max(self.logits, work) if card == cards - 1 else work) + self.hidden
+        layers stay in RAM, and the first card holds a copy of one of their weight matrices while it runs them.
+        With several cards the last one keeps little beside the logits (llama-fit-params: Llama 3.1 8B and 70B,
+        logits + 8 / 16 MiB), the first one the FFN activations, the copy and the hidden buffers (70B: 415 MiB)."""
+        if cards == 1:
+            return max(self.logits, self.ffn + (self.copy if partial else 0)) + self.hidden
+        if card == cards - 1:
+            return max(self.logits, self.ffn) + self.hidden // 4
+        return self.ffn + (self.copy if partial and card == 0 else 0) + self.hidden
 
 
 def _gguf_tensor_bytes(model: ModelSpec, est: MemoryEstimate) -> list[tuple[str, int]] | None:

@@ -37,8 +37,8 @@ ONE_LAYER_APART = {
 
 
 def _plan(case):
-    rec = json.loads((DATA / f"{case['model']}.json").read_text())
-    model = sizing.model_from_config(rec["config"])
+    record = DATA / f"{case['model']}.json"  # the truth record's config, or the one stored with a fit-only case
+    model = sizing.model_from_config(json.loads(record.read_text())["config"] if record.exists() else case["config"])
     est = sizing.estimate(model, case["ftype"], case["context"], 1, "fp16", "llama.cpp")
     cards = [_card(c) for c in case["cards"]]
     return model, est, plan_offload(model, est, cards)
