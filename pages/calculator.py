@@ -800,7 +800,8 @@ sweeps = [result.sweep] + [
 compute_ms = (time.perf_counter() - started) * 1000
 with answer_box:
     draw_answer(answer_box, answers, result, ctx, batch)
-    runtime_view.draw_card_set(result, [HW_BY_ID[i] for i in state.get("mixed") or [] if i in HW_BY_ID], rt)
+    runtime_view.draw_card_set(result, [HW_BY_ID[i] for i in state.get("mixed") or [] if i in HW_BY_ID], rt, kv,
+                               hub_found)
     for note in result.myth_notes:
         st.warning(plain(note))
 draw_memory(models, result, rt, compute_ms, hub_found)
