@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 PORT   ?= 8501
 
-.PHONY: app test test-fast test-under-load lint bench audit browser redis screenshots clean truth
+.PHONY: app test test-fast test-under-load lint bench audit browser redis screenshots clean truth truth-fit
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] in ((3, 11), (3, 12)), "QuantLens needs Python 3.11 or 3.12"'
@@ -16,7 +16,7 @@ $(VENV)/.runtime-installed: requirements.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
 
-$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt requirements-s3.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime-installed
 
@@ -65,6 +65,13 @@ truth: $(VENV)/.dev-installed
 	@command -v cmake >/dev/null && command -v c++ >/dev/null || { [ "$$(id -u)" = "0" ] && apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake g++ >/dev/null; }
 	nice -n 10 $(BIN)/python bench/truth_llamacpp.py $(if $(MODELS),--models $(MODELS))
+
+# llama.cpp's own offload plans (llama-fit-params, unchanged, with pretend GPUs of the catalog cards' usable memory)
+# for the cases in bench/truth/fit_params.py, into tests/core/data/llamacpp_truth/fit_params/. CASES=a,b limits them.
+truth-fit: $(VENV)/.dev-installed
+	@command -v cmake >/dev/null && command -v c++ >/dev/null || { [ "$$(id -u)" = "0" ] && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake g++ >/dev/null; }
+	nice -n 10 $(BIN)/python bench/truth/fit_params.py $(if $(CASES),--cases $(CASES))
 
 # Retake the README's screenshots in a real browser (the e2e tests save them to test-artifacts/screenshots/).
 screenshots: $(VENV)/.dev-installed browser

@@ -2,8 +2,9 @@
 
 1. Published load logs (tests/core/data/logs, sources in each file's first lines) beside the engine's prediction.
 2. llama.cpp offload plans (-ngl / --n-cpu-moe) for common "does not fit one card" cases, with the RAM they need
-   and the decode ceiling from both bandwidths. llama.cpp's own `llama-fit-params` is not run here (no llama.cpp
-   binary on this machine); put its -ngl beside ours with `--fit-params FILE` (lines `model,precision,ctx,card,ngl`).
+   and the decode ceiling from both bandwidths. These models are too large for the sparse-GGUF harness; llama.cpp's
+   own `llama-fit-params` answers for models it could plan are in bench/bench_offload_fit.py (`make truth-fit`);
+   put other -ngl values beside ours with `--fit-params FILE` (lines `model,precision,ctx,card,ngl`).
 
 Run: .venv/bin/python bench/bench_runtime_answers.py [--fit-params FILE]
 """
@@ -11,6 +12,7 @@ Run: .venv/bin/python bench/bench_runtime_answers.py [--fit-params FILE]
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -56,12 +58,21 @@ def main() -> int:
             gap = "—" if r.gap_percent is None else f"{r.gap_percent:+.1f}"
             print(f"{name[:34]:34} {r.component[:28]:28} {p:>14} {r.measured_bytes / unit:>14,.3f} {gap:>8}")
     fit = {}
+    recorded = ROOT / "tests/core/data/llamacpp_truth/fit_params/fit_params.json"  # make truth-fit
+    if recorded.exists():
+        for c in json.loads(recorded.read_text())["cases"]:
+            for model_id, *_ in OFFLOAD:
+                if model_id.split("/")[-1].lower() == c["model"] and "error" not in c:
+                    ts = f" -ts {','.join(map(str, c['tensor_split']))}" if c["tensor_split"] else ""
+                    moe = len(c["expert_layers_in_ram"]) + len(c["partial_layers"])
+                    ts += f", experts of {moe} layers in RAM (-ot)" if moe else ""
+                    fit[(model_id, c["ftype"], c["context"], "+".join(c["cards"]))] = f"-ngl {c['n_gpu_layers']}{ts}"
     if args.fit_params:
         for line in args.fit_params.read_text().splitlines():
             m, p, c, card, ngl = (x.strip() for x in line.split(","))
             fit[(m, p, int(c), card)] = ngl
     print("\nllama.cpp offload plans (GB = 10^9 bytes; RAM bandwidth 89.6 GB/s)")
-    print(f"{'model':28} {'prec':9} {'ctx':>6} {'cards':22} {'flags':34} {'RAM GB':>7} {'tok/s':>6} {'fit-params':>10}")
+    print(f"{'model':28} {'prec':9} {'ctx':>6} {'cards':22} {'flags':34} {'RAM GB':>7} {'tok/s':>6}  llama-fit-params")
     for model_id, precision, ctx, cards in OFFLOAD:
         m = sizing.model_from_catalog(model_id)
         e = sizing.estimate(m, precision, ctx, 1, "fp16", "llama.cpp")
@@ -71,7 +82,7 @@ def main() -> int:
             print(f"{model_id[:28]:28} {precision:9} {ctx:>6} {'+'.join(cards)[:22]:22} fits, no offload")
             continue
         print(f"{model_id[:28]:28} {precision:9} {ctx:>6} {'+'.join(cards)[:22]:22} {plan.flags[:34]:34} "
-              f"{plan.ram_bytes / 1e9:>7.1f} {plan.tokens_per_s:>6.1f} {ref:>10}")
+              f"{plan.ram_bytes / 1e9:>7.1f} {plan.tokens_per_s:>6.1f}  {ref}")
     return 0
 
 

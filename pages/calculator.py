@@ -20,6 +20,7 @@ from core import sizing
 from core.errors import QuantLensError
 from core.sizing import catalog
 from core.sizing.architecture import parse_config_json, parse_param_count
+from core.sizing.card_set import parse_card_set
 from core.sizing.custom_card import parse_custom_card, picker_label
 from core.sizing.glossary import GLOSSARY
 from core.sizing.kv_cache import KV_PRECISIONS
@@ -107,7 +108,7 @@ def defaults(model_ids: list[str], gpu_ids: list[str]) -> dict:
         "src": "catalog", "model": [first] if isinstance(first, str) else list(first), "params": "7B 70B",
         "prec": list(DEFAULT_NAMES), "ctx": 4096, "batch": 1, "kv": "fp16", "rt": "llama.cpp", "mode": "inference",
         "rank": 16, "gpu": [g for g in DEFAULT_GPUS if g in gpu_ids] or gpu_ids[:3], "cards": 1, "cfg": "",
-        "imatrix": False, "hf": "", "measured": "", "card": "",
+        "imatrix": False, "hf": "", "measured": "", "card": "", "mixed": [],
     }
 
 
@@ -222,6 +223,12 @@ def read_query_params(qp, model_ids: list[str], gpu_ids: list[str]) -> tuple[dic
             if v not in gpu_ids:
                 bad("gpu", v, "not in the hardware catalog")
         state["gpu"] = picked if picked or not given else state["gpu"]
+    if "mixed" in qp:  # different cards used together in one machine: mixed=rtx-4090+rtx-3060-12gb
+        v = " ".join(qp.get_all("mixed"))
+        try:
+            state["mixed"] = [c.id for c in parse_card_set(v, {h: HW_BY_ID[h] for h in gpu_ids if h in HW_BY_ID})]
+        except QuantLensError as exc:
+            bad("mixed", v[:60], exc.message.rstrip("."))
     if "card" in qp:  # a card the catalog lacks: name, GB, GB/s
         v = qp["card"]
         try:
@@ -350,6 +357,10 @@ def draw_inputs() -> tuple[str, str | None, object]:
     h1.multiselect("Hardware to check (type a name or a memory size: 24 finds the 24 GB cards)", list(HW_BY_ID),
                    format_func=lambda i: picker_label(HW_BY_ID[i]), key="w_gpu", **PICKER)
     h2.text_input("Your own card: name, GB, bandwidth GB/s", key="w_card", placeholder="RTX A6000, 48, 768")
+    if mode == "inference":
+        st.multiselect("Cards together in one machine (mixed: each keeps its own memory)",
+                       [i for i, h in HW_BY_ID.items() if h.kind == "gpu"], format_func=lambda i: picker_label(HW_BY_ID[i]),
+                       key="w_mixed", placeholder="e.g. an RTX 4090 and an RTX 3060 12GB", **PICKER)
     return mode, hf_token, c1
 
 
@@ -789,6 +800,8 @@ sweeps = [result.sweep] + [
 compute_ms = (time.perf_counter() - started) * 1000
 with answer_box:
     draw_answer(answer_box, answers, result, ctx, batch)
+    runtime_view.draw_card_set(result, [HW_BY_ID[i] for i in state.get("mixed") or [] if i in HW_BY_ID], rt, kv,
+                               hub_found)
     for note in result.myth_notes:
         st.warning(plain(note))
 draw_memory(models, result, rt, compute_ms, hub_found)

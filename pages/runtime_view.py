@@ -9,7 +9,8 @@ from __future__ import annotations
 import streamlit as st
 
 from core.sizing import weights_bytes
-from core.sizing.launch import plan_for_verdict
+from core.sizing.card_set import card_set_verdict
+from core.sizing.launch import llama_cpp_command, plan_for_verdict, vllm_command
 from core.sizing.runtimes import loads
 from core.sizing.serving import capacity_sentence, vllm_capacity
 from core.sizing.verdict import UNSUPPORTED
@@ -43,6 +44,31 @@ def _capacity(model, answer_, verdict, ests, hw, kv: str):
         if c.starts or name == candidates[-1]:
             return name, c
     return None
+
+
+def draw_card_set(result, cards, runtime: str, kv: str = "fp16", hub_found=()) -> None:
+    """Mixed cards used together (mixed=): one line per model, with the command that realises it."""
+    if len(cards) < 2:
+        return
+    st.markdown("**Your cards together** (each within its own memory)")
+    for model, ests in zip(result.models, result.estimates, strict=True):
+        if not ests:
+            continue
+        v = card_set_verdict(model, ests, cards, runtime)
+        st.markdown(("✅ " if v.fits else "❌ ") + plain(v.sentence))
+        precision = v.precision or v.offload_precision
+        if not v.flags or precision is None:
+            continue
+        repo, gguf_file = _repo_for(model, runtime, hub_found)
+        context, batch = ests[0].context, ests[0].batch
+        if runtime == "llama.cpp":
+            st.code(llama_cpp_command(repo, precision, context, batch, kv, v.flags, gguf_file), language="bash",
+                    wrap_lines=True)
+        elif runtime == "vllm":
+            st.code(vllm_command(repo, precision, context, batch, kv, int(v.flags.split()[-1])), language="bash",
+                    wrap_lines=True)
+        else:
+            st.code(v.flags, language="python")
 
 
 def draw_run_it(answers, result, hardware, kv: str, hub_found=()) -> None:

@@ -59,6 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="catalog hardware id or name to check the fit on (repeatable)")
     parser.add_argument("--cards", type=int, default=1, metavar="N",
                         help="cards of each --gpu you have (verdicts, tensor parallel size, offload plans; default 1)")
+    parser.add_argument("--mixed", metavar="IDS", default=None,
+                        help="different cards used together in one machine, catalog ids joined by +, e.g. "
+                             "rtx-4090+rtx-3060-12gb (each card within its own memory)")
     parser.add_argument("--format", default="table", choices=("table", "json", "csv"), help="output format")
 
 
@@ -338,6 +341,21 @@ def _hub_table(hub: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+def together_section(model: sizing.ModelSpec, precisions: tuple[Precision, ...], args: argparse.Namespace,
+                     report: dict[str, Any]) -> dict[str, Any]:
+    """`--mixed`: the model on different cards used together (core.sizing.card_set), under the report's runtime."""
+    from core.sizing.card_set import card_set_verdict, parse_card_set
+
+    cards = parse_card_set(args.mixed, {h.id: h for h in catalog.load_hardware()})
+    s = report["settings"]
+    ests = sizing.estimate_all(model, precisions, s["context"], s["batch"], s["kv_precision"], s["runtime"],
+                               True if args.imatrix else None)
+    v = card_set_verdict(model, ests, cards, s["runtime"])
+    return {"hardware_ids": list(v.hardware_ids), "fits": v.fits, "precision": v.precision,
+            "tensor_split": list(v.tensor_split), "flags": v.flags, "offload_precision": v.offload_precision,
+            "ram_bytes": v.offload.ram_bytes if v.offload else None, "sentence": v.sentence}
+
+
 def run(args: argparse.Namespace) -> int:
     if args.hf is None and (args.revision or args.file or args.token_prompt):
         raise QuantLensError("usage", "--revision, --file and --token-prompt go with --hf.")
@@ -355,6 +373,8 @@ def run(args: argparse.Namespace) -> int:
                           imatrix=True if args.imatrix else None, cards=args.cards,
                           repo=found.ref.repo_id if found is not None else model.catalog_id,
                           gguf_file=found.gguf_file if found is not None else None)
+    if args.mixed is not None:
+        report["together"] = together_section(model, precisions, args, report)
     if found is not None:
         report["hub"] = hub_section(found)
     if args.format == "json":
@@ -363,6 +383,9 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(_csv(report))
     else:
         sys.stdout.write(_table(report))
+        if "together" in report:
+            t = report["together"]
+            sys.stdout.write(t["sentence"] + (f"\n  flags: {t['flags']}" if t["flags"] else "") + "\n")
         if found is not None:
             sys.stdout.write(_hub_table(report["hub"]))
     return 0

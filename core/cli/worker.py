@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         os.environ[STORE_ENV] = args.store
     if not os.environ.get(STORE_ENV, "").strip():
         raise QuantLensError("invalid_setting", f"A worker needs the shared store: --store PATH or {STORE_ENV}.")
-    store_from_url(os.environ[STORE_ENV])  # refuse a bad store now, not at the first job
+    store_from_url(os.environ[STORE_ENV]).check()  # refuse a bad store now, not at the first job
     from core.jobs.redis_worker import work
 
     work(url, burst=args.burst, name=args.name)

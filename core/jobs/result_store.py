@@ -11,7 +11,8 @@ through one store every host can reach:
 FolderStore (default): a folder on a shared volume or NFS mount (`QUANTLENS_STORE=/path`). A result becomes
 visible by one atomic rename of a completed folder, so a reader never sees half of one. S3Store: any
 S3-compatible bucket (`QUANTLENS_STORE=s3://bucket/prefix`) through boto3, imported only then (optional: `pip
-install boto3`); credentials and endpoint come from boto3's usual environment (AWS_*, AWS_ENDPOINT_URL_S3).
+install -r requirements-s3.txt`); credentials and endpoint come from boto3's usual environment (AWS_*,
+AWS_ENDPOINT_URL_S3). A result becomes visible by one conditional PUT of its report.json, written last.
 Both expire entries not used for `QUANTLENS_STORE_TTL_H` hours (reading a result renews it).
 """
 
@@ -109,8 +110,11 @@ class ResultStore:
     def fetch_result(self, key: str, dest: Path) -> dict | None:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def expire(self, older_than_s: float) -> int:  # pragma: no cover - interface
+    def expire(self, older_than_s: float, now: float | None = None) -> int:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def check(self) -> None:
+        """Refuse a store this host cannot use, in one clear line (a worker calls it before taking jobs)."""
 
     # ---------------------------------------------------------------- shared by both stores
     def pack(self, target: str, payload: dict, job_dir: Path) -> PackedJob:
@@ -230,9 +234,9 @@ class FolderStore(ResultStore):
             os.utime(folder)
         return report if isinstance(report, dict) else None
 
-    def expire(self, older_than_s: float) -> int:
+    def expire(self, older_than_s: float, now: float | None = None) -> int:
         """Remove blobs and results not written or read for `older_than_s` seconds (and stale temp folders)."""
-        cutoff = time.time() - older_than_s
+        cutoff = (time.time() if now is None else now) - older_than_s
         removed = 0
         candidates = [*(self.root / "results").iterdir(), *(self.root / "tmp").iterdir()]
         for shard in (self.root / "blobs").iterdir():
@@ -252,82 +256,295 @@ class FolderStore(ResultStore):
         return removed
 
 
-class S3Store(ResultStore):
-    """An S3-compatible bucket through boto3 (optional dependency). A result is visible once report.json is.
+_S3_PREFIX = re.compile(r"[\w\-][\w.\-]*(?:/[\w\-][\w.\-]*)*")
+_S3_AUTH_CODES = frozenset({"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
+                            "InvalidToken", "AllAccessDisabled", "AuthorizationHeaderMalformed"})
+_S3_NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
 
-    Expiry by `expire` lists the prefix; on a large bucket prefer a lifecycle rule on the prefix (DEPLOY.md).
+
+def _s3_client():
+    """boto3's S3 client from the usual AWS_* environment, with bounded timeouts and retries and a region default.
+
+    Why the defaults: boto3 waits 60 s per connection attempt; a store that cannot be reached should be one clear
+    error within a minute, not a page that hangs for minutes. S3-compatible servers (MinIO, Ceph, moto) sign with
+    us-east-1 unless told otherwise, so that is the region when AWS_DEFAULT_REGION / AWS_REGION / a profile name none.
+    """
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError:
+        raise QuantLensError("store_unavailable", f"{STORE_ENV}=s3://... needs boto3: pip install -r "
+                             "requirements-s3.txt.") from None
+    from botocore.exceptions import BotoCoreError
+
+    config = Config(connect_timeout=10, read_timeout=120, retries={"max_attempts": 3, "mode": "standard"})
+    try:
+        session = boto3.session.Session()
+        region = session.region_name or os.environ.get("AWS_REGION", "").strip() or "us-east-1"
+        return session.client("s3", region_name=region, config=config)
+    except (ValueError, BotoCoreError) as exc:  # e.g. an endpoint without http://, an unknown AWS_PROFILE
+        raise QuantLensError("invalid_setting", f"{STORE_ENV}=s3://...: this host's AWS settings are not usable "
+                             f"({type(exc).__name__}); AWS_ENDPOINT_URL_S3 must be a full URL such as "
+                             "http://host:9000, and AWS_PROFILE a profile that exists.") from None
+
+
+def _client_error_code(exc: BaseException) -> tuple[str, str]:
+    """(error code, operation) of a botocore ClientError, also when boto3's transfer layer wrapped it."""
+    seen = 0
+    while exc is not None and seen < 5:
+        response = getattr(exc, "response", None)
+        if isinstance(response, dict) and "Error" in response:
+            return str(response["Error"].get("Code", "")), str(getattr(exc, "operation_name", ""))
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return "", ""
+
+
+class S3Store(ResultStore):
+    """An S3-compatible bucket through boto3 (optional dependency).
+
+    Layout under the prefix: `blobs/<sha256>` and `results/<key>/report.json` plus `results/<key>/<writer>/<file>`.
+    A result becomes visible by one conditional PUT of report.json (If-None-Match: *), written after its files, which
+    sit in a folder of their own per writer: a reader sees a whole result or none, and a second writer of the same
+    key loses and removes its own files. report.json names each file with its sha256, checked on arrival.
+    Every failure of the store itself (missing bucket, refused credentials, unreachable endpoint) is one
+    `store_unavailable` line naming the bucket, never the credentials. Expiry lists only this store's own keys
+    (page by page); on a large bucket a lifecycle rule on the prefix is cheaper (DEPLOY.md).
     """
 
-    def __init__(self, bucket: str, prefix: str = "", client=None) -> None:
-        if client is None:
-            try:
-                import boto3
-            except ImportError:
-                raise QuantLensError("store_unavailable", f"{STORE_ENV}=s3://... needs boto3 (pip install boto3)."
-                                     ) from None
-            client = boto3.client("s3")
-        self.client, self.bucket, self.prefix = client, bucket, prefix.strip("/") + "/" if prefix.strip("/") else ""
+    page_size = 1000  # list_objects_v2 page (S3's maximum); tests lower it to cross page boundaries
 
+    def __init__(self, bucket: str, prefix: str = "", client=None) -> None:
+        self.client = client if client is not None else _s3_client()
+        self.bucket, self.prefix = bucket, prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self._bucket_checked = False
+
+    # ---------------------------------------------------------------- errors
+    def _where(self) -> str:
+        from urllib.parse import urlsplit
+
+        endpoint = urlsplit(str(getattr(self.client.meta, "endpoint_url", "") or ""))
+        host = endpoint.hostname or "?"
+        return f"bucket {self.bucket!r} at {host}" + (f":{endpoint.port}" if endpoint.port else "")
+
+    def _unavailable(self, exc: BaseException) -> QuantLensError:
+        from botocore import exceptions as bce
+
+        code, operation = _client_error_code(exc)
+        if code == "NoSuchBucket" or (code in _S3_NOT_FOUND and operation == "HeadBucket"):
+            why = "does not exist"
+        elif code in _S3_AUTH_CODES:
+            why = "refused this host's credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"
+        elif code:
+            why = f"answered {code}"
+        elif isinstance(exc, (bce.NoCredentialsError, bce.PartialCredentialsError)):
+            why = "has no credentials on this host (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
+        elif isinstance(exc, (bce.ConnectionError, bce.HTTPClientError)):
+            why = "cannot be reached (check AWS_ENDPOINT_URL_S3 and the network)"
+        else:
+            why = f"failed ({type(exc).__name__})"
+        return QuantLensError("store_unavailable", f"The shared store ({STORE_ENV}), {self._where()}, {why}.")
+
+    @contextlib.contextmanager
+    def _calls(self):
+        """Map boto3/botocore failures to one store_unavailable error (no traceback, no credentials)."""
+        from boto3.exceptions import Boto3Error
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            yield
+        except (BotoCoreError, ClientError, Boto3Error) as exc:
+            raise self._unavailable(exc) from None
+
+    def _ready(self) -> None:
+        """Check once that the bucket exists and answers these credentials (a HEAD cannot tell a missing bucket
+        from a missing key, so every later 404 means a missing key). A one-key listing of the prefix, not
+        HeadBucket: a least-privilege policy may allow listing only under the prefix, and a missing bucket then
+        says NoSuchBucket in the body instead of a bare 404."""
+        if not self._bucket_checked:
+            with self._calls():
+                self.client.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix, MaxKeys=1)
+            self._bucket_checked = True
+
+    # ---------------------------------------------------------------- keys
     def _key(self, *parts: str) -> str:
         return self.prefix + "/".join(parts)
 
+    def _missing(self, exc: BaseException) -> bool:
+        return _client_error_code(exc)[0] in _S3_NOT_FOUND
+
     def _exists(self, key: str) -> bool:
-        try:
-            self.client.head_object(Bucket=self.bucket, Key=key)
-        except Exception as exc:  # botocore.exceptions.ClientError; botocore is not imported at top level
-            if getattr(exc, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise
+        from botocore.exceptions import ClientError
+
+        self._ready()
+        with self._calls():
+            try:
+                self.client.head_object(Bucket=self.bucket, Key=key)
+            except ClientError as exc:
+                if self._missing(exc):
+                    return False
+                raise
         return True
 
+    def _renew(self, key: str) -> None:
+        """Copy an object onto itself: S3 has no utime, and expiry goes by LastModified."""
+        with self._calls():
+            self.client.copy({"Bucket": self.bucket, "Key": key}, self.bucket, key,
+                             ExtraArgs={"MetadataDirective": "REPLACE"})
+
+    # ---------------------------------------------------------------- blobs
     def put_blob(self, path: Path) -> str:
         digest = _sha256_file(path)
         key = self._key("blobs", digest)
-        if not self._exists(key):
-            self.client.upload_file(str(path), self.bucket, key)
+        if self._exists(key):
+            self._renew(key)  # in use again: not expired
+        else:
+            with self._calls():
+                self.client.upload_file(str(path), self.bucket, key)
         return digest
 
     def fetch_blob(self, digest: str, dest: Path) -> None:
+        from botocore.exceptions import ClientError
+
         key = self._key("blobs", _check_key(digest))
-        if not self._exists(key):
-            raise QuantLensError("job_inputs_missing", "The job's input files are no longer in the shared store; "
-                                                       "run it again.")
-        self.client.download_file(self.bucket, key, str(dest))
+        self._ready()
+        with self._calls():
+            try:
+                self.client.download_file(self.bucket, key, str(dest))
+            except ClientError as exc:
+                if not self._missing(exc):
+                    raise
+                raise QuantLensError("job_inputs_missing", "The job's input files are no longer in the shared "
+                                                           "store; run it again.") from None
         if _sha256_file(dest) != digest:
             dest.unlink()
             raise QuantLensError("job_inputs_missing", "A stored input file does not match its hash.")
 
+    # ---------------------------------------------------------------- results
     def has_result(self, key: str) -> bool:
         return self._exists(self._key("results", _check_key(key), REPORT))
 
     def put_result(self, key: str, report: dict, out_dir: Path | None) -> None:
-        files = [item.name for item in _out_files(out_dir)]
-        for name in files:
-            self.client.upload_file(str(Path(out_dir) / name), self.bucket, self._key("results", key, name))
-        body = json.dumps({"report": report, "files": files}).encode("utf-8")
-        self.client.put_object(Bucket=self.bucket, Key=self._key("results", _check_key(key), REPORT), Body=body)
+        from botocore.exceptions import ClientError
+
+        report_key = self._key("results", _check_key(key), REPORT)
+        if self._exists(report_key):
+            return  # another worker finished the same job first: the same bytes
+        writer = secrets.token_hex(8)
+        files = {item.name: _sha256_file(item) for item in _out_files(out_dir)}
+        written: list[str] = []
+        body = json.dumps({"report": report, "writer": writer, "files": files}).encode("utf-8")
+        try:
+            with self._calls():
+                for name in files:
+                    written.append(self._key("results", key, writer, name))
+                    self.client.upload_file(str(Path(out_dir) / name), self.bucket, written[-1])
+                try:  # visible in one step, and only if no other writer got there first
+                    self.client.put_object(Bucket=self.bucket, Key=report_key, Body=body, IfNoneMatch="*",
+                                           ContentType="application/json")
+                except ClientError as exc:
+                    if _client_error_code(exc)[0] not in ("PreconditionFailed", "ConditionalRequestConflict"):
+                        raise
+                    self._delete(written)  # the first writer's result stands
+        except QuantLensError:
+            with contextlib.suppress(Exception):
+                self._delete(written)
+            raise
 
     def fetch_result(self, key: str, dest: Path) -> dict | None:
-        if not self.has_result(key):
-            return None
-        body = self.client.get_object(Bucket=self.bucket, Key=self._key("results", key, REPORT))["Body"].read()
-        data = json.loads(body)
+        """Download a stored result's files into `dest` and return its report, or None if there is none (or it
+        expired or was damaged meanwhile: the job then simply runs again)."""
+        from botocore.exceptions import ClientError
+
+        report_key = self._key("results", _check_key(key), REPORT)
+        self._ready()
+        with self._calls():
+            try:
+                data = json.loads(self.client.get_object(Bucket=self.bucket, Key=report_key)["Body"].read())
+            except ClientError as exc:
+                if self._missing(exc):
+                    return None
+                raise
+            except ValueError:  # a damaged report: withdrawn, like damaged files
+                return self._discard(report_key)
+        if not isinstance(data, dict):
+            return self._discard(report_key)
+        files, writer = data.get("files"), str(data.get("writer", ""))
+        if not isinstance(files, dict) or not re.fullmatch(r"[0-9a-f]{16}", writer):
+            return self._discard(report_key)
         dest = Path(dest)
         dest.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for name in data.get("files", []):
-            if _SAFE_NAME.fullmatch(name) and name != REPORT:
-                self.client.download_file(self.bucket, self._key("results", key, name), str(dest / name))
-        return data.get("report")
+        for name, digest in files.items():
+            if not _SAFE_NAME.fullmatch(name) or name == REPORT or not _HEX64.fullmatch(str(digest)):
+                return self._discard(report_key)
+            with self._calls():
+                try:
+                    self.client.download_file(self.bucket, self._key("results", key, writer, name), str(dest / name))
+                except ClientError as exc:
+                    if self._missing(exc):  # expired while we copied, or by a lifecycle rule
+                        return self._discard(report_key)
+                    raise
+            if _sha256_file(dest / name) != digest:  # swapped in the bucket: never hand those bytes to a user
+                (dest / name).unlink()
+                return self._discard(report_key)
+        with contextlib.suppress(QuantLensError):
+            self._renew(report_key)
+        report = data.get("report")
+        return report if isinstance(report, dict) else None
 
-    def expire(self, older_than_s: float) -> int:
-        cutoff = time.time() - older_than_s
-        removed = 0
+    def _discard(self, report_key: str) -> None:
+        """Withdraw a result whose files are gone or damaged, so the job runs again and writes it anew (with the
+        report left in place, a worker would find the result 'done' and the user would never get it)."""
+        with contextlib.suppress(QuantLensError):
+            self._delete([report_key])
+
+    # ---------------------------------------------------------------- expiry
+    def _delete(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
+            batch = [{"Key": k} for k in keys[start:start + 1000]]
+            with self._calls():
+                self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+
+    def _list(self, sub: str) -> Iterator[dict]:
+        self._ready()
         paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
-            for item in page.get("Contents", []):
-                if item["LastModified"].timestamp() < cutoff:
-                    self.client.delete_object(Bucket=self.bucket, Key=item["Key"])
-                    removed += 1
+        with self._calls():
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(sub) + "/",
+                                           PaginationConfig={"PageSize": self.page_size}):
+                yield from page.get("Contents", [])
+
+    def check(self) -> None:
+        self._ready()
+
+    def expire(self, older_than_s: float, now: float | None = None) -> int:
+        """Remove blobs and results not written or read for `older_than_s` seconds; returns how many entries.
+
+        Only this store's own keys are touched (`blobs/<sha256>`, `results/<key>/...`), whatever else shares the
+        bucket or prefix. A result goes whole, by its report.json's time (renewed on each read); files of a writer
+        that never finished go once they are older than the cutoff.
+        """
+        cutoff = (time.time() if now is None else now) - older_than_s
+        doomed: list[str] = []
+        removed = 0
+        for item in self._list("blobs"):
+            name = item["Key"][len(self._key("blobs")) + 1:]
+            if _HEX64.fullmatch(name) and item["LastModified"].timestamp() < cutoff:
+                doomed.append(item["Key"])
+                removed += 1
+        results: dict[str, list[dict]] = {}
+        for item in self._list("results"):
+            key = item["Key"][len(self._key("results")) + 1:].split("/", 1)[0]
+            if _HEX64.fullmatch(key):
+                results.setdefault(key, []).append(item)
+        for key, items in results.items():
+            reports = [i for i in items if i["Key"] == self._key("results", key, REPORT)]
+            if reports and reports[0]["LastModified"].timestamp() < cutoff:
+                doomed += [i["Key"] for i in items]
+                removed += 1
+            elif not reports:
+                stale = [i["Key"] for i in items if i["LastModified"].timestamp() < cutoff]
+                doomed += stale
+                removed += bool(stale)
+        self._delete(doomed)
         return removed
 
 
@@ -337,6 +554,10 @@ def store_from_url(url: str) -> ResultStore:
         bucket, _, prefix = url[5:].partition("/")
         if not bucket:
             raise QuantLensError("invalid_setting", f"{STORE_ENV}={url!r} names no bucket.")
+        prefix = prefix.strip("/")
+        if prefix and (not _S3_PREFIX.fullmatch(prefix) or any(p in (".", "..") for p in prefix.split("/"))):
+            raise QuantLensError("invalid_setting", f"{STORE_ENV}: the prefix after the bucket may hold only "
+                                 "letters, digits, '.', '-', '_' and '/' between names (no '..').")
         return S3Store(bucket, prefix)
     path = url.removeprefix("file://")
     if not path.startswith("/"):

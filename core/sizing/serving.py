@@ -12,6 +12,14 @@ with `tokens = blocks x block_size` and `concurrency = tokens / max_model_len`. 
 card, a model, `max_model_len`, `max_num_seqs` and the tensor-parallel size, and says whether vLLM would refuse to
 start (fewer KV tokens than one max_model_len request).
 
+Sliding-window models (Gemma 2/3 with full-attention layers between sliding ones, Llama 4's chunked layers) go
+through vLLM's hybrid KV cache manager (vLLM >= 0.10, vllm/v1/core/kv_cache_utils.py): layers are grouped by
+attention type into groups of equal size (the smaller type's layer count; the larger type padded up to whole
+groups), every group shares the same `group_size` memory pools, so `blocks = pool // page // group_size`, the
+printed tokens are `blocks // groups x 16`, and a request needs full-length blocks only in the full-attention groups
+and `window - 1 + max_num_batched_tokens` tokens (+1 block) in the sliding ones: far more concurrency than the
+tokens suggest. A model whose layers all share one window (Mistral 7B v0.1) is one group, as before.
+
 Honest tolerance: weights and KV bytes per token are exact arithmetic; the activation peak and the memory outside
 torch are estimates (core.sizing.overhead), and recent vLLM versions also subtract CUDA-graph memory. On the
 published logs in tests/core/test_sizing_serving.py the prediction lands within about 10% of the printed tokens.
@@ -86,6 +94,45 @@ def kv_tokens_from_bytes(a: Architecture, kv_bytes_per_card: int, kv_precision: 
     return kv_bytes_per_card // (per_token * VLLM_BLOCK_TOKENS) * VLLM_BLOCK_TOKENS
 
 
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def hybrid_kv_pool(a: Architecture, kv_bytes_per_card: int, max_model_len: int, max_num_batched_tokens: int,
+                   kv_precision: str = "fp16", tensor_parallel: int = 1) -> tuple[int, float, bool] | None:
+    """(printed KV tokens, printed concurrency, starts) under vLLM's hybrid KV cache manager for a model with
+    both full-attention and sliding-window (or chunked) layers; None when every layer has the same attention.
+
+    Mirrors vllm/v1/core/kv_cache_utils.py (_get_kv_cache_groups_uniform_page_size, get_kv_cache_config_from_groups,
+    _report_kv_cache_config, get_max_concurrency_for_kv_cache_config) and the per-spec max_memory_usage_bytes of
+    vllm/v1/kv_cache_interface.py (SlidingWindowSpec, ChunkedLocalAttentionSpec, FullAttentionSpec)."""
+    windows = a.layer_windows
+    if a.mla is not None or a.is_encoder or len(windows) != a.num_layers or len(set(windows)) < 2:
+        return None
+    per_token = kv_bytes_per_token_per_card(a, kv_precision, tensor_parallel)
+    page = per_token // a.num_layers * VLLM_BLOCK_TOKENS  # one layer's block: the same for every layer here
+    if page <= 0:
+        return None
+    counts: dict[int, int] = {}
+    for w in windows:
+        counts[w] = counts.get(w, 0) + 1
+    fewest, most = min(counts.values()), max(counts.values())
+    group_size = most if most < fewest * 1.5 else fewest
+    groups = {w: _cdiv(n, group_size) for w, n in counts.items()}
+    blocks = max(0, kv_bytes_per_card) // page // group_size
+    tokens = blocks // sum(groups.values()) * VLLM_BLOCK_TOKENS
+
+    def request_blocks(window: int) -> int:
+        if window == 0:
+            return _cdiv(max_model_len, VLLM_BLOCK_TOKENS)
+        if a.window_kind == "chunked":
+            return _cdiv(min(window + max_num_batched_tokens, max_model_len), VLLM_BLOCK_TOKENS)
+        return _cdiv(min(window - 1 + max_num_batched_tokens, max_model_len), VLLM_BLOCK_TOKENS) + 1
+
+    per_request = sum(n * request_blocks(w) for w, n in groups.items())
+    return tokens, blocks / per_request, group_size * page * per_request <= kv_bytes_per_card
+
+
 def activation_peak_bytes(a: Architecture, batched_tokens: int, max_num_seqs: int, tensor_parallel: int = 1) -> int:
     """The profiling run's peak beyond the weights, for every batched token in 16-bit: the MLP's gate+up output
     (2 x intermediate) and its activated half (1 x intermediate), split over the cards, beside the residual and the
@@ -130,13 +177,17 @@ def vllm_capacity(
         NON_TORCH_BYTES + (NON_TORCH_TP_EXTRA_BYTES if tensor_parallel > 1 else 0))
     kv_bytes = max(0, budget - weights - act - other)
     per_token = kv_bytes_per_token_per_card(a, kv_precision, tensor_parallel)
-    tokens = kv_tokens_from_bytes(a, kv_bytes, kv_precision, tensor_parallel)
-    concurrency = tokens / max_model_len
+    hybrid = hybrid_kv_pool(a, kv_bytes, max_model_len, batched, kv_precision, tensor_parallel)
+    if hybrid is not None:
+        tokens, concurrency, starts = hybrid
+    else:
+        tokens = kv_tokens_from_bytes(a, kv_bytes, kv_precision, tensor_parallel)
+        concurrency, starts = tokens / max_model_len, tokens >= max_model_len
     return VllmCapacity(
         gpu_kv_cache_tokens=tokens, max_concurrency=concurrency, max_model_len=max_model_len, max_num_seqs=seqs,
         max_num_batched_tokens=batched, tensor_parallel=tensor_parallel, kv_cache_bytes_per_card=kv_bytes,
         budget_bytes_per_card=budget, weights_bytes_per_card=weights, activation_bytes_per_card=act,
-        non_torch_bytes_per_card=other, kv_bytes_per_token_per_card=per_token, starts=tokens >= max_model_len,
+        non_torch_bytes_per_card=other, kv_bytes_per_token_per_card=per_token, starts=starts,
         concurrent_requests=min(seqs, int(concurrency)),
     )
 

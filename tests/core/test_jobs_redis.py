@@ -25,6 +25,9 @@ import pytest
 
 from core.errors import QuantLensError
 from core.jobs.runner import PROJECT_ROOT, JobLimits
+from tests.core import s3_server as s3
+
+s3_server, s3_env = s3.s3_server, s3.s3_env  # the fixtures, for pytest
 
 pytestmark = pytest.mark.slow
 REDIS = shutil.which("redis-server")
@@ -79,13 +82,14 @@ def redis_url(tmp_path_factory):
 class Fleet:
     """Workers on this machine against the test's Redis and store; all killed at the end."""
 
-    def __init__(self, url: str, tmp: Path) -> None:
+    def __init__(self, url: str, tmp: Path, store_url: str | None = None) -> None:
         from core.jobs.redis_queue import RedisJobQueue
-        from core.jobs.result_store import FolderStore
+        from core.jobs.result_store import store_from_url
 
         self.url, self.store_dir, self.job_root = url, tmp / "store", tmp / "jobs"
+        self.store_url = store_url or str(self.store_dir)  # a shared folder, or s3://bucket/prefix
         self.job_root.mkdir(mode=0o700)
-        self.store = FolderStore(self.store_dir)
+        self.store = store_from_url(self.store_url)
         self.queue = RedisJobQueue(url, self.store, max_queued=20)
         self.queue.redis.flushdb()
         self.workers: dict[str, subprocess.Popen] = {}
@@ -96,7 +100,7 @@ class Fleet:
         from rq import Worker
 
         process = subprocess.Popen([sys.executable, "-m", "core", "worker", "--queue", self.url, "--store",
-                                    str(self.store_dir), "--name", name], cwd=PROJECT_ROOT, env=self.env,
+                                    self.store_url, "--name", name], cwd=PROJECT_ROOT, env=self.env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         self.workers[name] = process
         wait_for(lambda: name in {w.name for w in Worker.all(queue=self.queue.queue)}, f"worker {name} to start")
@@ -209,6 +213,42 @@ def test_a_compare_job_runs_on_a_worker_and_the_same_job_again_comes_from_the_st
     assert second == first
     assert stages[-1] == "Served from the shared result store"
     assert FinishedJobRegistry(queue=fleet.queue.queue).count == 1  # the duplicate never reached a worker
+
+
+def test_a_compare_job_travels_through_an_s3_store_and_comes_back_from_it_the_second_time(redis_url, tmp_path,
+                                                                                          s3_env):
+    """The same job as above with QUANTLENS_STORE=s3://...: the worker gets the upload from the bucket, the web
+    process gets the report and the quantized files from it (a real S3-protocol server, tests/core/s3_server.py)."""
+    from core.compare.settings import CompareOptions
+    from core.jobs.payload import TARGET, CompareJob
+    from core.jobs.result_store import S3Store
+    from core.jobs.runner import job_directory
+    from tests.core.conftest import build_gemm_relu_onnx
+    from tests.core.s3_server import unique_prefix
+
+    fleet = Fleet(redis_url, tmp_path, f"s3://{s3_env.bucket}/{unique_prefix('fleet')}")
+    try:
+        assert isinstance(fleet.store, S3Store)
+        fleet.start_worker("w1")
+        options = CompareOptions(precisions=("fp32", "int8"), reference="fp32", runs=3, warmup=1).to_dict()
+        limits = JobLimits(timeout_s=300, memory_bytes=3 * 2**30, threads=1)
+        reports, stages = [], []
+        for _ in range(2):
+            with job_directory(fleet.job_root) as job_dir:
+                model = build_gemm_relu_onnx(job_dir / "model.onnx")
+                payload = CompareJob(model, options).payload(job_dir)
+                reports.append(fleet.queue.run("s1", TARGET, payload, job_dir=job_dir, limits=limits,
+                                               on_progress=lambda stage, fraction: stages.append(stage)))
+                assert any(p.name.endswith(".onnx") for p in (job_dir / "out").iterdir())
+        assert [r["precision"] for r in reports[0]["results"]] == ["fp32", "int8"]
+        assert reports[1] == reports[0] and stages[-1] == "Served from the shared result store"
+        assert not fleet.store_dir.exists()  # nothing went through a folder
+        listed = fleet.store.client.list_objects_v2(Bucket=fleet.store.bucket, Prefix=fleet.store.prefix)
+        names = [item["Key"][len(fleet.store.prefix):] for item in listed["Contents"]]
+        assert any(n.startswith("blobs/") for n in names) and sum(n.endswith("/report.json") for n in names) == 1
+        assert any(n.startswith("results/") and n.endswith(".onnx") for n in names)
+    finally:
+        fleet.close()
 
 
 def test_two_web_processes_see_the_same_places_in_the_shared_line(fleet):

@@ -2,10 +2,13 @@
 
 Same upload + same settings = one content key on every host; files travel by content hash and are checked on
 arrival; a result is visible whole or not at all; old entries expire; with QUANTLENS_QUEUE unset nothing changes.
+The store behaviours run against both stores: the folder store and the S3 store talking to a real S3-protocol
+server on 127.0.0.1 (tests/core/s3_server.py; those cases are slow: they start the server once per session).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -18,6 +21,40 @@ from core.jobs.queue_backend import job_backend
 from core.jobs.result_store import FolderStore, localize, store_from_url
 from core.jobs.runner import PROJECT_ROOT, JobQueue
 from core.jobs.server_settings import ServerSettings
+from tests.core import s3_server as s3
+from tests.core.s3_server import unique_prefix
+
+s3_server, s3_env = s3.s3_server, s3.s3_env  # the fixtures, for pytest
+
+
+@pytest.fixture(params=["folder", pytest.param("s3", marks=pytest.mark.slow)])
+def store(request, tmp_path):
+    """Each store a fleet can be given: a shared folder, or an S3 bucket (a fresh prefix per test)."""
+    if request.param == "folder":
+        return FolderStore(tmp_path / "store")
+    server = request.getfixturevalue("s3_env")
+    return store_from_url(f"s3://{server.bucket}/{unique_prefix()}")
+
+
+def _overwrite_blob(store, digest: str, data: bytes) -> None:
+    """What someone with write access to the shared volume or bucket could do to a stored file."""
+    if isinstance(store, FolderStore):
+        store._blob(digest).write_bytes(data)
+    else:
+        store.client.put_object(Bucket=store.bucket, Key=store._key("blobs", digest), Body=data)
+
+
+def _leftovers(store) -> list[str]:
+    """Unfinished writes left in the store: the folder store's temp folders, the S3 store's unreferenced files."""
+    if isinstance(store, FolderStore):
+        return [p.name for p in (store.root / "tmp").iterdir()]
+    keys = [item["Key"] for item in store._list("results")]
+    reports = [json.loads(store.client.get_object(Bucket=store.bucket, Key=k)["Body"].read())
+               for k in keys if k.endswith("/report.json")]
+    referenced = {store._key("results", k.split("/")[-2], r["writer"], name)
+                  for k, r in zip([k for k in keys if k.endswith("/report.json")], reports, strict=True)
+                  for name in r["files"]}
+    return [k for k in keys if not k.endswith("/report.json") and k not in referenced]
 
 
 def _job_dir(tmp_path, name: str, model: bytes = b"model bytes"):
@@ -32,8 +69,7 @@ def _job_dir(tmp_path, name: str, model: bytes = b"model bytes"):
     return job_dir, payload
 
 
-def test_the_same_upload_and_settings_give_one_key_on_any_host(tmp_path):
-    store = FolderStore(tmp_path / "store")
+def test_the_same_upload_and_settings_give_one_key_on_any_host(tmp_path, store):
     first = store.pack("t:f", *reversed(_job_dir(tmp_path, "web1")))
     second = store.pack("t:f", *reversed(_job_dir(tmp_path, "web2")))
     assert first.key == second.key and first.payload == second.payload
@@ -45,8 +81,7 @@ def test_the_same_upload_and_settings_give_one_key_on_any_host(tmp_path):
     assert len({first.key, other_settings.key, other_model.key}) == 3
 
 
-def test_a_worker_gets_the_same_files_in_its_own_job_folder(tmp_path):
-    store = FolderStore(tmp_path / "store")
+def test_a_worker_gets_the_same_files_in_its_own_job_folder(tmp_path, store):
     job_dir, payload = _job_dir(tmp_path, "web")
     packed = store.pack("t:f", payload, job_dir)
     worker_dir = tmp_path / "worker-job"
@@ -58,11 +93,9 @@ def test_a_worker_gets_the_same_files_in_its_own_job_folder(tmp_path):
     assert local["inputs"]["npz"] == str(worker_dir.resolve() / "inputs" / "a.npz")
 
 
-def test_a_stored_file_that_no_longer_matches_its_hash_is_refused(tmp_path):
-    store = FolderStore(tmp_path / "store")
+def test_a_stored_file_that_no_longer_matches_its_hash_is_refused(tmp_path, store):
     packed = store.pack("t:f", *reversed(_job_dir(tmp_path, "web")))
-    blob = store._blob(packed.manifest["model.onnx"])
-    blob.write_bytes(b"swapped on the shared volume")
+    _overwrite_blob(store, packed.manifest["model.onnx"], b"swapped on the shared volume")
     target = tmp_path / "worker"
     target.mkdir()
     with pytest.raises(QuantLensError) as caught:
@@ -71,8 +104,15 @@ def test_a_stored_file_that_no_longer_matches_its_hash_is_refused(tmp_path):
     assert not (target / "model.onnx").exists()
 
 
-def test_a_manifest_naming_a_path_outside_the_job_folder_is_refused(tmp_path):
-    store = FolderStore(tmp_path / "store")
+def test_a_stored_file_that_is_gone_asks_the_user_to_run_the_job_again(tmp_path, store):
+    target = tmp_path / "worker"
+    target.mkdir()
+    with pytest.raises(QuantLensError) as caught:
+        store.unpack({"model.onnx": "e" * 64}, target)
+    assert caught.value.code == "job_inputs_missing" and "run it again" in caught.value.message
+
+
+def test_a_manifest_naming_a_path_outside_the_job_folder_is_refused(tmp_path, store):
     packed = store.pack("t:f", *reversed(_job_dir(tmp_path, "web")))
     target = tmp_path / "worker"
     target.mkdir()
@@ -88,8 +128,7 @@ def test_a_job_folder_with_a_link_is_refused(tmp_path):
     assert caught.value.code == "bad_payload"
 
 
-def test_a_result_comes_back_whole_with_its_files(tmp_path):
-    store = FolderStore(tmp_path / "store")
+def test_a_result_comes_back_whole_with_its_files(tmp_path, store):
     out = tmp_path / "out"
     out.mkdir()
     (out / "model_int8.onnx").write_bytes(b"int8")
@@ -99,7 +138,36 @@ def test_a_result_comes_back_whole_with_its_files(tmp_path):
     store.put_result(key, {"results": ["a second writer loses"]}, out)
     assert store.fetch_result(key, tmp_path / "dest") == {"results": [1]}
     assert (tmp_path / "dest" / "model_int8.onnx").read_bytes() == b"int8"
-    assert list((tmp_path / "store" / "tmp").iterdir()) == []
+    assert _leftovers(store) == []
+
+
+@pytest.mark.parametrize("key", ["../" + "a" * 61, "A" * 64, "a" * 63, "a" * 64 + "/x"])
+def test_a_result_key_that_is_not_a_content_hash_never_becomes_a_path(tmp_path, store, key):
+    for call in (lambda: store.put_result(key, {}, None), lambda: store.fetch_result(key, tmp_path / "dest"),
+                 lambda: store.has_result(key), lambda: store.fetch_blob(key, tmp_path / "blob")):
+        with pytest.raises(ValueError, match="sha256"):
+            call()
+
+
+def test_an_entry_read_again_is_renewed_and_only_unused_ones_expire(tmp_path, store):
+    job_dir, payload = _job_dir(tmp_path, "web")
+    packed = store.pack("t:f", payload, job_dir)
+    store.put_result("b" * 64, {"old": True}, None)
+    store.put_result("c" * 64, {"new": True}, None)
+    written = time.time()
+    wait_for_clock = time.monotonic() + 60  # stores keep whole seconds (S3's LastModified): let 2 s pass
+    while time.time() < written + 2.5 and time.monotonic() < wait_for_clock:
+        time.sleep(0.1)
+    renewed_at = time.time()
+    assert store.fetch_result("c" * 64, tmp_path / "dest") == {"new": True}  # reading renews
+    assert store.put_blob(job_dir / "inputs" / "a.npz") == packed.manifest["inputs/a.npz"]  # reused: renewed
+    assert store.expire(1.5, now=renewed_at) == 2  # the unread result and the unused model blob
+    assert not store.has_result("b" * 64) and store.has_result("c" * 64)
+    worker = tmp_path / "worker"
+    worker.mkdir()
+    store.unpack({"inputs/a.npz": packed.manifest["inputs/a.npz"]}, worker)
+    with pytest.raises(QuantLensError):
+        store.unpack({"model.onnx": packed.manifest["model.onnx"]}, worker)
 
 
 def test_entries_not_used_for_the_ttl_expire_and_recent_ones_stay(tmp_path):
