@@ -58,7 +58,7 @@ def plain_baselines(fp32: Path, out_dir: Path) -> dict[str, Path]:
     from onnxruntime.quantization import quantize_dynamic
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
-    from core.compare.onnx_io import quiet_ort_logging
+    from core.compare.common.onnx_io import quiet_ort_logging
 
     quiet_ort_logging()
     paths = {}
@@ -93,10 +93,10 @@ def main() -> None:
 
     import numpy as np
 
-    from core.compare.demo import demo_model_dir, demo_texts
-    from core.compare.evaluate import make_session, pooled_embeddings, time_interleaved
-    from core.compare.feeds import load_tokenizer, text_feeds
-    from core.compare.inputs import input_specs
+    from core.compare.inputs.demo import demo_model_dir, demo_texts
+    from core.compare.inputs.feeds import load_tokenizer, text_feeds
+    from core.compare.inputs.user_data import input_specs
+    from core.compare.measure.evaluate import make_session, pooled_embeddings, time_interleaved
 
     with tempfile.TemporaryDirectory(prefix="quantlens-bench-") as tmp:
         tmp = Path(tmp)

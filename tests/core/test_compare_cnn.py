@@ -14,16 +14,16 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from core.compare.evaluate import make_session
-from core.compare.image_arrays import probed_generated_feeds
-from core.compare.inputs import InputSpec
+from core.compare.common.onnx_io import make_session
+from core.compare.common.settings import CompareOptions
+from core.compare.inputs.image_arrays import probed_generated_feeds
+from core.compare.inputs.user_data import InputSpec
+from core.compare.judge.verdict import NO_SMALLER, RECOMMENDED, SMALLER_BUT_SLOWER, USE_FP32, apply_verdicts
 from core.compare.pipeline import compare_model
-from core.compare.preprocess import preprocess_for_quantization
+from core.compare.prepare.preprocess import preprocess_for_quantization
 from core.compare.report import VariantResult
-from core.compare.settings import CompareOptions
 from core.compare.techniques.int8_auto import Candidate, pick, weight_profile
 from core.compare.techniques.int8_weights import quantize_int8_weights
-from core.compare.verdict import NO_SMALLER, RECOMMENDED, SMALLER_BUT_SLOWER, USE_FP32, apply_verdicts
 
 
 def build_paddle_style_cnn(path: Path, seed: int = 0, opset: int = 11) -> Path:
