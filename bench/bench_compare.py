@@ -9,7 +9,7 @@ What runs:
 3. Every variant loaded at once and timed turn by turn (interleaved rounds, batch 1, seq 128, same thread
    count). Speed-ups are paired: the median over rounds of fp32_ms / variant_ms within the same round, so a
    busy shared machine (other jobs come and go over seconds) cancels out of the ratio; p50/p95/min are the
-   plain per-variant numbers. Sessions come from core.evaluate.make_session: no thread spin-waiting (an idle
+   plain per-variant numbers. Sessions come from core.compare.common.onnx_io.make_session: no thread spin-waiting (an idle
    session's spinning threads would steal the cores from the one being timed) and a shuffled order per round.
 4. Cosine similarity of mean-pooled embeddings vs FP32 on the demo sentences.
 

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 from core.compare.common.memory import how_to_raise
 from core.compare.common.step_process import StepCrashed, run_isolated
-from core.compare.judge.candidates import CandidateProbe
 from core.compare.measure.variant_status import quantized_nothing
 from core.compare.prepare.model import PreparedModel, prepare_model
 from core.compare.techniques import QuantizedModel, quantize
@@ -67,6 +66,8 @@ def prepare_isolated(source: Path | str, out_dir: Path, name: str | None) -> Pre
 
 
 def _quantize_child(precision: str, fp32: str, out_dir: str, options: CompareOptions, feeds: Feeds) -> dict:
+    from core.compare.judge.candidates import CandidateProbe  # numpy and the measuring: only in the child
+
     built = quantize(precision, Path(fp32), Path(out_dir), options, feeds, CandidateProbe)
     return {"model": asdict(built), "unchanged": quantized_nothing(Path(fp32), built.path, precision)}
 

@@ -4,10 +4,11 @@ One verb, `compare_model`, turns (model, options, inputs) into a ComparisonRepor
 prints, the page draws and the job runner ships back as JSON. `run_comparison_job` is the same call in the
 shape the worker process expects (core.jobs runs it in a child with limits).
 
-Order of work: FP32 ONNX (prepare) -> each precision's file (techniques) -> each file loaded and run on the
-same inputs (evaluate) -> quality against the reference (quality; FP16 by default: what you would deploy
-without quantizing) -> sizing prediction next to the measured size (stored_size). FP32 is always built and
-measured, because sizes and speed-ups are reported relative to it.
+Order of work, one folder per stage: the user's inputs (inputs/) -> FP32 ONNX and its feeds (prepare/) -> each
+precision's file (techniques/) -> each file loaded and run on the same inputs, quality against the reference
+(FP16 by default: what you would deploy without quantizing) and the sizing prediction next to the measured size
+(measure/) -> one judgment per variant from the task's metric, verdicts and the recommendation (judge/). FP32 is
+always built and measured, because sizes and speed-ups are reported relative to it.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from core.compare.common.settings import LABELS
-from core.compare.measure.generation import GenerationStats
+from core.compare.measure.generation_stats import GenerationStats
 
 REPORT_NAME = "report.json"
 

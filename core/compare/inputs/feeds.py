@@ -1,7 +1,8 @@
 """The user's inputs (texts, an .npz, or generated arrays) turned into onnxruntime feeds.
 
 One feed per input for quality, one batch-1 feed of the latency length for timing, and equal-shape feeds for
-calibration. Public so bench/ builds exactly the feeds the pipeline does.
+calibration; a causal LM's KV-cache inputs start empty (`empty_past`). Which of these a model gets is decided by
+core.compare.prepare.model_feeds, once the model is prepared; nothing here needs the prepared model.
 """
 
 from __future__ import annotations

@@ -22,35 +22,11 @@ from typing import Any
 import numpy as np
 
 from core.compare.inputs.feeds import PAST_PREFIX, empty_past
+from core.compare.measure.generation_stats import GenerationStats
 from core.errors import QuantLensError
 
 PRESENT_PREFIX = "present."
 MAX_ROUNDS = 10  # each round is a whole prefill + decode per variant: 10 give a stable median
-
-
-@dataclass
-class GenerationStats:
-    """A causal LM generating (this module): prefill once, then decode through the KV cache."""
-
-    prompt_tokens: int
-    decode_tokens: int
-    rounds: int
-    prefill_ms: float  # median wall time of the prompt's forward pass (empty cache)
-    decode_ms_per_token: float  # median wall time of one decode step after the prompt
-    decode_tokens_per_s: float
-    prefill_speedup_vs_fp32: float
-    decode_speedup_vs_fp32: float
-    perplexity: float | None  # on the user's texts (or the default texts: perplexity_text says which)
-    perplexity_tokens: int
-    perplexity_text: str
-    prompt: str
-    continuation: str  # greedy continuation of `prompt` by this variant
-    weights_bytes: int  # the variant's file(s) on disk
-    kv_cache_bytes: int  # measured: the present tensors after prompt + decode
-    kv_cache_context_tokens: int
-    kv_cache_predicted_bytes: int | None  # core.sizing's kv_cache_bytes for the same context and dtype
-    kv_dtype: str
-    weights_plus_kv_bytes: int
 
 
 @dataclass(frozen=True)
