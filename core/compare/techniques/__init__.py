@@ -13,6 +13,11 @@ by running the same ORT tools, with the choices that keep accuracy where the pla
   only MatMuls with constant weights are quantized and those whose inputs have outliers stay in float.
 - INT4: weight-only, block-wise `MatMulNBitsQuantizer` (RTN or HQQ) with calibrated clipping, the layers 4 bits
   damage most stored at 8 bits, and the word-embedding table at 4 bits. MiniLM: cosine 0.980, 6.2x smaller.
+
+Shared by the techniques: graph (graph facts and rewrites) and calibration (activations on the user's inputs).
+Stage 3 of core/compare: a technique imports common/, inputs/, prepare/ and this folder only. INT8's candidate
+search measures each candidate with the probe its caller hands in (core.compare.judge.candidates), since judging
+comes after building.
 """
 
 from __future__ import annotations

@@ -10,8 +10,10 @@ convolutional models do worst with it (ConvInteger: 0.18-0.28x FP32's speed). So
   kept float; static QDQ on every op with the output head kept float; int8 weights with float compute; dynamic
   INT8 on the MatMuls only), each built and measured against FP32 on the user's inputs: the task's own metric
   (matched-box F1 for a detector, text kept for OCR, labels kept for a classifier; core.compare.judge.judgment) and
-  the paired p50 speed-up. The kept one is the fastest of those at least 1.5x smaller that keep the metric's
-  floor within 0.9x FP32's speed, then by looser rules (see `pick`); the notes give every candidate's numbers.
+  the paired p50 speed-up, measured by the probe the comparison hands in (core.compare.judge.candidates). The
+  kept one is the fastest of those at least 1.5x smaller that keep the metric's floor within 0.9x FP32's speed,
+  then by looser rules (see `pick`); the notes give every candidate's numbers. With no probe (a caller that only
+  builds), a convolutional model gets static QDQ on its weighted layers and no search.
 - a recipe that fails (any onnxruntime error, e.g. basic-pitch's `Fail` in static QDQ) is skipped for the next;
   when all fail, dynamic weight INT8 (`quantize_dynamic`) is the fallback. The search has a time budget and stops
   early when a candidate is clearly best; what was skipped is reported.
