@@ -134,6 +134,19 @@ def test_the_circle_check_finds_a_circle_when_there_is_one():
     assert _imported_modules(tree, set()) == {"typing", "x.z"}
 
 
+def test_every_compare_module_imports_ml_libraries_only_inside_the_functions_that_use_them():
+    # The package import is checked in a fresh interpreter (test_import_rules); this holds it per module, so a
+    # module the pipeline imports later (a stage's own file) cannot pull onnx or torch in at import either.
+    heavy = {"onnx", "onnxruntime", "torch", "transformers", "optimum", "streamlit"}
+    offenders = []
+    for path in sorted(COMPARE.rglob("*.py")):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            offenders += [f"{path.relative_to(ROOT)} imports {n}" for n in names if n.split(".")[0] in heavy]
+    assert offenders == []
+
+
 def test_nothing_in_bench_imports_from_tests():
     offenders = []
     for path in sorted((ROOT / "bench").rglob("*.py")):

@@ -5,7 +5,8 @@ ImageNet labels). Exporting it as feature extraction compares `last_hidden_state
 whether a quantized variant still picks the same label. So the task comes from `architectures` (and, for
 audio models that reuse *ForSequenceClassification, from the processor's sampling rate), the export keeps the
 head, the inputs are images or audio prepared by the model's processor, and quality is label agreement,
-top-5 overlap and the probability shift, shown with the names from `id2label`.
+top-5 overlap and the probability shift, shown with the names from `id2label` (measured by
+core.compare.measure.label_quality; this module names the task and builds its inputs).
 """
 
 from __future__ import annotations
