@@ -103,8 +103,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
 
+    from core.compare.common.settings import CompareOptions
     from core.compare.pipeline import compare_model
-    from core.compare.settings import CompareOptions
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

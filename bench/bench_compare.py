@@ -9,7 +9,7 @@ What runs:
 3. Every variant loaded at once and timed turn by turn (interleaved rounds, batch 1, seq 128, same thread
    count). Speed-ups are paired: the median over rounds of fp32_ms / variant_ms within the same round, so a
    busy shared machine (other jobs come and go over seconds) cancels out of the ratio; p50/p95/min are the
-   plain per-variant numbers. Sessions come from core.evaluate.make_session: no thread spin-waiting (an idle
+   plain per-variant numbers. Sessions come from core.compare.common.onnx_io.make_session: no thread spin-waiting (an idle
    session's spinning threads would steal the cores from the one being timed) and a shuffled order per round.
 4. Cosine similarity of mean-pooled embeddings vs FP32 on the demo sentences.
 
@@ -58,7 +58,7 @@ def plain_baselines(fp32: Path, out_dir: Path) -> dict[str, Path]:
     from onnxruntime.quantization import quantize_dynamic
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
-    from core.compare.onnx_io import quiet_ort_logging
+    from core.compare.common.onnx_io import quiet_ort_logging
 
     quiet_ort_logging()
     paths = {}
@@ -93,10 +93,10 @@ def main() -> None:
 
     import numpy as np
 
-    from core.compare.demo import demo_model_dir, demo_texts
-    from core.compare.evaluate import make_session, pooled_embeddings, time_interleaved
-    from core.compare.feeds import load_tokenizer, text_feeds
-    from core.compare.inputs import input_specs
+    from core.compare.inputs.demo import demo_model_dir, demo_texts
+    from core.compare.inputs.feeds import load_tokenizer, text_feeds
+    from core.compare.inputs.user_data import input_specs
+    from core.compare.measure.evaluate import make_session, pooled_embeddings, time_interleaved
 
     with tempfile.TemporaryDirectory(prefix="quantlens-bench-") as tmp:
         tmp = Path(tmp)

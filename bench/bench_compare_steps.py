@@ -50,10 +50,11 @@ PLAIN = {"fp16": plain_fp16, "int8": plain_int8, "int4": plain_int4}
 
 
 def quantlens(precision: str, src: Path, out: Path, feeds) -> None:
-    from core.compare.settings import CompareOptions
+    from core.compare.common.settings import CompareOptions
+    from core.compare.judge.candidates import CandidateProbe
     from core.compare.techniques import quantize
 
-    quantize(precision, src, out, CompareOptions(), feeds)
+    quantize(precision, src, out, CompareOptions(), feeds, CandidateProbe)
 
 
 def timed(fn) -> tuple[float | None, str]:
@@ -69,16 +70,16 @@ def default_models(folder: Path) -> list[Path]:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "core"))
     from test_compare_partial_results import build_logistic_regression, build_small_cnn
 
-    from tests.core.conftest import build_gemm_relu_onnx
+    from bench._shared.onnx_models import build_gemm_relu_onnx
 
     return [build_small_cnn(folder / "cnn.onnx"), build_gemm_relu_onnx(folder / "mlp.onnx", 512, 1024, 256),
             build_logistic_regression(folder / "sklearn_logreg.onnx")]
 
 
 def feeds_for(path: Path):
-    from core.compare.evaluate import make_session
-    from core.compare.feeds import array_feeds
-    from core.compare.inputs import generated_feeds, input_specs
+    from core.compare.common.onnx_io import make_session
+    from core.compare.inputs.feeds import array_feeds
+    from core.compare.inputs.user_data import generated_feeds, input_specs
 
     return array_feeds(generated_feeds(input_specs(make_session(path, 1)), count=4), "generated")
 
@@ -89,15 +90,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--demo", action="store_true", help="also the demo's FP32 export (exports first)")
     args = parser.parse_args()
-    from core.compare.onnx_io import quiet_ort_logging
+    from core.compare.common.onnx_io import quiet_ort_logging
 
     quiet_ort_logging()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         models = list(args.models) or default_models(folder)
         if args.demo:
-            from core.compare.demo import demo_model_dir
-            from core.compare.export import export_hf_folder
+            from core.compare.inputs.demo import demo_model_dir
+            from core.compare.prepare.export import export_hf_folder
 
             models.append(export_hf_folder(demo_model_dir(), folder / "demo").onnx_path)
         print(f"load: {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} CPUs; {args.repeats} pairs per cell")

@@ -9,7 +9,7 @@ What runs:
 3. Plain-ORT baselines quantized from the same FP32 export: `quantize_dynamic(fp32, out)` with its defaults,
    `MatMulNBitsQuantizer(model)` with its defaults and with accuracy_level=4.
 4. Every variant loaded at once; per round (shuffled order) each reads the same 128-token prompt (prefill) and
-   decodes --decode tokens one at a time through the KV cache (core.compare.generation.time_generation).
+   decodes --decode tokens one at a time through the KV cache (core.compare.measure.generation.time_generation).
    Speed-ups are paired: median over rounds of fp32_ms / variant_ms within the same round.
 5. Fidelity to FP32 on the default texts: top-1 next-token agreement and mean KL(FP32 || variant).
 
@@ -40,7 +40,7 @@ CONTROL = "control: QuantLens int4 loaded twice"
 
 
 def build_model(dest: Path, layers: int) -> Path:
-    from tests.core.causal_lm_models import build_causal_lm_folder
+    from bench._shared.causal_lm_models import build_causal_lm_folder
 
     return build_causal_lm_folder(dest, "llama", hidden=576, layers=layers, heads=9, kv_heads=3, intermediate=1536,
                                   positions=2048, tie=True, model_vocab=49152)
@@ -71,7 +71,7 @@ def fidelity(sessions: dict, feeds: list[dict]) -> dict[str, tuple[float, float]
     """(top-1 agreement, mean KL) of each variant's next-token distribution against FP32's, every position."""
     import numpy as np
 
-    from core.compare.evaluate import causal_lm_quality
+    from core.compare.measure.evaluate import causal_lm_quality
 
     logits = {name: [s.run(None, f)[0][0] for f in feeds] for name, s in sessions.items()}
     ref = logits["QuantLens fp32"]
@@ -92,10 +92,10 @@ def main(argv: list[str] | None = None) -> None:
 
     import numpy as np
 
-    from core.compare.evaluate import make_session
-    from core.compare.feeds import load_tokenizer, text_feeds
-    from core.compare.generation import make_plan, time_generation
-    from core.compare.inputs import DEFAULT_TEXTS, input_specs
+    from core.compare.common.onnx_io import make_session
+    from core.compare.inputs.feeds import load_tokenizer, text_feeds
+    from core.compare.inputs.user_data import DEFAULT_TEXTS, input_specs
+    from core.compare.measure.generation import make_plan, time_generation
 
     with tempfile.TemporaryDirectory(prefix="quantlens-bench-lm-") as tmp:
         tmp = Path(tmp)

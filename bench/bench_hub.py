@@ -1,6 +1,6 @@
 """What one Hub lookup costs: requests, bytes and time, cold and cached, against the local Hub on 127.0.0.1.
 
-The local server (tests/hub_server.py) serves files from the real safetensors and gguf writers, with the real
+The local server (bench/_shared/hub_server.py) serves files from the real safetensors and gguf writers, with the real
 sizes of an 8B model, so the byte counts are what huggingface.co would send for the same repo layout; the times
 are this machine's parsing plus loopback HTTP, not the internet's latency (add ~1 round trip per request).
 
@@ -23,8 +23,8 @@ os.environ.pop("HF_HUB_OFFLINE", None)
 os.environ.pop("TRANSFORMERS_OFFLINE", None)
 os.environ["NO_PROXY"] = "127.0.0.1"
 
+from bench._shared import hub_server as hs  # noqa: E402
 from core.sizing import hub  # noqa: E402
-from tests import hub_server as hs  # noqa: E402
 
 CONFIG = {"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
           "num_key_value_heads": 8, "intermediate_size": 14336, "vocab_size": 128256, "max_position_embeddings": 131072,

@@ -33,10 +33,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from core.compare.settings import CompareOptions  # noqa: E402
+from bench._shared.onnx_models import build_gemm_relu_onnx  # noqa: E402
+from core.compare.common.settings import CompareOptions  # noqa: E402
 from core.jobs.payload import TARGET, CompareJob  # noqa: E402
 from core.jobs.runner import JobLimits, JobQueue, job_directory  # noqa: E402
-from tests.core.conftest import build_gemm_relu_onnx  # noqa: E402
 
 
 def _free_port() -> int:

@@ -97,7 +97,7 @@ def plain_variants(original: Path, feeds: list[dict], out_dir: Path) -> dict[str
     """What ORT's one-liners give, each on the file as the user has it; a failure is kept as its message."""
     from onnxruntime.quantization import CalibrationDataReader, quantize_dynamic, quantize_static
 
-    from core.compare.onnx_io import quiet_ort_logging, short_error
+    from core.compare.common.onnx_io import quiet_ort_logging, short_error
 
     quiet_ort_logging()
 
@@ -123,11 +123,11 @@ def plain_variants(original: Path, feeds: list[dict], out_dir: Path) -> dict[str
 def bench_model(name: str, source: Path, work: Path, rounds: int, threads: int) -> list[str]:
     import numpy as np
 
-    from core.compare.evaluate import make_session, time_interleaved
-    from core.compare.feeds import build_feeds
+    from core.compare.common.settings import CompareOptions
+    from core.compare.measure.evaluate import make_session, time_interleaved
     from core.compare.pipeline import compare_model
-    from core.compare.prepare import PreparedModel
-    from core.compare.settings import CompareOptions
+    from core.compare.prepare.model import PreparedModel
+    from core.compare.prepare.model_feeds import build_feeds
 
     out = work / "quantlens"
     started = time.perf_counter()

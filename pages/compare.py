@@ -23,10 +23,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core.compare.explain import OLIVE_RULE, bar_metric, metric_in_words, recommend, slower_than_fp32
-from core.compare.inputs import DEFAULT_TEXTS, texts_from_bytes, texts_from_string
-from core.compare.report import REPORT_NAME, ComparisonReport, quality_headlines
-from core.compare.settings import (
+from core.compare.common.settings import (
     DEFAULT_PRECISIONS,
     LABELS,
     PRECISIONS,
@@ -36,6 +33,9 @@ from core.compare.settings import (
     Int8StaticConfig,
     spec,
 )
+from core.compare.inputs.user_data import DEFAULT_TEXTS, texts_from_bytes, texts_from_string
+from core.compare.judge.explain import OLIVE_RULE, bar_metric, metric_in_words, recommend, slower_than_fp32
+from core.compare.report import REPORT_NAME, ComparisonReport, quality_headlines
 from core.errors import QuantLensError
 from core.jobs.server_settings import ServerSettings, server_settings
 from core.units import MB
@@ -51,8 +51,8 @@ style.apply()
 TARGET = "core.compare.pipeline:run_comparison_job"
 MAX_INPUTS_UPLOAD_MB = 64  # an .npz of real inputs (a few images' arrays) easily passes 2 MB
 MEDIA_TYPES = ["png", "jpg", "jpeg", "wav", "zip"]
-MAX_MEDIA_UPLOAD_MB = 16  # per file, as core.compare.media_inputs.MAX_MEDIA_FILE_BYTES
-MAX_MEDIA_FILES = 32  # as core.compare.media_inputs.MAX_MEDIA_FILES (the page imports no ML module)
+MAX_MEDIA_UPLOAD_MB = 16  # per file, as core.compare.inputs.media_inputs.MAX_MEDIA_FILE_BYTES
+MAX_MEDIA_FILES = 32  # as core.compare.inputs.media_inputs.MAX_MEDIA_FILES (the page imports no ML module)
 BLOCK_SIZES = (16, 32, 64, 128)
 ACCURACY_LEVELS = {4: "4: int8 compute (fastest on CPU)", 0: "0: default", 1: "1: fp32", 2: "2: fp16", 3: "3: bf16"}
 SOURCES = {"demo": "Demo: all-MiniLM-L6-v2 (bundled, offline)", "upload": "Upload a model (.onnx or .zip of a HF folder)"}
@@ -504,7 +504,7 @@ def run_upload(kept: dict, options: CompareOptions, texts: list[str] | None, npz
                 job_queue().slot(session_id(), on_wait=on_wait) as slot:
             job_dir = new_job_dir()
             status.update(label="Preparing the job")
-            from core.compare.memory import check_fits, upload_parameters
+            from core.compare.common.memory import check_fits, upload_parameters
 
             check_fits(upload_parameters(Path(kept["path"])), job_limits().memory_bytes, "The uploaded model")
             model = _copy_into(Path(kept["path"]), job_dir)
@@ -836,7 +836,7 @@ def main() -> None:
                                     max_upload_size=max_upload_mb(),
                                     help=f"A single-file .onnx, or a .zip of a Hugging Face folder (config.json, "
                                          f"safetensors, tokenizer). Up to {max_upload_mb()} MB.")
-        from core.compare.memory import largest_parameters
+        from core.compare.common.memory import largest_parameters
 
         limit = job_limits().memory_bytes
         st.caption(f"This server compares models of up to about {largest_parameters(limit) / 1e6:,.0f}M parameters "

@@ -1,4 +1,4 @@
-"""Pytest fixtures around tests/hub_server.py: a local Hub on 127.0.0.1 with a few repos, HF_ENDPOINT set to it."""
+"""Pytest fixtures around bench/_shared/hub_server.py: a local Hub on 127.0.0.1 with a few repos, HF_ENDPOINT set to it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests import hub_server as hs
+from bench._shared import hub_server as hs
 
 BIG_SHA = "fedcba9876543210fedcba9876543210fedcba98"
 

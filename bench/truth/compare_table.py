@@ -16,11 +16,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from bench._shared.llamacpp_records import hf_tensors  # noqa: E402
 from core.sizing.architecture import architecture_from_config  # noqa: E402
 from core.sizing.gguf import plan  # noqa: E402
 from core.sizing.gguf_map import gguf_tensor_plan  # noqa: E402
 from core.sizing.kv_cache import kv_cache_plan  # noqa: E402
-from tests.core.test_llamacpp_truth import hf_tensors  # noqa: E402
 
 
 def plan_from_record(rec: dict):

@@ -22,8 +22,8 @@ from core.errors import QuantLensError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags for the technique settings take their defaults, choices and help from core.compare.settings."""
-    from core.compare.settings import (
+    """Flags for the technique settings take their defaults, choices and help from core.compare.common.settings."""
+    from core.compare.common.settings import (
         DEFAULT_PRECISIONS,
         PRECISIONS,
         CompareOptions,
@@ -89,7 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_options(args: argparse.Namespace):
-    from core.compare.settings import CompareOptions, Int4Config, Int8DynamicConfig, Int8StaticConfig, default
+    from core.compare.common.settings import CompareOptions, Int4Config, Int8DynamicConfig, Int8StaticConfig, default
 
     return CompareOptions(
         precisions=tuple(p for p in args.precisions.split(",") if p.strip()),
@@ -110,8 +110,8 @@ def build_options(args: argparse.Namespace):
 
 def load_inputs(path: Path | list[Path] | None):
     """None (defaults), a list of texts, {"npz": path}, or {"files": [images/WAVs, folders, zips]}."""
-    from core.compare import inputs
-    from core.compare.media_inputs import AUDIO_SUFFIXES, IMAGE_SUFFIXES
+    from core.compare.inputs import user_data as inputs
+    from core.compare.inputs.media_inputs import AUDIO_SUFFIXES, IMAGE_SUFFIXES
 
     if path is None:
         return None
@@ -242,7 +242,7 @@ def run_in_worker(args: argparse.Namespace, options, inputs, progress) -> dict:
     sweep_orphaned_job_dirs()  # what an earlier, killed run left behind
     with job_directory() as job_dir:
         source = _stage_source(args.model, job_dir)
-        from core.compare.memory import check_fits, upload_parameters
+        from core.compare.common.memory import check_fits, upload_parameters
 
         check_fits(upload_parameters(source), limits.memory_bytes, f"Model {Path(args.model).name}")
         npz, files = None, None
@@ -262,7 +262,7 @@ def run_in_worker(args: argparse.Namespace, options, inputs, progress) -> dict:
 
 def _stage_media(paths: list[Path], target: Path) -> list[Path]:
     """Copy the image/WAV/zip inputs (a folder's media files, not its other files) into the job folder."""
-    from core.compare.media_inputs import AUDIO_SUFFIXES, IMAGE_SUFFIXES, MAX_MEDIA_FILES
+    from core.compare.inputs.media_inputs import AUDIO_SUFFIXES, IMAGE_SUFFIXES, MAX_MEDIA_FILES
 
     target.mkdir(parents=True, exist_ok=True)
     files = []
@@ -372,7 +372,7 @@ def _timing_lines(data: dict) -> list[str]:
 
 def _recommendation_lines(data: dict) -> list[str]:
     """The page's recommendation at its default bar (0.99), and the rule it follows, in words."""
-    from core.compare.explain import OLIVE_RULE, recommend
+    from core.compare.judge.explain import OLIVE_RULE, recommend
     from core.compare.report import ComparisonReport
 
     try:

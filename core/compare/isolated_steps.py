@@ -8,16 +8,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.compare.memory import how_to_raise
-from core.compare.prepare import PreparedModel, prepare_model
-from core.compare.step_process import StepCrashed, run_isolated
+from core.compare.common.memory import how_to_raise
+from core.compare.common.step_process import StepCrashed, run_isolated
+from core.compare.measure.variant_status import quantized_nothing
+from core.compare.prepare.model import PreparedModel, prepare_model
 from core.compare.techniques import QuantizedModel, quantize
-from core.compare.variant_status import quantized_nothing
 from core.errors import QuantLensError
 
 if TYPE_CHECKING:
-    from core.compare.feeds import Feeds
-    from core.compare.settings import CompareOptions
+    from core.compare.common.settings import CompareOptions
+    from core.compare.inputs.feeds import Feeds
 
 
 def _limit_text() -> str:
@@ -66,7 +66,9 @@ def prepare_isolated(source: Path | str, out_dir: Path, name: str | None) -> Pre
 
 
 def _quantize_child(precision: str, fp32: str, out_dir: str, options: CompareOptions, feeds: Feeds) -> dict:
-    built = quantize(precision, Path(fp32), Path(out_dir), options, feeds)
+    from core.compare.judge.candidates import CandidateProbe  # numpy and the measuring: only in the child
+
+    built = quantize(precision, Path(fp32), Path(out_dir), options, feeds, CandidateProbe)
     return {"model": asdict(built), "unchanged": quantized_nothing(Path(fp32), built.path, precision)}
 
 

@@ -4,10 +4,11 @@ One verb, `compare_model`, turns (model, options, inputs) into a ComparisonRepor
 prints, the page draws and the job runner ships back as JSON. `run_comparison_job` is the same call in the
 shape the worker process expects (core.jobs runs it in a child with limits).
 
-Order of work: FP32 ONNX (prepare) -> each precision's file (techniques) -> each file loaded and run on the
-same inputs (evaluate) -> quality against the reference (quality; FP16 by default: what you would deploy
-without quantizing) -> sizing prediction next to the measured size (stored_size). FP32 is always built and
-measured, because sizes and speed-ups are reported relative to it.
+Order of work, one folder per stage: the user's inputs (inputs/) -> FP32 ONNX and its feeds (prepare/) -> each
+precision's file (techniques/) -> each file loaded and run on the same inputs, quality against the reference
+(FP16 by default: what you would deploy without quantizing) and the sizing prediction next to the measured size
+(measure/) -> one judgment per variant from the task's metric, verdicts and the recommendation (judge/). FP32 is
+always built and measured, because sizes and speed-ups are reported relative to it.
 """
 
 from __future__ import annotations
@@ -20,18 +21,17 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from core.compare.feeds import build_feeds, max_positions
+from core.compare.common.memory import release_memory
+from core.compare.common.onnx_io import model_file_bytes
+from core.compare.common.settings import LABELS, CompareOptions
+from core.compare.common.step_clock import StepClock
+from core.compare.common.step_process import STEP_MEMORY, memory_use
+from core.compare.inputs.feeds import max_positions
 from core.compare.isolated_steps import prepare_isolated, quantize_isolated
-from core.compare.memory import release_memory
-from core.compare.onnx_io import model_file_bytes
-from core.compare.paired_timing import SELF_KEY, PairedRatio, mark_noise, noise_floor, paired_ratio
-from core.compare.quality import continuation_hook, measure_quality
-from core.compare.report import ComparisonReport, VariantResult, to_json_dict, variant_label, write_report
-from core.compare.settings import LABELS, CompareOptions
-from core.compare.step_clock import StepClock
-from core.compare.step_process import STEP_MEMORY, memory_use
-from core.compare.stored_size import parameter_count, predicted_bytes, predicted_stored_bytes
-from core.compare.variant_status import (
+from core.compare.measure.paired_timing import SELF_KEY, PairedRatio, mark_noise, noise_floor, paired_ratio
+from core.compare.measure.quality import continuation_hook, measure_quality
+from core.compare.measure.stored_size import parameter_count, predicted_bytes, predicted_stored_bytes
+from core.compare.measure.variant_status import (
     STAGE_QUANTIZE,
     STAGE_RUN,
     STATUS_OK,
@@ -42,6 +42,8 @@ from core.compare.variant_status import (
     reference_run_error,
     unchanged_reason,
 )
+from core.compare.prepare.model_feeds import build_feeds
+from core.compare.report import ComparisonReport, VariantResult, to_json_dict, variant_label, write_report
 from core.errors import QuantLensError
 
 Progress = Callable[[str, float | None], None]
@@ -59,9 +61,9 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
     None for defaults (texts for text models, generated arrays otherwise). Writes FILE_NAMES[p] for each
     precision and returns the report (the caller decides whether to write it; see write_report).
     """
-    from core.compare import evaluate, generation
-    from core.compare.export import TASK_GENERATION, TASK_OTHER
-    from core.compare.output_kinds import output_quality
+    from core.compare.measure import evaluate, generation
+    from core.compare.measure.output_kinds import output_quality
+    from core.compare.prepare.export import TASK_GENERATION, TASK_OTHER
 
     options = options or CompareOptions()
     out_dir = Path(out_dir)
@@ -78,7 +80,7 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
     preprocessing: list[str] = []
     if prepared.source_kind == "onnx":
         say("Pre-processing the uploaded model for quantization", 0.05)
-        from core.compare.preprocess import preprocess_for_quantization
+        from core.compare.prepare.preprocess import preprocess_for_quantization
 
         with clock.step("preprocess"):
             preprocessing = list(preprocess_for_quantization(prepared.fp32_path).notes)
@@ -87,8 +89,8 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
     with clock.step("count_parameters"):
         parameters, parameter_source = parameter_count(prepared.config, prepared.fp32_path)
     if prepared.source_kind == "onnx":
-        from core.compare.bit_census import already_quantized
-        from core.compare.onnx_io import load_model_checked
+        from core.compare.common.onnx_io import load_model_checked
+        from core.compare.prepare.bit_census import already_quantized
 
         notice = already_quantized(load_model_checked(prepared.fp32_path))
         if notice:
@@ -178,7 +180,7 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
     fp32_run = runs["fp32"]
     output_kind, kind_reason = options.output_kind, "chosen by you"
     if prepared.task == TASK_OTHER and output_kind == "auto":
-        from core.compare.output_kinds import guess_output_kind
+        from core.compare.measure.output_kinds import guess_output_kind
 
         try:
             output_kind, why = guess_output_kind(prepared.fp32_path, fp32_run.outputs)
@@ -236,8 +238,8 @@ def compare_model(source: Path | str, options: CompareOptions | None = None, out
             speedup_paired=paired[precision].to_dict() if precision in paired else None,
         ))
     clock.stop("quality")
-    from core.compare.judgment import judged_kind
-    from core.compare.verdict import apply_verdicts
+    from core.compare.judge.judgment import judged_kind
+    from core.compare.judge.verdict import apply_verdicts
 
     warnings += apply_verdicts(results, judged_kind(prepared.task, output_kind))
     for failure in failures.values():
@@ -283,7 +285,7 @@ def _remove_partial(out_dir: Path, precision: str) -> None:
     """A precision that failed may have written half a file (FP16 on an INT8 model did): remove it."""
     import contextlib
 
-    from core.compare.settings import FILE_NAMES
+    from core.compare.common.settings import FILE_NAMES
 
     path = out_dir / FILE_NAMES[precision]
     with contextlib.suppress(OSError):

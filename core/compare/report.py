@@ -6,7 +6,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.compare.settings import LABELS
+from core.compare.common.settings import LABELS
+from core.compare.measure.generation_stats import GenerationStats
 
 REPORT_NAME = "report.json"
 
@@ -35,35 +36,10 @@ QUALITY_HEADLINES: dict[str, tuple[tuple[str, str, str], ...]] = {
 
 def quality_headlines(task: str, output_kind: str | None = None) -> tuple[tuple[str, str, str], ...]:
     if output_kind and output_kind != "auto" and task == "other":
-        from core.compare.output_kinds import HEADLINES
+        from core.compare.measure.output_kinds import HEADLINES
 
         return HEADLINES.get(output_kind, QUALITY_HEADLINES["other"])
     return QUALITY_HEADLINES.get(task, QUALITY_HEADLINES["other"])
-
-
-@dataclass
-class GenerationStats:
-    """A causal LM generating (core.compare.generation): prefill once, then decode through the KV cache."""
-
-    prompt_tokens: int
-    decode_tokens: int
-    rounds: int
-    prefill_ms: float  # median wall time of the prompt's forward pass (empty cache)
-    decode_ms_per_token: float  # median wall time of one decode step after the prompt
-    decode_tokens_per_s: float
-    prefill_speedup_vs_fp32: float
-    decode_speedup_vs_fp32: float
-    perplexity: float | None  # on the user's texts (or the default texts: perplexity_text says which)
-    perplexity_tokens: int
-    perplexity_text: str
-    prompt: str
-    continuation: str  # greedy continuation of `prompt` by this variant
-    weights_bytes: int  # the variant's file(s) on disk
-    kv_cache_bytes: int  # measured: the present tensors after prompt + decode
-    kv_cache_context_tokens: int
-    kv_cache_predicted_bytes: int | None  # core.sizing's kv_cache_bytes for the same context and dtype
-    kv_dtype: str
-    weights_plus_kv_bytes: int
 
 
 @dataclass
@@ -89,14 +65,14 @@ class VariantResult:
     # parameters x bits (the calculator's ideal figure); predicted_size_bytes models the stored format
     predicted_ideal_bytes: int | None = None
     generation: GenerationStats | None = None  # causal LMs only
-    # should a user deploy this instead of FP32 (core.compare.verdict): a stable code and one sentence
+    # should a user deploy this instead of FP32 (core.compare.judge.verdict): a stable code and one sentence
     verdict: str = ""
     verdict_note: str = ""
     # "ok", or "unchanged" when the quantizer converted no weight (its size and speed are FP32's, not a gain)
     status: str = "ok"
     # FP32 time / this time per interleaved round: median, p10, p90, rounds, within_noise (see paired_timing)
     speedup_paired: dict[str, Any] | None = None
-    # the task's own metric on this variant (core.compare.judgment): kind, metric, words, value, floor, kept,
+    # the task's own metric on this variant (core.compare.judge.judgment): kind, metric, words, value, floor, kept,
     # fallback, reason, sentence; the verdict, the recommendation and the page all read it
     judgment: dict[str, Any] | None = None
 

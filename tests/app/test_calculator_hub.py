@@ -7,7 +7,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from tests import hub_server as hs
+from bench._shared import hub_server as hs
 from tests.app.test_calculator_page import table_with  # grids and plain tables alike
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "calculator.py")

@@ -10,8 +10,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from bench._shared.onnx_models import build_gemm_relu_onnx
 from core.jobs.runner import JOB_ROOT_ENV
-from tests.core.conftest import build_gemm_relu_onnx
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "compare.py")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

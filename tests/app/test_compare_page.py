@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.core.conftest import build_gemm_relu_onnx
+from bench._shared.onnx_models import build_gemm_relu_onnx
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "compare.py")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -146,7 +146,7 @@ def test_an_upload_is_moved_to_disk_and_the_widget_lets_go_of_its_bytes(tmp_path
 def test_an_uploaded_causal_lm_shows_prefill_decode_perplexity_and_continuations(tmp_path):
     import zipfile
 
-    from tests.core.causal_lm_models import build_causal_lm_folder
+    from bench._shared.causal_lm_models import build_causal_lm_folder
 
     folder = build_causal_lm_folder(tmp_path / "tiny-llama", "llama")
     archive = tmp_path / "tiny-llama.zip"

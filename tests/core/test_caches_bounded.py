@@ -1,7 +1,7 @@
 """Every in-process cache has a ceiling: a stream of distinct lookups cannot grow the server's memory for ever.
 
 (Issue 20: the resolved-revision cache held 2,001 entries after 2,000 lookups.) Against the local Hub of
-tests/hub_server.py; the ceiling is lowered so that a few lookups reach it.
+bench/_shared/hub_server.py; the ceiling is lowered so that a few lookups reach it.
 """
 
 from __future__ import annotations

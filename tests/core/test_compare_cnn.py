@@ -14,16 +14,16 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from core.compare.evaluate import make_session
-from core.compare.image_arrays import probed_generated_feeds
-from core.compare.inputs import InputSpec
+from core.compare.common.onnx_io import make_session
+from core.compare.common.settings import CompareOptions
+from core.compare.inputs.image_arrays import probed_generated_feeds
+from core.compare.inputs.user_data import InputSpec
+from core.compare.judge.verdict import NO_SMALLER, RECOMMENDED, SMALLER_BUT_SLOWER, USE_FP32, apply_verdicts
 from core.compare.pipeline import compare_model
-from core.compare.preprocess import preprocess_for_quantization
+from core.compare.prepare.preprocess import preprocess_for_quantization
 from core.compare.report import VariantResult
-from core.compare.settings import CompareOptions
 from core.compare.techniques.int8_auto import Candidate, pick, weight_profile
 from core.compare.techniques.int8_weights import quantize_int8_weights
-from core.compare.verdict import NO_SMALLER, RECOMMENDED, SMALLER_BUT_SLOWER, USE_FP32, apply_verdicts
 
 
 def build_paddle_style_cnn(path: Path, seed: int = 0, opset: int = 11) -> Path:
@@ -213,3 +213,34 @@ def test_magikas_published_model_quantizes_to_int8_without_error_and_says_what_i
     assert int8.verdict in {"recommended", "smaller_but_slower"}
     assert all(r.verdict for r in report.results)
     assert abs(int8.predicted_size_bytes / int8.size_bytes - 1) < 0.25  # the format model knows int8 Conv weights
+
+
+def test_int8_on_a_cnn_measures_every_candidate_it_builds_with_the_probe_the_comparison_hands_it(paddle_style_cnn,
+                                                                                                 tmp_path):
+    # Building (techniques/) never imports judging (judge/): the search gets its probe from the caller.
+    from core.compare.inputs.feeds import array_feeds
+    from core.compare.judge.candidates import CandidateProbe
+    from core.compare.techniques.int8_auto import quantize_int8
+
+    preprocess_for_quantization(paddle_style_cnn)
+    x = _images(4)
+    feeds = array_feeds([{"x": x[i:i + 1]} for i in range(len(x))], "npz")
+    probed: list[str] = []
+
+    def recording_probe(*args):
+        probe = CandidateProbe(*args)
+        measure_one = probe.measure
+
+        def measure(name, q):
+            probed.append(name)
+            return measure_one(name, q)
+
+        probe.measure = measure
+        return probe
+
+    searched = quantize_int8(paddle_style_cnn, tmp_path / "searched.onnx", CompareOptions(), feeds, recording_probe)
+    assert probed and probed == [c["name"] for c in searched.settings["candidates"]]
+    assert searched.settings["chosen"] in probed
+
+    unprobed = quantize_int8(paddle_style_cnn, tmp_path / "unprobed.onnx", CompareOptions(), feeds)
+    assert "candidates" not in unprobed.settings and unprobed.path.is_file(), "no probe: static QDQ, no search"

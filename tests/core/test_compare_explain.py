@@ -1,8 +1,8 @@
-"""The compare page's advice from measured results (core.compare.explain)."""
+"""The compare page's advice from measured results (core.compare.judge.explain)."""
 
 import pytest
 
-from core.compare.explain import metric_in_words, recommend, slower_than_fp32
+from core.compare.judge.explain import metric_in_words, recommend, slower_than_fp32
 from core.compare.pipeline import ComparisonReport, VariantResult
 from core.errors import QuantLensError
 

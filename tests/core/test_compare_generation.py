@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from core.compare import CompareOptions, compare_model
-from core.compare.generation import empty_past, make_plan, perplexity
-from core.compare.inputs import InputSpec
+from core.compare.inputs.user_data import InputSpec
+from core.compare.measure.generation import empty_past, make_plan, perplexity
 from core.compare.report import ComparisonReport, GenerationStats, to_json_dict
 from core.errors import QuantLensError
 
@@ -76,7 +76,7 @@ def test_decode_tokens_option_is_bounded():
 
 
 def test_a_qwen2_5_0_5b_folder_is_refused_before_export_with_the_size_and_the_limit(tmp_path):
-    from core.compare.export import export_hf_folder
+    from core.compare.prepare.export import export_hf_folder
 
     (tmp_path / "config.json").write_text(json.dumps(QWEN25_05B))
     with pytest.raises(QuantLensError) as err:
@@ -88,7 +88,7 @@ def test_a_qwen2_5_0_5b_folder_is_refused_before_export_with_the_size_and_the_li
 
 
 def test_a_smollm2_135m_shaped_folder_fits_one_onnx_file(tmp_path):
-    from core.compare.limits import check_fits_single_file
+    from core.compare.prepare.limits import check_fits_single_file
 
     estimate = check_fits_single_file(tmp_path, SMOLLM2_135M)
     assert estimate.weights == pytest.approx(134_515_008, rel=0.001)
@@ -99,7 +99,7 @@ def test_a_smollm2_135m_shaped_folder_fits_one_onnx_file(tmp_path):
 def test_a_model_past_the_single_file_limit_is_written_with_its_data_beside_it(tiny_onnx_gemm, tmp_path):
     import onnx
 
-    from core.compare.onnx_io import model_file_bytes, save_model_fixed, tensor_data_bytes
+    from core.compare.common.onnx_io import model_file_bytes, save_model_fixed, tensor_data_bytes
 
     model = onnx.load(str(tiny_onnx_gemm))
     assert tensor_data_bytes(model) == 4 * (64 * 64 + 64 + 64 * 16 + 16)
@@ -134,9 +134,9 @@ def test_llama_fp32_onnx_greedy_decoding_through_the_kv_cache_matches_transforme
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from core.compare.evaluate import make_session
-    from core.compare.export import export_hf_folder
-    from core.compare.generation import greedy_tokens
+    from core.compare.common.onnx_io import make_session
+    from core.compare.measure.generation import greedy_tokens
+    from core.compare.prepare.export import export_hf_folder
 
     exported = export_hf_folder(tiny_llama_dir, tmp_path)
     session = make_session(exported.onnx_path, 1)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.compare.output_kinds import ctc_greedy_decode, edit_distance, mask_quality, score_quality
-from core.compare.paired_timing import describe, mark_noise, noise_floor, paired_ratio
+from core.compare.measure.output_kinds import ctc_greedy_decode, edit_distance, mask_quality, score_quality
+from core.compare.measure.paired_timing import describe, mark_noise, noise_floor, paired_ratio
 
 
 def test_the_speed_up_is_the_median_of_per_round_ratios_not_a_ratio_of_medians():
@@ -34,7 +34,7 @@ def test_paired_timings_must_have_one_time_per_round_each():
 
 
 def test_an_empty_detection_map_against_an_empty_one_is_a_perfect_mask_even_where_cosine_says_0():
-    from core.compare.evaluate import _cosine
+    from core.compare.measure.evaluate import _cosine
 
     rng = np.random.default_rng(0)
     ref = rng.uniform(0, 1e-5, (1, 1, 32, 32)).astype(np.float32)  # no text: every pixel near zero
@@ -59,7 +59,7 @@ def test_ctc_sequences_are_decoded_greedily_and_compared_as_strings():
 
     assert ctc_greedy_decode(one_hot([0, 1, 1, 0, 1, 2, 2, 0])[0]) == [1, 1, 2]
     assert edit_distance([1, 2, 3], [1, 3]) == 1
-    from core.compare.output_kinds import ctc_quality
+    from core.compare.measure.output_kinds import ctc_quality
 
     metrics, samples = ctc_quality([one_hot([1, 0, 2]), one_hot([3, 3, 4])], [one_hot([1, 1, 2]), one_hot([3, 0, 3])],
                                    ["a", "b"])
@@ -74,7 +74,7 @@ def test_a_decision_score_reports_its_shift_and_whether_the_decision_flips():
 
 
 def test_an_unknown_output_kind_is_refused_where_it_is_typed():
-    from core.compare.settings import CompareOptions
+    from core.compare.common.settings import CompareOptions
     from core.errors import QuantLensError
 
     with pytest.raises(QuantLensError) as caught:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.compare.inputs import (
+from core.compare.inputs.user_data import (
     DEFAULT_TEXTS,
     MAX_TEXTS,
     InputSpec,

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.compare.detection import ANCHORS_FIRST, ANCHORS_LAST, decode, detection_quality, yolo_layout
-from core.compare.evaluate import _cosine
-from core.compare.explain import recommend
-from core.compare.judgment import judge, judged_kind
-from core.compare.output_kinds import guess_output_kind
+from core.compare.judge.explain import recommend
+from core.compare.judge.judgment import judge, judged_kind
+from core.compare.judge.verdict import apply_verdicts
+from core.compare.measure.detection import ANCHORS_FIRST, ANCHORS_LAST, decode, detection_quality, yolo_layout
+from core.compare.measure.evaluate import _cosine
+from core.compare.measure.output_kinds import guess_output_kind
 from core.compare.report import ComparisonReport, VariantResult
-from core.compare.verdict import apply_verdicts
 
 
 def yolo_v8_output(anchors: int = 256, classes: int = 3, seed: int = 0) -> np.ndarray:
@@ -151,8 +151,8 @@ def build_tiny_yolo(path: Path, classes: int = 3, seed: int = 0) -> Path:
 def test_a_detector_is_judged_by_its_boxes_and_int8_keeps_its_head_in_float(tmp_path):
     import onnxruntime as ort
 
+    from core.compare.common.settings import CompareOptions
     from core.compare.pipeline import compare_model
-    from core.compare.settings import CompareOptions
     from core.compare.techniques.int8_conv import quantize_int8_conv
 
     model = build_tiny_yolo(tmp_path / "yolo.onnx")
@@ -179,7 +179,7 @@ def test_a_detector_is_judged_by_its_boxes_and_int8_keeps_its_head_in_float(tmp_
 
 
 def test_a_causal_lm_gets_llama_cpp_depth_kl_percentiles_and_the_top_tokens_delta_p():
-    from core.compare.evaluate import causal_lm_quality
+    from core.compare.measure.evaluate import causal_lm_quality
 
     rng = np.random.default_rng(0)
     ref = rng.normal(0, 2, (1, 12, 50)).astype(np.float32)
@@ -194,7 +194,7 @@ def test_a_causal_lm_gets_llama_cpp_depth_kl_percentiles_and_the_top_tokens_delt
 
 
 def test_the_recommendation_states_olives_rule_in_words():
-    from core.compare.explain import OLIVE_RULE
+    from core.compare.judge.explain import OLIVE_RULE
 
     words = OLIVE_RULE.format(words="share of texts kept")
     assert "dropped" in words and "Pareto front" in words and "smallest file first" in words

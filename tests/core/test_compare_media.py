@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.compare.media_inputs import (
+from core.compare.inputs.media_inputs import (
     default_audio,
     default_images,
     load_image,
@@ -22,14 +22,14 @@ from core.compare.media_inputs import (
     media_files,
     read_preprocessor_config,
 )
-from core.compare.media_tasks import (
+from core.compare.inputs.media_tasks import (
     TASK_AUDIO_CLASSIFICATION,
     TASK_IMAGE_CLASSIFICATION,
     TASK_TOKEN_CLASSIFICATION,
-    label_quality,
     modality_task,
 )
-from core.compare.verdict import quality_loss
+from core.compare.judge.verdict import quality_loss
+from core.compare.measure.label_quality import label_quality
 from core.errors import QuantLensError
 
 
@@ -183,8 +183,8 @@ def build_tiny_wav2vec2_classifier(path: Path) -> Path:
 
 @pytest.mark.slow
 def test_a_vit_classifier_is_compared_on_images_by_its_labels_not_its_hidden_states(tmp_path):
+    from core.compare.common.settings import CompareOptions
     from core.compare.pipeline import compare_model
-    from core.compare.settings import CompareOptions
 
     model_dir = build_tiny_vit(tmp_path / "vit")
     options = CompareOptions(precisions=("fp32", "int8"), reference="fp32", runs=3, warmup=1)
@@ -209,8 +209,8 @@ def test_a_vit_classifier_is_compared_on_images_by_its_labels_not_its_hidden_sta
 
 @pytest.mark.slow
 def test_an_audio_classifier_runs_on_the_users_wav_files_resampled_by_its_feature_extractor(tmp_path):
+    from core.compare.common.settings import CompareOptions
     from core.compare.pipeline import compare_model
-    from core.compare.settings import CompareOptions
 
     model_dir = build_tiny_wav2vec2_classifier(tmp_path / "w2v")
     t = np.arange(8000) / 8000
@@ -230,8 +230,8 @@ def test_a_token_tagger_is_compared_token_by_token_with_its_tag_names(tmp_path):
     import torch
     from transformers import BertConfig, BertForTokenClassification
 
+    from core.compare.common.settings import CompareOptions
     from core.compare.pipeline import compare_model
-    from core.compare.settings import CompareOptions
     from tests.core.conftest import _copy_tokenizer
 
     torch.manual_seed(0)

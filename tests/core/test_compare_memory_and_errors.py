@@ -9,12 +9,12 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from core.compare.memory import GIB, check_fits, estimated_peak_bytes, largest_parameters, upload_parameters
+from core.compare.common.memory import GIB, check_fits, estimated_peak_bytes, largest_parameters, upload_parameters
 from core.errors import QuantLensError
 
 
 def test_a_memory_limit_states_the_largest_model_it_accepts():
-    # measured (core/compare/memory.py): a 109.5M BERT-base-shaped folder compares at FP32/FP16/INT8/INT4 under
+    # measured (core/compare/common/memory.py): a 109.5M BERT-base-shaped folder compares at FP32/FP16/INT8/INT4 under
     # 3 GiB, its largest step peaking at 2985 MiB of address space; the demo (22.7M) at 1524 MiB
     assert largest_parameters(3 * GIB) >= 109_482_240 and largest_parameters(2 * GIB) < 66_000_000
     assert 2985 * 2**20 <= estimated_peak_bytes(109_482_240) <= 3 * GIB
@@ -84,7 +84,7 @@ def test_the_same_model_compares_once_given_the_real_sample_rate(tmp_path):
 
 def test_an_npz_carries_many_samples_for_a_model_with_a_scalar_and_a_state_input(tmp_path):
     """silero-vad's shape: audio [1, 16], a state [2, 1, 4] whose batch axis is not the first, a scalar `sr`."""
-    from core.compare.inputs import InputSpec, feeds_from_npz
+    from core.compare.inputs.user_data import InputSpec, feeds_from_npz
 
     specs = [InputSpec("x", "float32", (1, 16)), InputSpec("state", "float32", (2, "batch", 4)),
              InputSpec("sr", "int64", ())]
@@ -97,7 +97,7 @@ def test_an_npz_carries_many_samples_for_a_model_with_a_scalar_and_a_state_input
 
 
 def test_samples_axes_of_different_lengths_are_refused_naming_both(tmp_path):
-    from core.compare.inputs import InputSpec, feeds_from_npz
+    from core.compare.inputs.user_data import InputSpec, feeds_from_npz
 
     specs = [InputSpec("x", "float32", (1, 16)), InputSpec("state", "float32", (2, 1, 4))]
     np.savez(tmp_path / "in.npz", x=np.zeros((5, 1, 16), np.float32), state=np.zeros((3, 2, 1, 4), np.float32))

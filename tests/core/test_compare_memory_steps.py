@@ -1,5 +1,5 @@
 """Specification: the comparison process stays free of torch after export, and each step's measured memory
-stays inside the budget the up-front check states (core.compare.memory)."""
+stays inside the budget the up-front check states (core.compare.common.memory)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from core.compare.demo import demo_model_dir
-from core.compare.feeds import FastTokenizer, load_tokenizer
-from core.compare.memory import GIB, estimated_peak_bytes
+from core.compare.common.memory import GIB, estimated_peak_bytes
+from core.compare.inputs.demo import demo_model_dir
+from core.compare.inputs.feeds import FastTokenizer, load_tokenizer
 from core.jobs.runner import JobLimits, job_directory
 
 TEXTS = ["Hello world, this is a test.", "A much longer text " * 100, "", "naïve café ünïcode 東京"]
 
 
 def test_the_tokenizer_loads_without_importing_torch():
-    code = ("import sys; from core.compare.feeds import load_tokenizer; from core.compare.demo import demo_model_dir;"
+    code = ("import sys; from core.compare.inputs.feeds import load_tokenizer; from core.compare.inputs.demo import demo_model_dir;"
             "t = load_tokenizer(demo_model_dir()); t('hello', truncation=True, max_length=8);"
             "print(type(t).__name__, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

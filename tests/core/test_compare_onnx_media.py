@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.compare.inputs import InputSpec
-from core.compare.onnx_media import MediaPrep, onnx_media_feeds, parse_size
+from core.compare.common.settings import parse_size
+from core.compare.inputs.onnx_media import MediaPrep, onnx_media_feeds
+from core.compare.inputs.user_data import InputSpec
 from core.errors import QuantLensError
 from tests.core.test_compare_judgment import build_tiny_yolo
 
@@ -56,7 +57,7 @@ def test_bad_image_options_are_refused_with_a_clear_message():
     with pytest.raises(QuantLensError) as caught:
         parse_size("big")
     assert caught.value.code == "bad_option"
-    from core.compare.settings import CompareOptions
+    from core.compare.common.settings import CompareOptions
 
     with pytest.raises(QuantLensError):
         CompareOptions(image_layout="chw")
@@ -64,8 +65,8 @@ def test_bad_image_options_are_refused_with_a_clear_message():
 
 @pytest.mark.slow
 def test_a_detector_uploaded_as_onnx_is_compared_on_the_users_pictures(tmp_path):
+    from core.compare.common.settings import CompareOptions
     from core.compare.pipeline import compare_model
-    from core.compare.settings import CompareOptions
 
     model = build_tiny_yolo(tmp_path / "yolo.onnx")
     files = [str(_png(tmp_path / f"street{i}.png", seed=i)) for i in range(4)]

@@ -14,9 +14,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from core.compare.common.settings import Int8DynamicConfig
 from core.compare.pipeline import CompareOptions, compare_model, to_json_dict
 from core.compare.report import ComparisonReport
-from core.compare.settings import Int8DynamicConfig
 
 FAST = {"runs": 5, "warmup": 1}
 
@@ -131,7 +131,7 @@ def test_a_cnn_without_matmul_gets_int8_but_int4_is_unchanged(tmp_path):
 
 
 def test_weights_in_constant_nodes_are_counted_as_parameters(tmp_path):
-    from core.compare.stored_size import count_onnx_parameters
+    from core.compare.measure.stored_size import count_onnx_parameters
 
     plain = build_small_cnn(tmp_path / "plain.onnx")
     constant = build_small_cnn(tmp_path / "constant.onnx", weights_in_constant=True)
@@ -141,7 +141,7 @@ def test_weights_in_constant_nodes_are_counted_as_parameters(tmp_path):
 @pytest.mark.parametrize("precision", ["fp16", "int8"])
 def test_predicted_sizes_hold_for_a_cnn(tmp_path, precision):
     """Conv weights are quantized by dynamic INT8 and Constant-held weights are converted to FP16: both predicted."""
-    from core.compare.stored_size import predicted_stored_bytes
+    from core.compare.measure.stored_size import predicted_stored_bytes
     from core.compare.techniques import quantize
 
     for constant in (False, True):

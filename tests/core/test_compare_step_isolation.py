@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = r"""
 import ctypes, json, os
-from core.compare.step_process import StepCrashed, run_isolated
+from core.compare.common.step_process import StepCrashed, run_isolated
 from core.errors import QuantLensError
 
 def crash():
@@ -56,8 +56,8 @@ def test_a_step_runs_in_its_own_process_and_its_crash_or_error_comes_back_as_dat
 
 
 def test_a_crashed_quantizer_is_one_failed_precision_with_its_signal_named():
-    from core.compare.step_process import StepCrashed
-    from core.compare.variant_status import explain_failure
+    from core.compare.common.step_process import StepCrashed
+    from core.compare.measure.variant_status import explain_failure
 
     crashed = explain_failure("int8", "quantize", StepCrashed("SIGSEGV", memory=False))
     assert crashed.code == "quantize_crashed" and "SIGSEGV" in crashed.message
@@ -70,7 +70,7 @@ def test_a_graph_too_large_for_protobuf_is_named_not_a_job_failed():
     from google.protobuf.message import EncodeError
 
     from core.compare.isolated_steps import export_error
-    from core.compare.variant_status import explain_failure
+    from core.compare.measure.variant_status import explain_failure
 
     error = export_error(EncodeError("Failed to serialize proto"))
     assert error.code == "model_too_large_single_file" and "2 GB" in error.message

@@ -10,11 +10,11 @@ from pathlib import Path
 import onnx
 import pytest
 
-from core.compare.bit_census import already_quantized, census
+from bench._shared.onnx_models import build_gemm_relu_onnx
+from core.compare.measure.stored_size import count_onnx_parameters
+from core.compare.prepare.bit_census import already_quantized, census
 from core.compare.report import variant_label
-from core.compare.stored_size import count_onnx_parameters
 from core.errors import QuantLensError
-from tests.core.conftest import build_gemm_relu_onnx
 
 
 def test_an_int4_file_whose_layers_are_all_8_bit_is_not_called_int4():
@@ -25,7 +25,7 @@ def test_an_int4_file_whose_layers_are_all_8_bit_is_not_called_int4():
 
 
 def test_int4_says_how_many_layers_and_bytes_sit_at_4_8_and_float_bits(tmp_path):
-    from core.compare.settings import Int4Config
+    from core.compare.common.settings import Int4Config
     from core.compare.techniques.int4 import quantize_int4
 
     model = build_gemm_relu_onnx(tmp_path / "m.onnx", in_features=256, hidden=256, out_features=256)
@@ -55,8 +55,8 @@ def test_an_already_int8_upload_is_recognised_and_counted_by_its_real_parameters
 
 
 def test_a_failed_precision_leaves_no_partial_file(tmp_path):
+    from core.compare.common.settings import FILE_NAMES
     from core.compare.pipeline import _remove_partial
-    from core.compare.settings import FILE_NAMES
 
     partial = tmp_path / FILE_NAMES["fp16"]
     partial.write_bytes(b"\x08\x07half a model")

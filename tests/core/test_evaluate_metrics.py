@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.compare.evaluate import (
+from core.compare.common.settings import CompareOptions
+from core.compare.measure.evaluate import (
     causal_lm_quality,
     classification_quality,
     embedding_quality,
@@ -14,7 +15,6 @@ from core.compare.evaluate import (
     tensor_error_quality,
 )
 from core.compare.report import ComparisonReport, VariantResult
-from core.compare.settings import CompareOptions
 from core.errors import QuantLensError
 
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests import hub_server as hs
+from bench._shared import hub_server as hs
 
 ROOT = Path(__file__).resolve().parents[2]
 

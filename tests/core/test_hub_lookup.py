@@ -1,4 +1,4 @@
-"""Specification of sizing a model by its Hugging Face id, against a local Hub on 127.0.0.1 (tests/hub_server.py).
+"""Specification of sizing a model by its Hugging Face id, against a local Hub on 127.0.0.1 (bench/_shared/hub_server.py).
 
 Nothing here touches the internet: HF_ENDPOINT points huggingface_hub at the local server, which serves files made
 by the real safetensors and gguf writers and counts every request and byte.
@@ -10,11 +10,11 @@ import math
 
 import pytest
 
+from bench._shared import hub_server as hs
 from core import sizing
 from core.errors import QuantLensError
 from core.sizing import hub
 from core.units import GB
-from tests import hub_server as hs
 from tests.hub_fixtures import BIG_SHA, big_llama_config
 
 

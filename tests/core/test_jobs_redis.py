@@ -191,10 +191,10 @@ def _processes_working_in(folder: Path) -> list[int]:
 def test_a_compare_job_runs_on_a_worker_and_the_same_job_again_comes_from_the_store(fleet, tmp_path):
     from rq.registry import FinishedJobRegistry
 
-    from core.compare.settings import CompareOptions
+    from bench._shared.onnx_models import build_gemm_relu_onnx
+    from core.compare.common.settings import CompareOptions
     from core.jobs.payload import TARGET, CompareJob
     from core.jobs.runner import job_directory
-    from tests.core.conftest import build_gemm_relu_onnx
 
     fleet.start_worker("w1")
     options = CompareOptions(precisions=("fp32", "int8"), reference="fp32", runs=3, warmup=1).to_dict()
@@ -338,7 +338,7 @@ def test_the_compare_page_sends_an_upload_to_a_worker_and_offers_the_files_it_ma
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from tests.core.conftest import build_gemm_relu_onnx
+    from bench._shared.onnx_models import build_gemm_relu_onnx
 
     fleet.start_worker("w1")
     monkeypatch.setenv("QUANTLENS_QUEUE", fleet.url)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bench._shared.llamacpp_records import hf_tensors
 from core.sizing.architecture import architecture_from_config
 from core.sizing.gguf import GGML_TYPES, plan
 from core.sizing.gguf_map import gguf_tensor_plan, tensor_bytes
@@ -70,17 +71,6 @@ def _plan_from_record(rec):
     return gguf_tensor_plan(cfg["model_type"], hf_tensors(rec), n_blocks,
                             ftypes=tuple(rec["quantize"]), n_expert=n_expert, gqa=max(1, heads // max(1, kv)),
                             config=cfg_text)
-
-
-def hf_tensors(rec) -> list[tuple[str, tuple[int, ...]]]:
-    """The checkpoint's tensors; per-expert ones are stored once as `[name with {e}, shape, count]`."""
-    out = []
-    for entry in rec["hf_tensors"]:
-        if len(entry) == 3:
-            out += [(entry[0].format(e=e), tuple(entry[1])) for e in range(entry[2])]
-        else:
-            out.append((entry[0], tuple(entry[1])))
-    return out
 
 
 def _block_count(rec) -> int:

@@ -8,11 +8,10 @@ import numpy as np
 import onnx
 import pytest
 
-from core.compare.evaluate import make_session
-from core.compare.graph import rewrite_gemm_to_matmul
-from core.compare.onnx_io import check_no_external_data, load_model_checked, save_model_fixed
-from core.compare.settings import Int4Config
+from core.compare.common.onnx_io import check_no_external_data, load_model_checked, make_session, save_model_fixed
+from core.compare.common.settings import Int4Config
 from core.compare.techniques.fp16 import quantize_fp16
+from core.compare.techniques.graph import rewrite_gemm_to_matmul
 from core.compare.techniques.int4 import quantize_int4
 from core.compare.techniques.int8_dynamic import quantize_int8_dynamic
 from core.errors import QuantLensError

@@ -19,7 +19,7 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from tests import hub_server as hs
+from bench._shared import hub_server as hs
 from tests.e2e.conftest import CHROMIUM_ARGS, assert_no_exception, running_app, wait_for_app
 from tests.security.page_keys import PAYLOADS, hostile_query, query_keys
 

@@ -14,8 +14,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from core.compare.onnx_io import load_model_checked, quiet_ort_logging, save_model_fixed, short_error
-from core.compare.settings import Fp16Config
+from core.compare.common.onnx_io import load_model_checked, quiet_ort_logging, save_model_fixed, short_error
+from core.compare.common.settings import Fp16Config
 from core.compare.techniques.base import QuantizedModel
 from core.errors import QuantLensError
 

@@ -7,11 +7,17 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from core.compare.calibration import clip_weights, matmul_activation_samples, rtn_blocks
-from core.compare.graph import consumer_counts, embedding_gathers, op_counts, opset_version, rewrite_gemms_noted
-from core.compare.onnx_io import load_model_checked, quiet_ort_logging, save_model_fixed, short_error
-from core.compare.settings import Int4Config
+from core.compare.common.onnx_io import load_model_checked, quiet_ort_logging, save_model_fixed, short_error
+from core.compare.common.settings import Int4Config
 from core.compare.techniques.base import QuantizedModel
+from core.compare.techniques.calibration import clip_weights, matmul_activation_samples, rtn_blocks
+from core.compare.techniques.graph import (
+    consumer_counts,
+    embedding_gathers,
+    op_counts,
+    opset_version,
+    rewrite_gemms_noted,
+)
 from core.errors import QuantLensError
 
 
@@ -106,7 +112,7 @@ def quantize_int4(src: Path, dst: Path, config: Int4Config = Int4Config(),  # no
         notes.append("No embedding table (Gather on a constant) was found to quantize.")
     if not config.quantize_embeddings:
         notes.append("Embedding tables kept in FP32 (quantize_embeddings off): the file stays much larger.")
-    from core.compare.bit_census import census
+    from core.compare.prepare.bit_census import census
 
     bits = census(model)
     if eight_bit and not bits.layers_4bit:  # the 8-bit rule took every layer: nothing is at 4 bits

@@ -9,15 +9,17 @@ convolutional models do worst with it (ConvInteger: 0.18-0.28x FP32's speed). So
 - convolutional models get candidates (static QDQ on the weighted layers; the same with depthwise convolutions
   kept float; static QDQ on every op with the output head kept float; int8 weights with float compute; dynamic
   INT8 on the MatMuls only), each built and measured against FP32 on the user's inputs: the task's own metric
-  (matched-box F1 for a detector, text kept for OCR, labels kept for a classifier; core.compare.judgment) and
-  the paired p50 speed-up. The kept one is the fastest of those at least 1.5x smaller that keep the metric's
-  floor within 0.9x FP32's speed, then by looser rules (see `pick`); the notes give every candidate's numbers.
+  (matched-box F1 for a detector, text kept for OCR, labels kept for a classifier; core.compare.judge.judgment) and
+  the paired p50 speed-up, measured by the probe the comparison hands in (core.compare.judge.candidates). The
+  kept one is the fastest of those at least 1.5x smaller that keep the metric's floor within 0.9x FP32's speed,
+  then by looser rules (see `pick`); the notes give every candidate's numbers. With no probe (a caller that only
+  builds), a convolutional model gets static QDQ on its weighted layers and no search.
 - a recipe that fails (any onnxruntime error, e.g. basic-pitch's `Fail` in static QDQ) is skipped for the next;
   when all fail, dynamic weight INT8 (`quantize_dynamic`) is the fallback. The search has a time budget and stops
   early when a candidate is clearly best; what was skipped is reported.
 
 The chosen file may still be slower or worse than FP32 (nothing could be done better); the report's verdict
-says so and recommends FP32 (core.compare.verdict).
+says so and recommends FP32 (core.compare.judge.verdict).
 """
 
 from __future__ import annotations
@@ -28,13 +30,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.compare.onnx_io import load_model_checked
-from core.compare.techniques.base import QuantizedModel
+from core.compare.common.onnx_io import load_model_checked
+from core.compare.techniques.base import ProbeFactory, QuantizedModel
 from core.errors import QuantLensError
 
 if TYPE_CHECKING:
-    from core.compare.feeds import Feeds
-    from core.compare.settings import CompareOptions
+    from core.compare.common.settings import CompareOptions
+    from core.compare.inputs.feeds import Feeds
 
 MIN_SPEEDUP = 0.9
 MIN_COSINE = 0.98
@@ -105,7 +107,7 @@ class Candidate:
     speedup: float
     cosine: float
     size_ratio: float = 1.0  # FP32 bytes / candidate bytes
-    quality: float | None = None  # the task metric (core.compare.judgment); None: cosine decides
+    quality: float | None = None  # the task metric (core.compare.judge.judgment); None: cosine decides
     metric: str = "cosine_similarity_mean"
     floor: float = MIN_COSINE
 
@@ -132,8 +134,13 @@ def pick(candidates: list[Candidate]) -> Candidate:
     raise ValueError("no candidates")
 
 
-def quantize_int8(src: Path, dst: Path, options: CompareOptions, feeds: Feeds) -> QuantizedModel:
-    """The `int8` precision: dynamic, static (conv) or the measured best of both (options.int8.method)."""
+def quantize_int8(src: Path, dst: Path, options: CompareOptions, feeds: Feeds,
+                  probe: ProbeFactory | None = None) -> QuantizedModel:
+    """The `int8` precision: dynamic, static (conv) or the measured best of both (options.int8.method).
+
+    `probe` measures each built candidate against FP32 (core.compare.judge.candidates.CandidateProbe); the caller
+    hands it in because judging is a later stage than building. Without one, a convolutional model cannot be
+    searched and gets static QDQ on its weighted layers (the first candidate)."""
     from core.compare.techniques.int8_conv import quantize_int8_conv
     from core.compare.techniques.int8_dynamic import quantize_int8_dynamic
     from core.compare.techniques.int8_weights import quantize_int8_weights
@@ -147,6 +154,8 @@ def quantize_int8(src: Path, dst: Path, options: CompareOptions, feeds: Feeds) -
     profile = weight_profile(load_model_checked(src))
     if not profile.convolutional:
         return _tag(quantize_int8_dynamic(src, dst, config), "dynamic")
+    if probe is None:  # nothing to measure candidates with: the first candidate, static QDQ on the weighted layers
+        return quantize_int8_conv(src, dst, calibration, per_channel=config.per_channel)
 
     builders = {"static QDQ": lambda d: quantize_int8_conv(src, d, calibration, per_channel=config.per_channel)}
     if profile.depthwise_conv and profile.conv:
@@ -160,7 +169,7 @@ def quantize_int8(src: Path, dst: Path, options: CompareOptions, feeds: Feeds) -
         builders["dynamic on MatMul, Conv in float"] = lambda d: _tag(
             quantize_int8_dynamic(src, d, config, op_types=ops), "dynamic-matmul")
     with tempfile.TemporaryDirectory(prefix="quantlens-int8-", dir=Path(dst).parent) as tmp:
-        search = search_candidates(src, builders, Path(tmp), feeds, options)
+        search = search_candidates(src, builders, Path(tmp), feeds, options, probe)
         if not search.measured:  # every recipe failed: weight INT8 through quantize_dynamic still works on most
             try:
                 fallback = _tag(quantize_int8_dynamic(src, dst, config), "dynamic")
@@ -201,13 +210,13 @@ class Search:
 
 
 def search_candidates(src: Path, builders: dict, tmp: Path, feeds: Feeds, options: CompareOptions,
-                      budget_s: float = SEARCH_BUDGET_S) -> Search:
+                      probe_factory: ProbeFactory, budget_s: float = SEARCH_BUDGET_S) -> Search:
     """Build and measure each recipe in turn: a failing one is skipped; past `budget_s`, or once one is clearly
     best (CLEARLY_BEST), the rest are not started and are reported as skipped."""
     import time
 
     started = time.perf_counter()
-    probe = Probe(src, feeds.per_input[:MEASURE_FEEDS], feeds.latency, options)
+    probe = probe_factory(src, feeds.per_input[:MEASURE_FEEDS], feeds.latency, options)
     built: dict[str, QuantizedModel] = {}
     measured: list[Candidate] = []
     failures: list[str] = []
@@ -232,74 +241,10 @@ def search_candidates(src: Path, builders: dict, tmp: Path, feeds: Feeds, option
 
 
 def _short(exc: Exception) -> str:
-    from core.compare.onnx_io import short_error
+    from core.compare.common.onnx_io import short_error
 
     return short_error(exc)
 
 
-class Probe:
-    """FP32's outputs and session, kept once, so each candidate is measured as soon as it is built."""
-
-    def __init__(self, fp32: Path, feeds: list[dict], latency_feed: dict, options: CompareOptions) -> None:
-        from core.compare.evaluate import make_session
-
-        self.fp32, self.feeds, self.latency, self.threads = Path(fp32), feeds, latency_feed, options.threads
-        self.session = make_session(self.fp32, self.threads)
-        self.outputs = [self.session.run(None, f) for f in feeds]
-        self.names = [o.name for o in self.session.get_outputs()]
-        self.bytes = self.fp32.stat().st_size
-        kind = options.output_kind
-        if kind == "auto":
-            from core.compare.output_kinds import guess_output_kind
-
-            kind = guess_output_kind(self.fp32, self.outputs)[0]
-        self.kind = kind
-
-    def measure(self, name: str, q: QuantizedModel) -> Candidate:
-        import numpy as np
-
-        from core.compare.evaluate import VariantRun, make_session, time_interleaved
-        from core.compare.judgment import judge
-        from core.compare.output_kinds import output_quality
-
-        session = make_session(q.path, self.threads)
-        outputs = [session.run(None, f) for f in self.feeds]
-        times = time_interleaved({"fp32": self.session, name: session}, self.latency, MEASURE_ROUNDS)
-        speedup = float(np.median(times["fp32"])) / max(float(np.median(times[name])), 1e-9)
-        cosine = _cosine_all(self.outputs, outputs)
-        labels = [f"input {i + 1}" for i in range(len(self.feeds))]
-
-        def run(outs):
-            return VariantRun(0, 0, "", 0, 0, 0, self.threads, self.names, outs)
-
-        quality, _ = output_quality(self.kind, run(self.outputs), run(outputs), labels)
-        judged = judge(quality, self.kind)
-        return Candidate(name, speedup, cosine, self.bytes / max(q.size_bytes, 1), judged.value, judged.metric,
-                         judged.floor)
-
-
-def _cosine_all(ref_outputs: list[list], var_outputs: list[list]) -> float:
-    """Mean over float outputs of the cosine over all inputs at once (a near-zero output of one input, e.g. a
-    detector on a picture with nothing to detect, must not swing it)."""
-    import numpy as np
-
-    cosines = []
-    for k, ref in enumerate(ref_outputs[0]):
-        if np.asarray(ref).dtype.kind == "f":
-            cosines.append(_cosine(np.concatenate([np.ravel(o[k]) for o in ref_outputs]),
-                                   np.concatenate([np.ravel(o[k]) for o in var_outputs])))
-    return float(np.mean(cosines)) if cosines else 1.0
-
-
 def _tag(q: QuantizedModel, method: str) -> QuantizedModel:
     return QuantizedModel(q.precision, q.path, q.size_bytes, q.seconds, q.settings | {"method_used": method}, q.notes)
-
-
-def _cosine(a, b) -> float:
-    import numpy as np
-
-    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
-    na, nb = np.linalg.norm(a), np.linalg.norm(b)
-    if na == 0 or nb == 0:
-        return 1.0 if na == nb else 0.0
-    return float(a @ b / (na * nb))

@@ -15,9 +15,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from core.compare.calibration import calibration_reader
-from core.compare.onnx_io import load_model_checked, quiet_ort_logging, resave_fixed, short_error
+from core.compare.common.onnx_io import load_model_checked, quiet_ort_logging, resave_fixed, short_error
 from core.compare.techniques.base import QuantizedModel
+from core.compare.techniques.calibration import calibration_reader
 from core.errors import QuantLensError
 
 WEIGHT_OPS = ("Conv", "MatMul", "Gemm")

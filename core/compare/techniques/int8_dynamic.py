@@ -6,10 +6,10 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from core.compare.graph import fuse_encoder_ops, rewrite_gemms_noted
-from core.compare.onnx_io import load_model_checked, quiet_ort_logging, resave_fixed, short_error
-from core.compare.settings import Int8DynamicConfig
+from core.compare.common.onnx_io import load_model_checked, quiet_ort_logging, resave_fixed, short_error
+from core.compare.common.settings import Int8DynamicConfig
 from core.compare.techniques.base import QuantizedModel
+from core.compare.techniques.graph import fuse_encoder_ops, rewrite_gemms_noted
 from core.errors import QuantLensError
 
 

@@ -6,11 +6,11 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from core.compare.calibration import activation_outlier_ratios, calibration_reader
-from core.compare.graph import rewrite_gemms_noted
-from core.compare.onnx_io import load_model_checked, quiet_ort_logging, resave_fixed, short_error
-from core.compare.settings import Int8StaticConfig
+from core.compare.common.onnx_io import load_model_checked, quiet_ort_logging, resave_fixed, short_error
+from core.compare.common.settings import Int8StaticConfig
 from core.compare.techniques.base import QuantizedModel
+from core.compare.techniques.calibration import activation_outlier_ratios, calibration_reader
+from core.compare.techniques.graph import rewrite_gemms_noted
 from core.errors import QuantLensError
 
 

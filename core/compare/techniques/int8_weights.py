@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from core.compare.onnx_io import load_model_checked, save_model_fixed
+from core.compare.common.onnx_io import load_model_checked, save_model_fixed
 from core.compare.techniques.base import QuantizedModel
 from core.errors import QuantLensError
 

@@ -144,7 +144,7 @@ def default_images(count: int = DEFAULT_MEDIA_COUNT, size: int = 256) -> list:
     """Synthetic RGB pictures (gradients, rectangles, discs) drawn with numpy: no download, always the same."""
     from PIL import Image
 
-    from core.compare.image_arrays import synthetic_images
+    from core.compare.inputs.image_arrays import synthetic_images
 
     arrays = synthetic_images(count, size, size, 3, seed=7)
     return [Image.fromarray(((a + 1) * 127.5).clip(0, 255).astype("uint8"), "RGB") for a in arrays]

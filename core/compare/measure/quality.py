@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from core.compare.feeds import Feeds
+from core.compare.inputs.feeds import Feeds
 
 MAX_CONTINUATION_PROMPTS = 3
 
 
 def measure_quality(task: str, ref, var, feeds: Feeds, config: dict) -> tuple[dict, list[dict]]:
-    from core.compare import evaluate
-    from core.compare.export import TASK_CLASSIFICATION, TASK_FEATURES, TASK_GENERATION
-    from core.compare.media_tasks import LABEL_TASKS, measure_label_quality
+    from core.compare.inputs.media_tasks import LABEL_TASKS
+    from core.compare.measure import evaluate
+    from core.compare.measure.label_quality import measure_label_quality
+    from core.compare.prepare.export import TASK_CLASSIFICATION, TASK_FEATURES, TASK_GENERATION
 
     if task in LABEL_TASKS:
         return measure_label_quality(task, ref, var, feeds, config)
@@ -39,7 +40,7 @@ def measure_quality(task: str, ref, var, feeds: Feeds, config: dict) -> tuple[di
 
 def continuation_hook(feeds: Feeds, steps: int, config: dict, max_positions: int):
     """`after` hook for causal LMs: greedy continuations of the first prompts, decoded to text."""
-    from core.compare.generation import greedy_tokens
+    from core.compare.measure.generation import greedy_tokens
 
     tokenizer = feeds.tokenizer
     eos = getattr(tokenizer, "eos_token_id", None) if tokenizer is not None else config.get("eos_token_id")

@@ -21,9 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from core.compare.inputs.feeds import PAST_PREFIX, empty_past
+from core.compare.measure.generation_stats import GenerationStats
 from core.errors import QuantLensError
 
-PAST_PREFIX = "past_key_values."
 PRESENT_PREFIX = "present."
 MAX_ROUNDS = 10  # each round is a whole prefill + decode per variant: 10 give a stable median
 
@@ -51,31 +52,6 @@ def past_names(input_names) -> list[str]:
     return [n for n in input_names if n.startswith(PAST_PREFIX)]
 
 
-def empty_past(specs) -> dict[str, np.ndarray]:
-    """Zero-length past tensors for a KV-cache graph ({} for a graph without one): the prompt runs from nothing.
-
-    A past input is [batch, kv_heads, past_sequence_length, head_dim]; batch is 1, the past length 0, and the
-    head dimensions must be declared numbers (optimum declares them).
-    """
-    past = {}
-    for spec in specs:
-        if not spec.name.startswith(PAST_PREFIX):
-            continue
-        shape = []
-        for axis, dim in enumerate(spec.shape):
-            if isinstance(dim, int) and dim > 0 and axis != 2:
-                shape.append(dim)
-            elif axis == 0:
-                shape.append(1)
-            elif axis == 2:
-                shape.append(0)
-            else:
-                raise QuantLensError("unsupported_input", f"The KV-cache input {spec.name} has an undeclared size "
-                                                          f"in dimension {axis}; QuantLens cannot build an empty cache.")
-        past[spec.name] = np.zeros(shape, dtype=np.dtype(spec.dtype))
-    return past
-
-
 def _step_feed(input_names: set[str], ids: np.ndarray, past: dict[str, np.ndarray], past_len: int) -> dict:
     n = ids.shape[1]
     feed: dict[str, Any] = {"input_ids": ids.astype(np.int64)}
@@ -95,14 +71,14 @@ def _next_past(output_names: list[str], outputs: list) -> dict[str, np.ndarray]:
 
 
 def _empty_past_of(session) -> dict[str, np.ndarray]:
-    from core.compare.inputs import input_specs
+    from core.compare.inputs.user_data import input_specs
 
     return empty_past(input_specs(session))
 
 
 def greedy_tokens(session, feed: dict, steps: int, eos_token_id: int | None = None) -> list[int]:
     """Greedy tokens after the prompt in `feed`: through the KV cache when the graph has one, else full passes."""
-    from core.compare.evaluate import greedy_continuation
+    from core.compare.measure.evaluate import greedy_continuation
 
     names = {i.name for i in session.get_inputs()}
     if not past_names(names):
@@ -208,8 +184,6 @@ def generation_stats(timing: GenerationTiming, plan: GenerationPlan, *, logits: 
                      input_ids: list[np.ndarray], continuation: str, prompt: str, weights_bytes: int,
                      config: dict, text_source: str, fp32: GenerationTiming | None):
     """One variant's GenerationStats (report.py), with speed-ups against FP32 measured in the same rounds."""
-    from core.compare.report import GenerationStats
-
     ppl, tokens = perplexity(logits, input_ids)
     prefill, decode = _median(timing.prefill_ms), _median(timing.decode_ms)
     context = plan.prompt_ids.shape[1] + plan.steps

@@ -7,7 +7,7 @@ all near-zero; two such maps have a cosine of 0.58 while their masks agree on 99
 - CTC sequence -> greedy CTC decoding (argmax, repeats merged, blank 0 removed) and whether the decoded
   sequence is exactly the same;
 - decision score -> the score's absolute change and whether the decision at 0.5 is kept;
-- detection boxes (YOLO heads) -> matched-box F1 at IoU 0.5 and score shift (core.compare.detection);
+- detection boxes (YOLO heads) -> matched-box F1 at IoU 0.5 and score shift (core.compare.measure.detection);
 - regression -> the shift in the output's own units, against the spread of the reference's values;
 - embedding -> cosine and nearest-neighbour agreement among the inputs;
 - tensors -> tensor errors and cosine: the fallback when nothing above fits, shown as such.
@@ -100,7 +100,7 @@ def edit_distance(a: list[int], b: list[int]) -> int:
 def ctc_quality(ref_logits: list[np.ndarray], var_logits: list[np.ndarray],
                 labels: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Whether the greedily decoded sequence is unchanged, and how many edits apart it is when not."""
-    from core.compare.evaluate import _cosine
+    from core.compare.measure.evaluate import _cosine
 
     matches, distances, cosines, samples = [], [], [], []
     for i, (r, v) in enumerate(zip(ref_logits, var_logits, strict=True)):
@@ -161,7 +161,7 @@ def guess_output_kind(model_path, outputs: list[list[np.ndarray]]) -> tuple[str,
     first = [np.asarray(o[0]) for o in outputs]
     a = first[0]
     last_op = _producer_op(model_path)
-    from core.compare.detection import yolo_layout
+    from core.compare.measure.detection import yolo_layout
 
     if a.dtype.kind != "f":
         return TENSORS, f"the first output is {a.dtype} (not floats): compared value by value"
@@ -210,16 +210,16 @@ def _producer_op(model_path) -> str:
 
 def output_quality(kind: str, ref, var, labels: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Dispatch on the declared kind of the first output; ref/var are evaluate.VariantRun."""
-    from core.compare import evaluate
+    from core.compare.measure import evaluate
 
     ref_first = [np.asarray(o[0]) for o in ref.outputs]
     var_first = [np.asarray(o[0]) for o in var.outputs]
     if kind == CLASS_LOGITS:
-        from core.compare.media_tasks import label_quality
+        from core.compare.measure.label_quality import label_quality
 
         return label_quality(CLASS_LOGITS, ref_first, var_first, labels, {})
     if kind == DETECTION_BOXES:
-        from core.compare.detection import detection_quality
+        from core.compare.measure.detection import detection_quality
 
         return detection_quality(ref_first, var_first, labels)
     if kind == DETECTION_MAP:

@@ -6,8 +6,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.compare.onnx_io import load_model_checked, save_model_fixed
-from core.compare.settings import FILE_NAMES
+from core.compare.common.onnx_io import load_model_checked, save_model_fixed
+from core.compare.common.settings import FILE_NAMES
 from core.errors import QuantLensError
 
 
@@ -24,10 +24,10 @@ class PreparedModel:
 
 
 def prepare_model(source: Path | str, out_dir: Path, name: str | None) -> PreparedModel:
-    from core.compare import export
+    from core.compare.prepare import export
 
     if str(source) == "demo":
-        from core.compare.demo import DEMO_NAME, demo_model_dir
+        from core.compare.inputs.demo import DEMO_NAME, demo_model_dir
 
         exported = export.export_hf_folder(demo_model_dir(), out_dir)
         return PreparedModel(exported.onnx_path, exported.task, DEMO_NAME, "demo", exported.model_dir, exported.config,

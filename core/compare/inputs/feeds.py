@@ -1,7 +1,8 @@
 """The user's inputs (texts, an .npz, or generated arrays) turned into onnxruntime feeds.
 
 One feed per input for quality, one batch-1 feed of the latency length for timing, and equal-shape feeds for
-calibration. Public so bench/ builds exactly the feeds the pipeline does.
+calibration; a causal LM's KV-cache inputs start empty (`empty_past`). Which of these a model gets is decided by
+core.compare.prepare.model_feeds, once the model is prepared; nothing here needs the prepared model.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.compare.prepare import PreparedModel
-from core.compare.settings import CompareOptions
 from core.errors import QuantLensError
+
+PAST_PREFIX = "past_key_values."  # optimum's KV-cache inputs: past_key_values.<i>.key|value
 
 
 @dataclass
@@ -89,7 +90,7 @@ def _save_fast_tokenizer(model_dir: str, out_dir: str) -> dict:
 def load_tokenizer(model_dir: Path, work_dir: Path | None = None):
     """The folder's tokenizer without importing torch here: tokenizer.json directly; vocab files converted to
     one in a child process (into `work_dir`); transformers in this process only when neither works."""
-    from core.compare.step_process import isolation_available, run_isolated
+    from core.compare.common.step_process import isolation_available, run_isolated
 
     model_dir = Path(model_dir)
     try:
@@ -120,8 +121,6 @@ def max_positions(config: dict) -> int:
 
 def text_feeds(texts: list[str], specs, tokenizer, config: dict, latency_len: int) -> Feeds:
     import numpy as np
-
-    from core.compare.generation import empty_past
 
     max_len = max_positions(config)
     names = {s.name for s in specs}
@@ -172,44 +171,28 @@ def array_feeds(feeds: list[dict], source: str) -> Feeds:
     return Feeds(feeds, labels, [None] * len(feeds), feeds[0], feeds, source)
 
 
-def build_feeds(prepared: PreparedModel, inputs, options: CompareOptions) -> Feeds:
-    from core.compare import inputs as model_inputs
-    from core.compare.evaluate import make_session
+def empty_past(specs) -> dict[str, Any]:
+    """Zero-length past tensors for a KV-cache graph ({} for a graph without one): the prompt runs from nothing.
 
-    session = make_session(prepared.fp32_path, 1)
-    specs = model_inputs.input_specs(session)
-    del session
-    from core.compare.generation import empty_past
+    A past input is [batch, kv_heads, past_sequence_length, head_dim]; batch is 1, the past length 0, and the
+    head dimensions must be declared numbers (optimum declares them).
+    """
+    import numpy as np
 
-    try:  # a KV-cache LM's arrays start from an empty cache: an .npz need not hold one
-        past = empty_past(specs)
-    except QuantLensError:  # a cache of undeclared size: the arrays must supply it
-        past = {}
-    array_specs = [s for s in specs if s.name not in past]
-    from core.compare.media_tasks import MEDIA_TASKS, media_feeds
-
-    if prepared.task in MEDIA_TASKS and not (isinstance(inputs, dict) and "npz" in inputs):
-        return media_feeds(prepared, inputs, specs)
-    if isinstance(inputs, dict) and "files" in inputs and prepared.model_dir is None:  # an ONNX upload
-        from core.compare.media_inputs import media_files
-        from core.compare.onnx_media import MediaPrep, onnx_media_feeds, parse_size
-
-        prep = MediaPrep(parse_size(options.image_size), options.image_layout, options.image_scale, options.sample_rate)
-        return onnx_media_feeds(prepared.fp32_path, array_specs, media_files(inputs["files"]), prep)
-    if isinstance(inputs, dict) and "files" in inputs:
-        raise QuantLensError("bad_inputs", "Images and audio files are inputs for image or audio classifiers; this "
-                                           "model takes text or arrays (.txt, .csv or .npz).")
-    if isinstance(inputs, dict) and "npz" in inputs:
-        return array_feeds([f | past for f in model_inputs.feeds_from_npz(Path(inputs["npz"]), array_specs)], "npz")
-    if prepared.model_dir is None:
-        if inputs:
-            raise QuantLensError("no_tokenizer", "Texts need a tokenizer: upload the Hugging Face folder as a .zip, "
-                                                 "or give this ONNX model an .npz of input arrays.")
-        from core.compare.image_arrays import probed_generated_feeds
-
-        return array_feeds([f | past for f in probed_generated_feeds(prepared.fp32_path, array_specs)], "generated")
-    texts = model_inputs.clean_texts(list(inputs)) if inputs else list(model_inputs.DEFAULT_TEXTS)
-    tokenizer = load_tokenizer(prepared.model_dir, prepared.fp32_path.parent)
-    feeds = text_feeds(texts, specs, tokenizer, prepared.config, options.latency_seq_len)
-    feeds.source = "texts" if inputs else "default texts"
-    return feeds
+    past = {}
+    for spec in specs:
+        if not spec.name.startswith(PAST_PREFIX):
+            continue
+        shape = []
+        for axis, dim in enumerate(spec.shape):
+            if isinstance(dim, int) and dim > 0 and axis != 2:
+                shape.append(dim)
+            elif axis == 0:
+                shape.append(1)
+            elif axis == 2:
+                shape.append(0)
+            else:
+                raise QuantLensError("unsupported_input", f"The KV-cache input {spec.name} has an undeclared size "
+                                                          f"in dimension {axis}; QuantLens cannot build an empty cache.")
+        past[spec.name] = np.zeros(shape, dtype=np.dtype(spec.dtype))
+    return past

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.compare import media_inputs
+from core.compare.inputs import media_inputs
 from core.errors import QuantLensError
 
 if TYPE_CHECKING:
-    from core.compare.feeds import Feeds
-    from core.compare.inputs import InputSpec
+    from core.compare.inputs.feeds import Feeds
+    from core.compare.inputs.user_data import InputSpec
 
 SCALES = {  # name -> (mean, std) applied to pixels in 0-1
     "0-1": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
@@ -42,23 +42,6 @@ class MediaPrep:
     sample_rate: int = 0  # 0: from the model's metadata, else 16 kHz
 
 
-def parse_size(text: str) -> tuple[int, int] | None:
-    """'320', '320x320' or '48x320' (height x width) -> (h, w); '' -> None."""
-    text = (text or "").strip().lower()
-    if not text:
-        return None
-    parts = text.split("x")
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        raise QuantLensError("bad_option", f"image size must be like 320 or 48x320 (height x width), got {text!r}.") from None
-    if len(values) == 1:
-        values *= 2
-    if len(values) != 2 or not all(8 <= v <= 4096 for v in values):
-        raise QuantLensError("bad_option", f"image size must be 1 or 2 numbers from 8 to 4096, got {text!r}.")
-    return values[0], values[1]
-
-
 def _metadata(model_path: Path) -> dict[str, str]:
     import onnx
 
@@ -67,7 +50,7 @@ def _metadata(model_path: Path) -> dict[str, str]:
 
 
 def _image_spec(specs: list[InputSpec], layout: str) -> tuple[InputSpec, str] | None:
-    from core.compare.image_arrays import image_layout
+    from core.compare.inputs.image_arrays import image_layout
 
     for spec in specs:
         found = image_layout(spec)
@@ -121,8 +104,8 @@ def onnx_media_feeds(model_path: Path, specs: list[InputSpec], files: list[Path]
     """Feeds for an ONNX model from PNG/JPEG or WAV files; other inputs generated from their declared shapes."""
     import numpy as np
 
-    from core.compare.feeds import Feeds
-    from core.compare.inputs import generated_feeds
+    from core.compare.inputs.feeds import Feeds
+    from core.compare.inputs.user_data import generated_feeds
 
     meta = _metadata(model_path)
     images = [f for f in files if f.suffix.lower() in media_inputs.IMAGE_SUFFIXES]
@@ -175,12 +158,12 @@ def onnx_media_feeds(model_path: Path, specs: list[InputSpec], files: list[Path]
 
 
 def _probe_size(model_path: Path, specs, spec, layout: str, channels: int, scale: str, first: Path):
-    """The first usual size (core.compare.image_arrays.CANDIDATE_SIZES) the FP32 model runs on the first image."""
+    """The first usual size (core.compare.inputs.image_arrays.CANDIDATE_SIZES) the FP32 model runs on the first image."""
     import numpy as np
     import onnxruntime as ort
 
-    from core.compare.image_arrays import CANDIDATE_SIZES
-    from core.compare.inputs import generated_feeds
+    from core.compare.inputs.image_arrays import CANDIDATE_SIZES
+    from core.compare.inputs.user_data import generated_feeds
 
     options = ort.SessionOptions()
     options.log_severity_level = 4

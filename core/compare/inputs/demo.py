@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.compare.inputs import DEFAULT_TEXTS
+from core.compare.inputs.user_data import DEFAULT_TEXTS
 from core.errors import QuantLensError
 
 DEMO_NAME = "all-MiniLM-L6-v2 (demo)"

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from core.compare.common.onnx_io import make_session
+
 MEMORY_PEAK = "peak_rss_delta"  # VmHWM after resetting it, minus RSS before
 MEMORY_SAMPLED = "sampled_rss_delta"  # fallback: highest RSS seen by a 5 ms sampler thread, minus RSS before
 
@@ -46,24 +48,6 @@ class VariantRun:
     output_names: list[str]
     outputs: list[list[np.ndarray]] = field(repr=False)
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def make_session(path: Path, threads: int):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    # No CPU arena: it keeps the largest activation buffers it grew to until the session ends, and under the
-    # job's address-space limit (RLIMIT_AS) that reservation counts in full while every variant is loaded.
-    options.enable_cpu_mem_arena = False
-    # No spin-waiting: variants are timed turn by turn with every session loaded, and an idle session's
-    # spinning pool threads would steal the cores from the one being timed (on 2 cores, measured: p50 40 ms
-    # with spinning vs 15 ms without for MiniLM INT4, and the same file timed 14% apart from itself).
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def _rss_bytes() -> int:

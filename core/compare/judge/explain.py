@@ -10,10 +10,13 @@ so the page can call it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from core.compare.report import ComparisonReport, VariantResult
-from core.compare.settings import MINILM_INT8_COSINE  # noqa: F401  (re-exported: the figure's one source)
+from core.compare.common.settings import MINILM_INT8_COSINE  # noqa: F401  (re-exported: the figure's one source)
 from core.errors import QuantLensError
+
+if TYPE_CHECKING:  # the report is written after the judgment: its types are named here, never imported
+    from core.compare.report import ComparisonReport, VariantResult
 
 OLIVE_RULE = ("How the pick is made (Olive's rule): a variant that misses your goal is dropped (its {words} below "
               "the bar, or its own verdict says quality drops); of the rest only the Pareto front is kept (no other "
@@ -34,8 +37,8 @@ class Recommendation:
 
 
 def bar_metric(task: str, output_kind: str | None = None) -> tuple[str, str]:
-    """The metric the quality bar applies to: the same one every variant's Judgment reads (core.compare.judgment)."""
-    from core.compare.judgment import judged_kind, primary_metric
+    """The metric the quality bar applies to: the same one every variant's Judgment reads (core.compare.judge.judgment)."""
+    from core.compare.judge.judgment import judged_kind, primary_metric
 
     metric = primary_metric(judged_kind(task, output_kind))
     return metric.key, metric.words

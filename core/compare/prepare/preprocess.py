@@ -18,7 +18,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.compare.onnx_io import load_model_checked, quiet_ort_logging, save_model_fixed, short_error
+from core.compare.common.onnx_io import load_model_checked, quiet_ort_logging, save_model_fixed, short_error
 
 MIN_QDQ_OPSET = 13  # per-channel DequantizeLinear (the `axis` attribute) needs opset 13
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from core.compare.graph import embedding_gathers
-from core.compare.onnx_io import load_model_checked
-from core.compare.settings import BITS
+from core.compare.common.onnx_io import load_model_checked
+from core.compare.common.settings import BITS
+from core.compare.techniques.graph import embedding_gathers
 from core.errors import QuantLensError
 
 
@@ -23,7 +23,7 @@ def count_onnx_parameters(path: Path) -> int:
     """
     import onnx
 
-    from core.compare.onnx_io import iter_tensors
+    from core.compare.common.onnx_io import iter_tensors
 
     model = load_model_checked(path)
     # an already-quantized upload keeps its weights in int8 (QLinearConv, MatMulInteger, DequantizeLinear) or packed
@@ -162,7 +162,7 @@ def _non_initializer_float_bytes(model) -> int:
 
     import onnx
 
-    from core.compare.onnx_io import iter_tensors
+    from core.compare.common.onnx_io import iter_tensors
 
     def float_bytes(tensors) -> int:
         return sum(4 * (math.prod(t.dims) if t.dims else 1) for t in tensors if t.data_type == onnx.TensorProto.FLOAT)

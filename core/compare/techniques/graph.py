@@ -105,7 +105,7 @@ def fuse_encoder_ops(model, notes: list[str]):
         return model
     import gc
 
-    from core.compare.memory import release_memory
+    from core.compare.common.memory import release_memory
 
     # The optimizer leaves model-sized garbage in reference cycles (its shape-inference helpers), which Python's
     # object-count-triggered collector rarely visits: BERT-base (438 MB) peaked at 3.5 GB resident inside it and

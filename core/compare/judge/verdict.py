@@ -3,13 +3,17 @@
 Why: a table of ratios lets an "INT8" that is 0.2x FP32's speed and visibly worse pass for a quantized model
 worth having. The verdict reads the variant's measured numbers (size, p50 speed-up, quality against the
 reference) and says in one sentence whether it beats FP32, and when it does not, recommends FP32. Quality is the
-variant's Judgment (core.compare.judgment): the task's own metric, the same one the recommendation and the page use.
+variant's Judgment (core.compare.judge.judgment): the task's own metric, the same one the recommendation and the page use.
 """
 
 from __future__ import annotations
 
-from core.compare.judgment import Judgment, judge
-from core.compare.report import VariantResult
+from typing import TYPE_CHECKING
+
+from core.compare.judge.judgment import Judgment, judge
+
+if TYPE_CHECKING:  # the report is written after the judgment: its types are named here, never imported
+    from core.compare.report import VariantResult
 
 MIN_SPEEDUP = 0.9  # below this, "slower than FP32" (p50, paired and interleaved)
 MIN_COSINE = 0.98  # below this output cosine, "less accurate"

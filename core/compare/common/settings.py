@@ -221,8 +221,6 @@ class CompareOptions:
             if getattr(self, name) not in (spec(CompareOptions, name).choices or ()):
                 raise QuantLensError("bad_option", f"{name} must be one of "
                                                    f"{', '.join(spec(CompareOptions, name).choices or ())}.")
-        from core.compare.onnx_media import parse_size
-
         parse_size(self.image_size)
         kinds = spec(CompareOptions, "output_kind").choices or ()
         if self.output_kind not in kinds:
@@ -268,3 +266,20 @@ def _config_from_dict(cls, value: Any, label: str):
     if unknown:
         raise QuantLensError("bad_option", f"Unknown option {label}.{unknown[0]}.")
     return cls(**value)  # each config validates its own fields (types, bounds, choices)
+
+
+def parse_size(text: str) -> tuple[int, int] | None:
+    """'320', '320x320' or '48x320' (height x width) -> (h, w); '' -> None."""
+    text = (text or "").strip().lower()
+    if not text:
+        return None
+    parts = text.split("x")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise QuantLensError("bad_option", f"image size must be like 320 or 48x320 (height x width), got {text!r}.") from None
+    if len(values) == 1:
+        values *= 2
+    if len(values) != 2 or not all(8 <= v <= 4096 for v in values):
+        raise QuantLensError("bad_option", f"image size must be 1 or 2 numbers from 8 to 4096, got {text!r}.")
+    return values[0], values[1]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.compare.onnx_io import MAX_SINGLE_FILE_BYTES
+from core.compare.common.onnx_io import MAX_SINGLE_FILE_BYTES
 from core.errors import QuantLensError
 
 FLOAT_DTYPES = ("F32", "F16", "BF16", "F64", "F8_E5M2", "F8_E4M3")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.compare.settings import LABELS
+from core.compare.common.settings import LABELS
 from core.errors import QuantLensError
 
 STATUS_OK = "ok"
@@ -45,11 +45,11 @@ def explain_failure(precision: str, stage: str, exc: BaseException) -> VariantFa
     label = LABELS.get(precision, precision)
     text = str(exc)
     kind = getattr(exc, "original_type", type(exc).__name__)  # step_process keeps the child's exception type
-    from core.compare.step_process import StepCrashed
+    from core.compare.common.step_process import StepCrashed
 
     if isinstance(exc, StepCrashed):
         if exc.memory:
-            from core.compare.memory import how_to_raise
+            from core.compare.common.memory import how_to_raise
 
             return VariantFailure(precision, label, stage, "resource_limit_memory",
                                   f"{label} ran out of memory while {_doing(stage)} ({exc.signal_name}); "
@@ -101,7 +101,7 @@ def low_precision_elements(path: Path, precision: str) -> int:
 
     import onnx
 
-    from core.compare.onnx_io import iter_tensors, load_model_checked
+    from core.compare.common.onnx_io import iter_tensors, load_model_checked
 
     wanted = {getattr(onnx.TensorProto, name) for name in _LOW_PRECISION_TYPES.get(precision, ()) if
               hasattr(onnx.TensorProto, name)}
@@ -147,7 +147,7 @@ def reference_run_error(exc: BaseException, feeds) -> QuantLensError:
 
 def check_reference_runs(fp32_path: Path, feeds, threads: int) -> None:
     """Run FP32 once on the first input, so inputs it cannot take fail in seconds, not after every quantizer."""
-    from core.compare.evaluate import make_session
+    from core.compare.common.onnx_io import make_session
 
     error = None
     try:
@@ -160,7 +160,7 @@ def check_reference_runs(fp32_path: Path, feeds, threads: int) -> None:
 
 def unchanged_reason(fp32_path: Path) -> str:
     """Why a quantizer may have converted nothing: the ops that hold this model's weights, in words."""
-    from core.compare.onnx_io import load_model_checked
+    from core.compare.common.onnx_io import load_model_checked
 
     model = load_model_checked(fp32_path)
     ml_ops = sorted({n.op_type for n in model.graph.node if n.domain == "ai.onnx.ml"})

@@ -5,7 +5,8 @@ ImageNet labels). Exporting it as feature extraction compares `last_hidden_state
 whether a quantized variant still picks the same label. So the task comes from `architectures` (and, for
 audio models that reuse *ForSequenceClassification, from the processor's sampling rate), the export keeps the
 head, the inputs are images or audio prepared by the model's processor, and quality is label agreement,
-top-5 overlap and the probability shift, shown with the names from `id2label`.
+top-5 overlap and the probability shift, shown with the names from `id2label` (measured by
+core.compare.measure.label_quality; this module names the task and builds its inputs).
 """
 
 from __future__ import annotations
@@ -13,19 +14,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.compare import media_inputs
+from core.compare.inputs import media_inputs
 from core.errors import QuantLensError
 
 if TYPE_CHECKING:
-    from core.compare.feeds import Feeds
-    from core.compare.prepare import PreparedModel
+    from core.compare.inputs.feeds import Feeds
 
 TASK_IMAGE_CLASSIFICATION = "image-classification"
 TASK_AUDIO_CLASSIFICATION = "audio-classification"
 TASK_TOKEN_CLASSIFICATION = "token-classification"
 MEDIA_TASKS = (TASK_IMAGE_CLASSIFICATION, TASK_AUDIO_CLASSIFICATION)
 LABEL_TASKS = (TASK_IMAGE_CLASSIFICATION, TASK_AUDIO_CLASSIFICATION, TASK_TOKEN_CLASSIFICATION)
-TOP_K = 5
 
 
 def modality_task(config: dict, model_dir: Path | None = None) -> str | None:
@@ -79,17 +78,17 @@ def _to_feed(processed: Any, specs) -> dict:
     return feed
 
 
-def media_feeds(prepared: PreparedModel, inputs, specs) -> Feeds:
+def media_feeds(model_dir: Path, task: str, inputs, specs) -> Feeds:
     """Feeds for an image/audio classifier: the user's files ({"files": [...]}) or the default set, processed."""
-    from core.compare.feeds import Feeds
+    from core.compare.inputs.feeds import Feeds
 
     if isinstance(inputs, list) and inputs:
         raise QuantLensError("bad_inputs", "This model takes images or audio, not text: give PNG/JPEG or WAV files "
                                            "(or a folder or .zip of them).")
     files = media_inputs.media_files(inputs["files"]) if isinstance(inputs, dict) and inputs.get("files") else None
-    processor = load_processor(prepared.model_dir, prepared.task)
+    processor = load_processor(model_dir, task)
     per_input, labels = [], []
-    if prepared.task == TASK_IMAGE_CLASSIFICATION:
+    if task == TASK_IMAGE_CLASSIFICATION:
         if files and any(f.suffix.lower() not in media_inputs.IMAGE_SUFFIXES for f in files):
             raise QuantLensError("bad_inputs", "This is an image model: give PNG or JPEG files, not audio.")
         images = [media_inputs.load_image(f) for f in files] if files else media_inputs.default_images()
@@ -109,63 +108,6 @@ def media_feeds(prepared: PreparedModel, inputs, specs) -> Feeds:
     shape = {k: v.shape for k, v in per_input[0].items()}
     calibration = [f for f in per_input if {k: v.shape for k, v in f.items()} == shape]
     return Feeds(per_input, labels, [None] * len(per_input), per_input[0], calibration,
-                 "files" if files else "default " + ("images" if prepared.task == TASK_IMAGE_CLASSIFICATION else "audio"))
+                 "files" if files else "default " + ("images" if task == TASK_IMAGE_CLASSIFICATION else "audio"))
 
 
-def _softmax(x):
-    import numpy as np
-
-    z = x.astype(np.float64) - x.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def label_quality(task: str, ref_logits: list, var_logits: list, labels: list[str],
-                  id2label: dict[int, str]) -> tuple[dict, list[dict]]:
-    """Label agreement, top-5 overlap, max probability shift and logit cosine; per sample, names from id2label."""
-    import numpy as np
-
-    agree, overlap, shifts, cosines, samples = [], [], [], [], []
-    for i, (r, v) in enumerate(zip(ref_logits, var_logits, strict=True)):
-        r2 = np.asarray(r, np.float64).reshape(-1, np.asarray(r).shape[-1])
-        v2 = np.asarray(v, np.float64).reshape(-1, np.asarray(v).shape[-1])
-        pr, pv = _softmax(r2), _softmax(v2)
-        k = min(TOP_K, r2.shape[-1])
-        top_r, top_v = np.argsort(-pr, axis=-1)[:, :k], np.argsort(-pv, axis=-1)[:, :k]
-        kept = pr.argmax(-1) == pv.argmax(-1)
-        rows_overlap = [len(set(a) & set(b)) / k for a, b in zip(top_r, top_v, strict=True)]
-        shift = float(np.abs(pr - pv).max())
-        cos = float((r2.ravel() @ v2.ravel()) / max(np.linalg.norm(r2) * np.linalg.norm(v2), 1e-30))
-        agree.append(kept)
-        overlap += rows_overlap
-        shifts.append(shift)
-        cosines.append(cos)
-        lr, lv = int(top_r[0, 0]), int(top_v[0, 0])
-        sample = {"index": i, "input": labels[i], "label_kept": bool(kept.all()), "probability_shift": shift,
-                  "top5_overlap": float(np.mean(rows_overlap)), "cosine_similarity": cos}
-        if task == TASK_TOKEN_CLASSIFICATION:
-            sample["token_labels_kept"] = float(kept.mean())
-            sample["reference"] = " ".join(id2label.get(int(t), str(int(t))) for t in top_r[:, 0])
-            sample["variant"] = " ".join(id2label.get(int(t), str(int(t))) for t in top_v[:, 0])
-        else:
-            sample["reference"] = f"{id2label.get(lr, lr)} ({pr[0, lr]:.3f})"
-            sample["variant"] = f"{id2label.get(lv, lv)} ({pv[0, lv]:.3f})"
-            sample["reference_top5"] = [id2label.get(int(t), str(int(t))) for t in top_r[0]]
-            sample["variant_top5"] = [id2label.get(int(t), str(int(t))) for t in top_v[0]]
-        samples.append(sample)
-    samples.sort(key=lambda s: (s["label_kept"], s["top5_overlap"], -s["probability_shift"]))
-    flat = np.concatenate(agree)
-    metrics = {
-        "top1_agreement": float(np.mean([a.all() for a in agree])), "label_agreement": float(flat.mean()),
-        "top5_overlap": float(np.mean(overlap)),
-        "probability_shift_max": float(np.max(shifts)), "probability_shift_mean": float(np.mean(shifts)),
-        "cosine_similarity_mean": float(np.mean(cosines)), "cosine_similarity_min": float(np.min(cosines)),
-    }
-    if task == TASK_TOKEN_CLASSIFICATION:
-        metrics["top1_agreement"] = float(flat.mean())  # per token: what a tagger's user sees
-    return metrics, samples
-
-
-def measure_label_quality(task: str, ref, var, feeds: Feeds, config: dict) -> tuple[dict, list[dict]]:
-    id2label = {int(k): str(v) for k, v in (config.get("id2label") or {}).items() if str(k).isdigit()}
-    return label_quality(task, [o[0] for o in ref.outputs], [o[0] for o in var.outputs], feeds.labels, id2label)

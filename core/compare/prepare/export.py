@@ -58,11 +58,11 @@ def read_config(model_dir: Path) -> dict:
 def detect_task(config: dict, model_dir: Path | None = None) -> str:
     """Pick the export task from `architectures`, the way the Hub's pipeline tags do.
 
-    *ForCausalLM / *LMHeadModel -> text-generation (exported with its KV cache, see core.compare.generation);
+    *ForCausalLM / *LMHeadModel -> text-generation (exported with its KV cache, see core.compare.measure.generation);
     *ForSequenceClassification -> text-classification; anything else (BertModel, sentence encoders) ->
-    feature-extraction. Image/audio classifiers and token taggers: core.compare.media_tasks.modality_task.
+    feature-extraction. Image/audio classifiers and token taggers: core.compare.inputs.media_tasks.modality_task.
     """
-    from core.compare.media_tasks import modality_task
+    from core.compare.inputs.media_tasks import modality_task
 
     special = modality_task(config, model_dir)
     if special:
@@ -79,7 +79,7 @@ def detect_task(config: dict, model_dir: Path | None = None) -> str:
 def _auto_class(task: str):
     import transformers
 
-    from core.compare.media_tasks import LABEL_TASKS, auto_class
+    from core.compare.inputs.media_tasks import LABEL_TASKS, auto_class
 
     if task in LABEL_TASKS:
         return auto_class(task)
@@ -94,8 +94,8 @@ def export_hf_folder(model_dir: Path, out_dir: Path, *, opset: int = EXPORT_OPSE
     """Export a validated HF folder to `out_dir/model_fp32.onnx` (FP32, dynamic batch and sequence axes)."""
     import onnx
 
-    from core.compare.limits import check_fits_single_file
-    from core.compare.onnx_io import save_model_fixed
+    from core.compare.common.onnx_io import save_model_fixed
+    from core.compare.prepare.limits import check_fits_single_file
 
     started = time.perf_counter()
     model_dir, out_dir = Path(model_dir).resolve(), Path(out_dir)
@@ -129,7 +129,7 @@ def export_hf_folder(model_dir: Path, out_dir: Path, *, opset: int = EXPORT_OPSE
     except (ValueError, KeyError, RuntimeError, TypeError, NotImplementedError) as exc:
         raise QuantLensError("export_failed", f"optimum could not export this model to ONNX: {_short(exc)}") from None
     del model  # the torch weights: freed before the graph is read back, not held on top of it
-    from core.compare.memory import release_memory
+    from core.compare.common.memory import release_memory
 
     release_memory()
     exported = staging / "model.onnx"
@@ -150,7 +150,7 @@ def export_hf_folder(model_dir: Path, out_dir: Path, *, opset: int = EXPORT_OPSE
 def _single_file(staging: Path, exported: Path) -> bool:
     """optimum wrote one self-contained graph under 2 GB: nothing beside it but its JSON/text side files (an
     external-data export leaves `model.onnx_data` or one file per tensor)."""
-    from core.compare.onnx_io import MAX_SINGLE_FILE_BYTES
+    from core.compare.common.onnx_io import MAX_SINGLE_FILE_BYTES
 
     others = [p for p in staging.iterdir() if p != exported]
     return exported.stat().st_size < MAX_SINGLE_FILE_BYTES and all(

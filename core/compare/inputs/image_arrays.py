@@ -1,7 +1,7 @@
 """Generated inputs for an uploaded ONNX model that takes images: a size it accepts, and image-like pixels.
 
 Why: a CNN declares its height and width as symbolic (PaddleOCR: ['?', 3, '?', '?']). The generic generator
-(core.compare.inputs.generated_feeds) makes every symbolic dim 8, and an 8x8 image either fails in a stride-32
+(core.compare.inputs.user_data.generated_feeds) makes every symbolic dim 8, and an 8x8 image either fails in a stride-32
 backbone or says nothing about the model; white noise, too, calibrates static INT8 on activations no real
 image produces. So for an image-shaped input (rank 4, 1/3/4 channels first or last) the sizes are probed on
 the FP32 model itself, largest usual size first, and the pixels are smooth shapes and gradients scaled to
@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from core.compare.inputs import DEFAULT_GENERATED_SAMPLES, InputSpec, generated_feeds
+from core.compare.inputs.user_data import DEFAULT_GENERATED_SAMPLES, InputSpec, generated_feeds
 
 # (height, width) tried in order: ImageNet-style classifiers, detectors, text-line recognisers, small nets
 CANDIDATE_SIZES: tuple[tuple[int, int], ...] = ((224, 224), (320, 320), (48, 320), (64, 64), (32, 32), (28, 28))
