@@ -219,7 +219,7 @@ def test_a_compare_job_travels_through_an_s3_store_and_comes_back_from_it_the_se
                                                                                           s3_env):
     """The same job as above with QUANTLENS_STORE=s3://...: the worker gets the upload from the bucket, the web
     process gets the report and the quantized files from it (a real S3-protocol server, tests/core/s3_server.py)."""
-    from core.compare.settings import CompareOptions
+    from core.compare.common.settings import CompareOptions
     from core.jobs.payload import TARGET, CompareJob
     from core.jobs.result_store import S3Store
     from core.jobs.runner import job_directory
