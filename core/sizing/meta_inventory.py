@@ -212,7 +212,10 @@ def build_inventory(config: dict[str, Any], isolate: bool = True, timeout_s: flo
 def _limit_child() -> None:  # pragma: no cover - runs in the child before exec
     import resource
 
-    resource.setrlimit(resource.RLIMIT_AS, (BUILD_MEMORY_BYTES, BUILD_MEMORY_BYTES))
+    # Inside a compare job the worker's own (lower) hard limit already applies; a child may not raise it.
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = BUILD_MEMORY_BYTES if hard == resource.RLIM_INFINITY else min(BUILD_MEMORY_BYTES, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
 def _build_in_child(config: dict[str, Any], timeout_s: float) -> dict[str, Any]:

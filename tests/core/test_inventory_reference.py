@@ -221,3 +221,17 @@ def test_a_hostile_config_for_a_defined_family_is_refused_before_anything_is_bui
         sizing.model_from_config(_config("jamba-1.5-mini") | patch)
     assert err.value.code == "config_out_of_bounds"
     assert not list(tmp_path.iterdir())  # refused before any build
+
+
+def test_an_inventory_built_inside_a_memory_limited_compare_job_keeps_the_jobs_lower_limit():
+    """A compare job's worker runs under its own RLIMIT_AS; the inventory child it starts (an image model's config)
+    used to fail with "Exception occurred in preexec_fn" trying to raise it."""
+    import subprocess
+    import sys
+
+    code = ("import resource; lim = 8 * 2**30; resource.setrlimit(resource.RLIMIT_AS, (lim, lim)); "
+            "from core.sizing.meta_inventory import _limit_child; _limit_child(); "
+            "print(resource.getrlimit(resource.RLIMIT_AS)[1] == lim)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.strip() == "True"
