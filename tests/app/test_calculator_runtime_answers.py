@@ -1,0 +1,29 @@
+"""The calculator's runtime answers as a user meets them: "Paste a log" compares at the log's own format, "Run it"
+commands realise the verdict's format, and the KV cache precision is one the runtime can use (AppTest, no browser).
+Logs: tests/core/data/logs/*.log (sources on their first lines)."""
+
+from tests.app.test_calculator_page import page, shown_all, table_with
+from tests.core.test_reconcile_log_precision import MODERN
+
+
+def test_a_pasted_q4_k_m_log_is_compared_at_q4_k_m_even_when_the_page_starts_at_fp16():
+    at = page(ctx="8k", gpu=["rtx-4090"])  # default precisions: FP16 first
+    at.text_area(key="calc_log_text").set_value(MODERN).run()
+    assert not at.exception
+    rows = table_with(at, "Measured").set_index("Component")
+    assert abs(float(rows.loc["Weights", "Gap %"].rstrip("%"))) < 1  # not -69% against FP16
+    assert any("at Q4_K_M (named by the log" in c for c in shown_all(at.caption.values))
+    measured = at.query_params["measured"]
+    measured = measured[0] if isinstance(measured, list) else measured
+    assert measured.endswith(".precision.q4_k_m")
+    again = page(ctx="8k", gpu=["rtx-4090"], measured=measured)  # the shared link shows the same comparison
+    rows = table_with(again, "Measured").set_index("Component")
+    assert abs(float(rows.loc["Weights", "Gap %"].rstrip("%"))) < 1
+
+
+def test_a_log_that_names_no_format_is_compared_at_the_first_precision_and_the_page_says_so():
+    at = page(ctx="8k", gpu=["rtx-4090"], prec=["Q8_0", "Q4_K_M"],
+              measured="llama.cpp.weights.7990000000.kv_cache.1073741824.n_ctx.8192")
+    assert not at.exception
+    assert any("names no weight format" in i for i in shown_all(at.info.values))
+    assert any("at Q8_0 (the log names no format" in c for c in shown_all(at.caption.values))

@@ -1,0 +1,87 @@
+"""The format a pasted log is compared at comes from the log itself (core.sizing.reconcile.choose_precision), the
+same for the page and `python -m core reconcile`: a Q4_K_M log is never set beside an FP16 prediction.
+
+Logs: tests/core/data/logs/*.log (sources on their first lines). The modern llama.cpp line `print_info: file type
+= Q4_K - Medium` is llama.cpp's src/llama-model.cpp print_info() (`file type   = %s`, llama_model_ftype_name)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from core import sizing
+from core.cli.main import main
+from core.errors import QuantLensError
+from core.sizing.reconcile import (
+    choose_precision,
+    from_link,
+    llama_ftype_precision,
+    parse_log,
+    predicted_components,
+    reconcile,
+)
+
+LOGS = Path(__file__).parent / "data" / "logs"
+OLLAMA = (LOGS / "ollama_llama31_8b_q4km.log").read_text()
+# the same published numbers as a current llama-server prints them (print_info / load_tensors / llama_context)
+MODERN = OLLAMA.replace("llm_load_print_meta: model ftype      =", "print_info: file type   =").replace(
+    "llm_load_tensors:", "load_tensors:").replace("llama_new_context_with_model:", "llama_context:").replace(
+    "time=2025-12-01", "")
+
+
+def test_a_current_llama_cpp_log_names_its_gguf_type_and_the_comparison_uses_it():
+    p = parse_log(MODERN)
+    assert p.precision == "Q4_K_M" and "file type" in p.precision_source
+    choice = choose_precision(p, "fp16")  # the page's first precision is FP16: the log's own type still wins
+    assert choice.name == "Q4_K_M" and choice.from_log
+    rows = {r.component: r for r in reconcile(p, predicted_components(
+        sizing.model_from_catalog("meta-llama/Llama-3.1-8B"), choice.name, p))}
+    assert abs(rows["Weights"].gap_percent) < 1  # not -69% as against FP16
+
+
+def test_an_older_log_names_its_type_as_model_ftype():
+    assert parse_log(OLLAMA).precision == "Q4_K_M"
+
+
+@pytest.mark.parametrize("words,name", [("Q4_K - Medium", "Q4_K_M"), ("Q5_K - Small", "Q5_K_S"),
+                                        ("Q3_K - Large", "Q3_K_L"), ("Q2_K - Medium", "Q2_K"), ("Q8_0", "Q8_0"),
+                                        ("IQ4_XS - 4.25 bpw", "IQ4_XS"), ("BF16", "GGUF-BF16"), ("F16", "GGUF-F16"),
+                                        ("all F32", "GGUF-F32"), ("mostly Q4_0", "Q4_0"), ("MXFP4 MoE", "MXFP4_MOE"),
+                                        ("IQ3_S mix - 3.66 bpw", "IQ3_M"), ("Q9_Z - Huge", None)])
+def test_each_llama_cpp_file_type_name_maps_to_its_format(words, name):
+    assert llama_ftype_precision(words) == name
+
+
+def test_a_vllm_engine_config_names_its_quantization_and_a_plain_one_its_dtype():
+    awq = parse_log((LOGS / "vllm_v0_awq_engine_config.log").read_text() + "\nLoading model weights took 6.9 GB\n")
+    assert awq.runtime == "vllm" and awq.precision == "AWQ-INT4"
+    plain = parse_log("Initializing a V1 LLM engine (v0.10.1) with config: model='Qwen/Qwen3-14B', dtype=torch.bfloat16,"
+                      " max_seq_len=32768, quantization=None, enforce_eager=False, kv_cache_dtype=auto\n"
+                      + (LOGS / "vllm_v1_qwen3_14b.log").read_text())
+    assert plain.precision == "bf16" and "dtype" in plain.precision_source
+
+
+def test_a_log_that_names_no_format_falls_back_to_the_first_precision_and_says_so():
+    p = parse_log((LOGS / "llamafile_trilm_rtx4080.log").read_text())
+    assert p.precision is None
+    choice = choose_precision(p, "Q8_0")
+    assert choice.name == "Q8_0" and not choice.from_log and "names no format" in choice.words
+
+
+def test_the_link_carries_the_logs_format_so_a_shared_link_shows_the_same_comparison():
+    link = parse_log(MODERN).to_link()
+    assert link.endswith(".precision.q4_k_m")
+    back = from_link(link)
+    assert back.precision == "Q4_K_M" and choose_precision(back, "fp16").name == "Q4_K_M"
+    for bad in ("llama.cpp.weights.1.precision.q9_z", "llama.cpp.weights.1.precision.<b>"):
+        with pytest.raises(QuantLensError) as err:
+            from_link(bad)
+        assert err.value.code == "log_link_invalid"
+
+
+def test_the_cli_reads_the_current_file_type_line_like_the_page(tmp_path, capsys):
+    log = tmp_path / "llama.log"
+    log.write_text(MODERN.replace("Q4_K - Medium", "Q8_0"))
+    assert main(["reconcile", str(log), "--model", "meta-llama/Llama-3.1-8B", "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["precision"] == "Q8_0" and report["link_value"].endswith(".precision.q8_0")
