@@ -80,7 +80,8 @@ def draw_run_it(answers, result, hardware, kv: str, hub_found=()) -> None:
         for v in a.verdicts:
             hw = next(h for h in hardware if h.id == v.hardware_id)
             repo, gguf_file = _repo_for(model, v.runtime, hub_found)
-            plan = plan_for_verdict(v, a.cells, kv, repo, gguf_file)
+            stored = next((f.stored_precision for f in hub_found or () if f.spec.name == model.name), None)
+            plan = plan_for_verdict(v, a.cells, kv, repo, gguf_file, model.catalog_id, stored)
             if plan is None:
                 continue
             st.markdown(f"**{plain(model.name)} on {plain(hw.name)}**" + (f" ×{v.cards}" if v.cards > 1 else ""))

@@ -27,3 +27,18 @@ def test_a_log_that_names_no_format_is_compared_at_the_first_precision_and_the_p
     assert not at.exception
     assert any("names no weight format" in i for i in shown_all(at.info.values))
     assert any("at Q8_0 (the log names no format" in c for c in shown_all(at.caption.values))
+
+
+def test_run_it_under_llama_cpp_at_fp16_downloads_the_f16_gguf_the_verdict_names():
+    at = page(model=["meta-llama/Llama-3.1-8B"], prec=["fp16", "int8", "int4", "Q4_K_M"], ctx="128k",
+              gpu=["h100-sxm-80gb"])
+    server = next(c.value for c in at.code if c.value.startswith("llama-server "))
+    assert ":F16 " in server and "Q4_K_M" not in server
+    assert any("GGUF type F16" in c for c in shown_all(at.caption.values))
+
+
+def test_run_it_under_vllm_at_awq_serves_an_awq_checkpoint_and_says_which():
+    at = page(rt="vllm", model=["Qwen/Qwen3-30B-A3B"], prec=["AWQ-INT4"], ctx="32k", gpu=["rtx-4090"])
+    serve = next(c.value for c in at.code if c.value.startswith("vllm serve "))
+    assert serve.startswith("vllm serve <org>/Qwen3-30B-A3B-AWQ ")
+    assert any("Serve an AWQ 4-bit checkpoint of this model" in c for c in shown_all(at.caption.values))
