@@ -22,6 +22,11 @@ from core.sizing.runtimes import VLLM_GPU_MEMORY_UTILIZATION
 _SAFE_REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _SAFE_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*\.gguf$")
 GGUF_PLACEHOLDER = "<org>/<repo>-GGUF"
+# llama-server -ctk/-ctv names of the KV types (fp16 is its default f16 and needs no flag)
+_LLAMA_KV = {"bf16": "bf16", "fp32": "f32", "q8_0": "q8_0", "q5_1": "q5_1", "q5_0": "q5_0", "q4_1": "q4_1",
+             "q4_0": "q4_0", "iq4_nl": "iq4_nl"}
+_QUANTIZED_KV = frozenset({"q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl"})
+_OLLAMA_KV = frozenset({"q8_0", "q4_0"})
 CHECKPOINT_PLACEHOLDER = "<org>/<repo>"
 
 
@@ -61,10 +66,11 @@ def llama_cpp_command(repo: str | None, precision: str, context: int, batch: int
     if batch > 1:
         parts.append(f"-np {batch}")
     parts.append(flags)
-    if kv_precision in ("q8_0", "q4_0"):
-        parts.append(f"-fa on -ctk {kv_precision} -ctv {kv_precision}")
-    elif kv_precision in ("fp32", "bf16"):
-        parts.append(f"-ctk {'f32' if kv_precision == 'fp32' else 'bf16'} -ctv {'f32' if kv_precision == 'fp32' else 'bf16'}")
+    ggml = _LLAMA_KV.get(kv_precision)
+    if ggml and kv_precision in _QUANTIZED_KV:
+        parts.append(f"-fa on -ctk {ggml} -ctv {ggml}")  # a quantized V cache needs flash attention
+    elif ggml:
+        parts.append(f"-ctk {ggml} -ctv {ggml}")
     return " ".join(parts)
 
 
@@ -74,7 +80,7 @@ def ollama_command(repo: str | None, precision: str, context: int, batch: int, k
     env = []
     if batch > 1:
         env.append(f"OLLAMA_NUM_PARALLEL={batch}")
-    if kv_precision in ("q8_0", "q4_0"):
+    if kv_precision in _OLLAMA_KV:  # Ollama's OLLAMA_KV_CACHE_TYPE takes f16, q8_0 or q4_0
         env.append(f"OLLAMA_FLASH_ATTENTION=1 OLLAMA_KV_CACHE_TYPE={kv_precision}")
     serve = (" ".join(env) + " ollama serve") if env else "ollama serve"
     name = _q(f"hf.co/{repo}:{quant}") if repo else f"hf.co/{GGUF_PLACEHOLDER}:{quant}"
@@ -114,6 +120,9 @@ def launch_plan(runtime: str, precision: str, context: int, batch: int, kv_preci
                               llama_cpp_command(repo, precision, context, batch, kv_precision, flags, gguf_file))]
         if "--n-cpu-moe" not in flags and "--tensor-split" not in flags:
             cmds.append(LaunchCommand("Ollama", ollama_command(repo, precision, context, batch, kv_precision)))
+            if kv_precision not in _OLLAMA_KV and kv_precision != "fp16":
+                notes.append(f"Ollama's OLLAMA_KV_CACHE_TYPE takes f16, q8_0 or q4_0 only: its command runs with an "
+                             f"f16 KV cache, not {kv_precision}.")
         if not gguf_file:
             notes.append(gguf_type(precision)[1])
         if not repo:

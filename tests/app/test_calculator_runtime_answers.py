@@ -42,3 +42,45 @@ def test_run_it_under_vllm_at_awq_serves_an_awq_checkpoint_and_says_which():
     serve = next(c.value for c in at.code if c.value.startswith("vllm serve "))
     assert serve.startswith("vllm serve <org>/Qwen3-30B-A3B-AWQ ")
     assert any("Serve an AWQ 4-bit checkpoint of this model" in c for c in shown_all(at.caption.values))
+
+
+def test_the_kv_selector_offers_only_the_runtimes_own_types():
+    at = page(model=["meta-llama/Llama-3.1-8B"], gpu=["rtx-4090"])
+    shown = at.selectbox(key="w_kv").options  # labels, as the user reads them
+    assert {"q8_0 (8.5 bits)", "q4_0 (4.5 bits)", "q5_1 (6 bits)"} <= set(shown) and "FP8" not in shown
+    at = page(model=["meta-llama/Llama-3.1-8B"], gpu=["rtx-4090"], rt="vllm")
+    assert at.selectbox(key="w_kv").options == ["FP16", "BF16", "FP8"]
+
+
+def test_a_link_with_a_kv_type_vllm_cannot_use_is_warned_about_and_sized_as_fp16_everywhere():
+    query = dict(model=["meta-llama/Llama-3.1-8B"], prec=["fp16"], ctx="32k", rt="vllm", gpu=["rtx-4090"])
+    at = page(kv="q4_0", **query)
+    assert not at.exception
+    assert any("kv=q4_0" in w and "vLLM cannot keep its KV cache in q4_0" in w for w in shown_all(at.warning.values))
+    assert at.selectbox(key="w_kv").value == "fp16"
+    fp16 = page(**query)
+    boot = [c.value for c in at.code if c.value.startswith("GPU KV cache size: ")]
+    assert boot and boot == [c.value for c in fp16.code if c.value.startswith("GPU KV cache size: ")]
+    # the totals and the boot lines agree: both are FP16 KV, as the page without kv= shows
+    assert table_with(at, "KV cache GB").equals(table_with(fp16, "KV cache GB"))
+
+
+def test_switching_to_vllm_with_a_q8_0_cache_falls_back_to_fp16_and_says_so():
+    at = page(model=["meta-llama/Llama-3.1-8B"], gpu=["rtx-4090"], ctx="8k", kv="q8_0")
+    assert any("-ctk q8_0 -ctv q8_0" in c.value for c in at.code)
+    at.selectbox(key="w_rt").set_value("vllm").run()
+    assert not at.exception and at.selectbox(key="w_kv").value == "fp16"
+    assert any("vLLM cannot keep its KV cache in q8_0" in w for w in shown_all(at.warning.values))
+    serve = next(c.value for c in at.code if c.value.startswith("vllm serve "))
+    assert "--kv-cache-dtype" not in serve
+
+
+def test_vllm_with_an_fp8_cache_sets_it_in_the_command_and_predicts_more_cache_tokens():
+    query = dict(model=["meta-llama/Llama-3.1-8B"], prec=["fp16"], ctx="32k", rt="vllm", gpu=["rtx-4090"])
+    fp8, fp16 = page(kv="fp8", **query), page(**query)
+    assert any(c.value.startswith("vllm serve ") and c.value.endswith("--kv-cache-dtype fp8") for c in fp8.code)
+
+    def tokens(at):
+        line = next(c.value for c in at.code if c.value.startswith("GPU KV cache size: "))
+        return int(line.split(":")[1].split("tokens")[0].replace(",", ""))
+    assert tokens(fp8) > 1.9 * tokens(fp16)  # one byte per value instead of two
