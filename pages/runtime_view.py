@@ -158,6 +158,7 @@ def draw_reconcile(model, precisions, kv: str, hardware, measured: str, error: s
                 "first precision chosen above that this runtime loads. Pick the format the log loaded first.")
     gpu = next((h for h in hardware if h.kind == "gpu"), None)
     try:
+        kv = parsed.kv_precision or kv  # the KV type the log names (llama.cpp `K (q8_0):`) before the page's
         predicted = predicted_components(model, precision, parsed, kv, gpu.memory_bytes if gpu else None)
     except QuantLensError as exc:
         st.warning(plain(exc.one_line()))
@@ -174,6 +175,7 @@ def draw_reconcile(model, precisions, kv: str, hardware, measured: str, error: s
         "Gap %": "—" if r.gap_percent is None else f"{r.gap_percent:+.1f}%",
     } for r in rows]), hide_index=True, border="horizontal")
     facts = ", ".join(f"{k} {v:,}" for k, v in parsed.facts.items())
-    st.caption(f"{plain(model.name)} at {plain(precision)} ({plain(choice.words)}), {parsed.runtime} log" + (f" ({facts})" if facts else "")
+    st.caption(f"{plain(model.name)} at {plain(precision)} ({plain(choice.words)}), KV cache {plain(kv)}"
+               + (" (named by the log)" if parsed.kv_precision else "") + f", {parsed.runtime} log" + (f" ({facts})" if facts else "")
                + (f"; vLLM pool predicted for {plain(gpu.name)}" if gpu and parsed.runtime == "vllm" else "")
                + ". Weights and KV cache are arithmetic; compute buffers and vLLM's pool are estimates.")

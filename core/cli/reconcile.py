@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--config", metavar="FILE", help="a Hugging Face config.json (parsed as JSON only)")
     parser.add_argument("--precision", default=None, metavar="NAME",
                         help="the format the log loaded (default: the one the log names, else Q4_K_M; bf16 for vLLM)")
-    parser.add_argument("--kv-precision", default="fp16", help="KV cache precision the log used (default fp16)")
+    parser.add_argument("--kv-precision", default=None,
+                        help="KV cache precision the log used (default: the type the log names, else fp16)")
     parser.add_argument("--gpu", metavar="ID", help="vLLM: the card (its total memory predicts the KV pool)")
     parser.add_argument("--tensor-parallel", type=int, default=1, metavar="N", help="vLLM: -tp (default 1)")
     parser.add_argument("--max-num-batched-tokens", type=int, default=None, metavar="N",
@@ -69,7 +70,8 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
         model = sizing.model_from_config(_load_config(args.config), name=Path(args.config).name)
     precision = args.precision or choose_precision(parsed).name  # the page reads the log the same way
     total = catalog.find_hardware(args.gpu).memory_bytes if args.gpu else None
-    predicted = predicted_components(model, precision, parsed, args.kv_precision, total, args.tensor_parallel,
+    kv = args.kv_precision or parsed.kv_precision or "fp16"  # llama.cpp prints `K (q8_0):`, as the page reads it
+    predicted = predicted_components(model, precision, parsed, kv, total, args.tensor_parallel,
                                      args.max_num_batched_tokens)
     rows = reconcile(parsed, predicted)
     return {

@@ -62,6 +62,9 @@ _LLAMA_FLASH = re.compile(r"\bflash_attn\s*=\s*(0|1|false|true|auto|enabled|disa
 _LLAMA_FTYPE = re.compile(r"(?:\bfile type|\bmodel ftype)\s*[=:]\s*([A-Za-z0-9_ .\-]{1,40})", re.I)
 _VLLM_QUANT = re.compile(r"\bquantization=['\"]?([A-Za-z0-9_\-]{1,30})")
 _VLLM_DTYPE = re.compile(r"(?<![A-Za-z_])dtype=(?:torch\.)?['\"]?(bfloat16|float16|half|float32|float|auto)\b")
+_LLAMA_KV_TYPE = re.compile(r"\bK \((f16|bf16|f32|q8_0|q5_1|q5_0|q4_1|q4_0|iq4_nl)\):", re.I)
+_VLLM_KV_DTYPE = re.compile(r"\bkv_cache_dtype=['\"]?(fp8(?:_e4m3|_e5m2)?)\b")
+_KV_NAMES = {"f16": "fp16", "f32": "fp32", "fp8_e4m3": "fp8", "fp8_e5m2": "fp8"}
 _VLLM_QUANT_NAMES = {"awq": "AWQ-INT4", "awq_marlin": "AWQ-INT4", "gptq": "GPTQ-INT4", "gptq_marlin": "GPTQ-INT4",
                      "fp8": "FP8-SCALED", "gguf": None, "bitsandbytes": None, "compressed-tensors": None}
 _VLLM_DTYPES = {"bfloat16": "bf16", "float16": "fp16", "half": "fp16", "float32": "fp32", "float": "fp32"}
@@ -77,6 +80,7 @@ class ParsedLog:
     lines_matched: int = 0
     precision: str | None = None  # the weight format the log names (a core.sizing.precisions name), if any
     precision_source: str = ""  # fixed words saying which line named it (never the log's text)
+    kv_precision: str | None = None  # the KV cache type the log names (llama.cpp `K (q8_0):`, vLLM kv_cache_dtype)
 
     def to_link(self) -> str:
         """Compact `rt.weights.4913160192.kv_cache.1073741824...precision.q4_k_m` text for a shareable link
@@ -85,6 +89,8 @@ class ParsedLog:
                 [f"{k}.{v}" for k, v in self.facts.items()]
         if self.precision:
             parts.append(f"precision.{self.precision.lower()}")
+        if self.kv_precision:
+            parts.append(f"kv.{self.kv_precision}")
         return ".".join(parts)
 
 
@@ -165,6 +171,7 @@ def parse_log(text: str | bytes) -> ParsedLog:
     precision: str | None = None
     precision_source = ""
     vllm_dtype: str | None = None
+    kv_type: str | None = None
 
     def add(key: str, n: int) -> None:
         comp[key] = comp.get(key, 0) + n
@@ -179,6 +186,8 @@ def parse_log(text: str | bytes) -> ParsedLog:
                 precision, precision_source = q, "vLLM's quantization setting"
         elif vllm_dtype is None and "quantization=" in head and (m := _VLLM_DTYPE.search(head)):
             vllm_dtype = _VLLM_DTYPES.get(m.group(1).lower())
+        if kv_type is None and section == "main" and (m := _LLAMA_KV_TYPE.search(head) or _VLLM_KV_DTYPE.search(head)):
+            kv_type = _KV_NAMES.get(m.group(1).lower(), m.group(1).lower())
         if len(raw) > MAX_LINE_CHARS:
             continue
         line = raw.strip()
@@ -269,7 +278,7 @@ def parse_log(text: str | bytes) -> ParsedLog:
     runtime = "vllm" if vllm and not comp.get("compute") else "ollama" if ollama else "llama.cpp"
     if precision is None and vllm_dtype and runtime == "vllm":
         precision, precision_source = vllm_dtype, "vLLM's dtype setting (no quantization)"
-    return ParsedLog(runtime, comp, facts, matched, precision, precision_source)
+    return ParsedLog(runtime, comp, facts, matched, precision, precision_source, kv_type)
 
 
 def from_link(text: str) -> ParsedLog:
@@ -286,6 +295,13 @@ def from_link(text: str) -> ParsedLog:
         raise QuantLensError("log_link_invalid", "The measured numbers in the link are not readable.")
     parsed = ParsedLog(runtime)
     for key, value in zip(rest[::2], rest[1::2], strict=True):
+        if key == "kv" and parsed.kv_precision is None:
+            from core.sizing.kv_cache import KV_PRECISIONS
+
+            if value not in KV_PRECISIONS:
+                raise QuantLensError("log_link_invalid", "The link names an unknown KV cache type.")
+            parsed.kv_precision = value
+            continue
         if key == "precision" and parsed.precision is None:
             from core.sizing.precisions import get_precision
 

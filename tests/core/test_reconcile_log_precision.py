@@ -70,7 +70,7 @@ def test_a_log_that_names_no_format_falls_back_to_the_first_precision_and_says_s
 
 def test_the_link_carries_the_logs_format_so_a_shared_link_shows_the_same_comparison():
     link = parse_log(MODERN).to_link()
-    assert link.endswith(".precision.q4_k_m")
+    assert ".precision.q4_k_m." in link and link.endswith(".kv.fp16")
     back = from_link(link)
     assert back.precision == "Q4_K_M" and choose_precision(back, "fp16").name == "Q4_K_M"
     for bad in ("llama.cpp.weights.1.precision.q9_z", "llama.cpp.weights.1.precision.<b>"):
@@ -84,4 +84,16 @@ def test_the_cli_reads_the_current_file_type_line_like_the_page(tmp_path, capsys
     log.write_text(MODERN.replace("Q4_K - Medium", "Q8_0"))
     assert main(["reconcile", str(log), "--model", "meta-llama/Llama-3.1-8B", "--format", "json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["precision"] == "Q8_0" and report["link_value"].endswith(".precision.q8_0")
+    assert report["precision"] == "Q8_0" and ".precision.q8_0." in report["link_value"]
+
+
+def test_a_log_with_a_q8_0_kv_cache_is_compared_with_a_q8_0_prediction():
+    # llama.cpp prints the cache type beside its size (`K (q8_0):`); numbers as the fp16 log above, halved-ish
+    log = MODERN.replace("KV buffer size =  1024.00 MiB", "KV buffer size =   544.00 MiB").replace(
+        "KV self size  = 1024.00 MiB, K (f16):  512.00 MiB, V (f16):  512.00 MiB",
+        "KV self size  =  544.00 MiB, K (q8_0):  272.00 MiB, V (q8_0):  272.00 MiB")
+    p = parse_log(log)
+    assert p.kv_precision == "q8_0" and from_link(p.to_link()).kv_precision == "q8_0"
+    rows = {r.component: r for r in reconcile(p, predicted_components(
+        sizing.model_from_catalog("meta-llama/Llama-3.1-8B"), "Q4_K_M", p, p.kv_precision))}
+    assert rows["KV cache"].gap_bytes == 0  # 8192 x 32 layers x 2 x 1024 values x 34/32 bytes = 544 MiB
