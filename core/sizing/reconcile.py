@@ -368,20 +368,21 @@ def predicted_components(model, precision: str, parsed: ParsedLog, kv_precision:
     out: dict[str, int] = {}
     if parsed.runtime == "vllm":
         ctx = parsed.facts.get("max_model_len", 0)
-        e = estimate(model, precision, ctx, 1, kv_precision if kv_precision in ("fp16", "bf16", "fp8") else "fp16",
-                     "vllm")
+        kv_vllm = kv_precision if kv_precision in ("fp16", "bf16", "fp8") else "fp16"
+        e = estimate(model, precision, ctx, 1, kv_vllm, "vllm")
         out["weights"] = e.weights_bytes // max(1, tensor_parallel)
         if model.architecture is not None and ctx and not model.architecture.is_encoder:
             from core.sizing.serving import kv_tokens_from_bytes, vllm_capacity
 
             if total_memory_bytes:
                 cap = vllm_capacity(model.architecture, e.weights_bytes, total_memory_bytes, ctx,
-                                    tensor_parallel=tensor_parallel, max_num_batched_tokens=max_num_batched_tokens)
+                                    tensor_parallel=tensor_parallel, max_num_batched_tokens=max_num_batched_tokens,
+                                    kv_precision=kv_vllm)
                 out["vllm_kv_pool"] = cap.kv_cache_bytes_per_card
                 out["kv_tokens"] = cap.gpu_kv_cache_tokens
             elif "vllm_kv_pool" in parsed.components:  # no card given: check the pool -> tokens arithmetic alone
                 out["kv_tokens"] = kv_tokens_from_bytes(model.architecture, parsed.components["vllm_kv_pool"],
-                                                        "fp16", tensor_parallel)
+                                                        kv_vllm, tensor_parallel)
         return out
     ctx = parsed.facts.get("n_ctx", 0)
     e = estimate(model, precision, ctx, 1, kv_precision, "llama.cpp")

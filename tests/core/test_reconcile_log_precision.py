@@ -20,6 +20,7 @@ from core.sizing.reconcile import (
     predicted_components,
     reconcile,
 )
+from tests.core.test_sizing_serving import QWEN3_14B
 
 LOGS = Path(__file__).parent / "data" / "logs"
 OLLAMA = (LOGS / "ollama_llama31_8b_q4km.log").read_text()
@@ -97,3 +98,14 @@ def test_a_log_with_a_q8_0_kv_cache_is_compared_with_a_q8_0_prediction():
     rows = {r.component: r for r in reconcile(p, predicted_components(
         sizing.model_from_catalog("meta-llama/Llama-3.1-8B"), "Q4_K_M", p, p.kv_precision))}
     assert rows["KV cache"].gap_bytes == 0  # 8192 x 32 layers x 2 x 1024 values x 34/32 bytes = 544 MiB
+
+
+def test_a_vllm_log_with_an_fp8_cache_turns_its_pool_into_twice_the_tokens():
+    # the published V1 pool (6.51 GiB, Qwen3-14B) read with kv_cache_dtype=fp8: one byte per value instead of two
+    text = (LOGS / "vllm_v1_qwen3_14b.log").read_text()
+    m = sizing.model_from_config(QWEN3_14B)
+    bf16 = predicted_components(m, "bf16", parse_log(text))["kv_tokens"]
+    fp8_log = parse_log("Initializing a V1 LLM engine with config: model='Qwen/Qwen3-14B', dtype=torch.bfloat16, "
+                        "quantization=None, kv_cache_dtype=fp8\n" + text)
+    assert fp8_log.kv_precision == "fp8"
+    assert predicted_components(m, "bf16", fp8_log, fp8_log.kv_precision)["kv_tokens"] == 2 * bf16
