@@ -68,7 +68,9 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
         from core.cli.size import _load_config
 
         model = sizing.model_from_config(_load_config(args.config), name=Path(args.config).name)
-    precision = args.precision or choose_precision(parsed).name  # the page reads the log the same way
+    choice = choose_precision(parsed)  # the page reads the log the same way
+    precision = args.precision or choice.name
+    source = "flag" if args.precision else "log" if choice.from_log else "default"
     total = catalog.find_hardware(args.gpu).memory_bytes if args.gpu else None
     kv = args.kv_precision or parsed.kv_precision or "fp16"  # llama.cpp prints `K (q8_0):`, as the page reads it
     predicted = predicted_components(model, precision, parsed, kv, total, args.tensor_parallel,
@@ -76,6 +78,7 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
     rows = reconcile(parsed, predicted)
     return {
         "runtime": parsed.runtime, "model": model.name, "precision": get_precision(precision).name,
+        "precision_source": source, "kv_precision": kv,
         "facts": dict(parsed.facts), "link_value": parsed.to_link(),
         "components": [{"component": r.component, "unit": r.unit, "predicted": r.predicted_bytes,
                         "measured": r.measured_bytes, "gap": r.gap_bytes,
@@ -89,7 +92,10 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
         return 0
-    out = [f"{report['model']} at {report['precision']}, {report['runtime']} log"]
+    why = {"log": "named by the log", "flag": "--precision",
+           "default": "the log names no format: the default; pass --precision"}[report["precision_source"]]
+    out = [f"{report['model']} at {report['precision']} ({why}), KV cache {report['kv_precision']}, "
+           f"{report['runtime']} log"]
     for c in report["components"]:
         def show(v: int | None, unit: str = c["unit"]) -> str:
             return "—" if v is None else (f"{v:,} tokens" if unit == "tokens" else f"{v / GB:.3f} GB")

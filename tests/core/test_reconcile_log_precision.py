@@ -109,3 +109,14 @@ def test_a_vllm_log_with_an_fp8_cache_turns_its_pool_into_twice_the_tokens():
                         "quantization=None, kv_cache_dtype=fp8\n" + text)
     assert fp8_log.kv_precision == "fp8"
     assert predicted_components(m, "bf16", fp8_log, fp8_log.kv_precision)["kv_tokens"] == 2 * bf16
+
+
+def test_the_reconcile_json_says_where_its_format_came_from_and_every_key_is_in_the_readme(tmp_path, capsys):
+    log = tmp_path / "llama.log"
+    log.write_text((LOGS / "llamafile_trilm_rtx4080.log").read_text())
+    assert main(["reconcile", str(log), "--params", "3.9B", "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["precision_source"] == "default" and report["kv_precision"] == "fp16"
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### `python -m core reconcile`"):readme.index("### `python -m core compare`")]
+    assert [k for k in report if f'"{k}"' not in section] == []
