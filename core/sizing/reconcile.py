@@ -124,7 +124,7 @@ class PrecisionChoice:
 
     name: str
     from_log: bool
-    words: str  # for captions: "named by the log (llama.cpp's file type line)" / "the log names no format: ..."
+    words: str  # for captions: "the format the log names in llama.cpp's file type line" / "the log names no ..."
 
 
 def choose_precision(parsed: ParsedLog, fallback: str | None = None) -> PrecisionChoice:
@@ -133,7 +133,8 @@ def choose_precision(parsed: ParsedLog, fallback: str | None = None) -> Precisio
     from core.sizing.precisions import get_precision
 
     if parsed.precision:
-        return PrecisionChoice(parsed.precision, True, f"named by the log ({parsed.precision_source or 'its format line'})")
+        return PrecisionChoice(parsed.precision, True, "the format the log names"
+                               + (f" in {parsed.precision_source}" if parsed.precision_source else ""))
     name = fallback or ("bf16" if parsed.runtime == "vllm" else "Q4_K_M")
     return PrecisionChoice(get_precision(name).name, False,
                            f"the log names no format: compared at {get_precision(name).label}"
@@ -311,7 +312,7 @@ def from_link(text: str) -> ParsedLog:
                 parsed.precision = get_precision(value).name
             except QuantLensError:
                 raise QuantLensError("log_link_invalid", "The link names an unknown format.") from None
-            parsed.precision_source = "the format line of the log the link was made from"
+            parsed.precision_source = ""  # the link keeps the format, not which line named it
             continue
         if not value.isascii() or not value.isdecimal() or len(value) > 16:
             raise QuantLensError("log_link_invalid", "The measured numbers in the link are not readable.")

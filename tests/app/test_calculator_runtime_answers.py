@@ -12,7 +12,7 @@ def test_a_pasted_q4_k_m_log_is_compared_at_q4_k_m_even_when_the_page_starts_at_
     assert not at.exception
     rows = table_with(at, "Measured").set_index("Component")
     assert abs(float(rows.loc["Weights", "Gap %"].rstrip("%"))) < 1  # not -69% against FP16
-    assert any("at Q4_K_M (named by the log" in c for c in shown_all(at.caption.values))
+    assert any("at Q4_K_M (the format the log names)" in c for c in shown_all(at.caption.values))
     measured = at.query_params["measured"]
     measured = measured[0] if isinstance(measured, list) else measured
     assert ".precision.q4_k_m" in measured
