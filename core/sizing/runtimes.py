@@ -238,4 +238,5 @@ def rules_summary(runtime: str) -> dict[str, object]:
         "split_words": r.split_words,
         "reserves": r.reserves,
         "fallback_ladder": list(r.fallback_ladder),
+        "kv_precisions": list(r.kv_precisions),
     }

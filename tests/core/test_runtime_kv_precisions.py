@@ -54,3 +54,10 @@ def test_the_cli_refuses_a_kv_type_the_runtime_cannot_use(capsys):
     assert main(["size", "--model", "meta-llama/Llama-3.1-8B", "--runtime", "vllm", "--kv-precision", "q4_0"]) != 0
     err = capsys.readouterr().err
     assert "[kv_precision_unsupported]" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_cli_json_lists_the_runtimes_kv_types(capsys):
+    import json
+
+    assert main(["size", "--model", "meta-llama/Llama-3.1-8B", "--runtime", "vllm", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["runtime_rules"]["kv_precisions"] == ["fp16", "bf16", "fp8"]
