@@ -27,7 +27,7 @@ from core.sizing.kv_cache import KV_PRECISIONS
 from core.sizing.overhead import RUNTIMES
 from core.sizing.parsing import parse_context
 from core.sizing.precisions import DEFAULT_NAMES, PRECISIONS, get_precision
-from core.sizing.runtimes import budget_words
+from core.sizing.runtimes import budget_words, kv_choices, kv_refusal
 from core.sizing.runtimes import rules as runtime_rules
 from core.sizing.training import TRAINING_MODES, training_estimate
 from core.sizing.training_limits import training_limits
@@ -216,6 +216,9 @@ def read_query_params(qp, model_ids: list[str], gpu_ids: list[str]) -> tuple[dic
                 state[key] = v
             else:
                 bad(key, v, f"use one of {', '.join(allowed)}")
+    if kv_refusal(state["rt"], state["kv"]):  # a KV type the runtime cannot use: say so, size with FP16
+        bad("kv", state["kv"], kv_refusal(state["rt"], state["kv"]).rstrip("."))
+        state["kv"] = "fp16"
     if "gpu" in qp:
         given = [v for v in qp.get_all("gpu") if v]
         picked = [v for v in given if v in gpu_ids]
@@ -346,8 +349,15 @@ def draw_inputs() -> tuple[str, str | None, object]:
                              "Macs and CPU RAM count as one.")
         if mode == "inference":
             c4, c5 = st.columns(2)
-            c4.selectbox("KV cache precision", list(KV_PRECISIONS), format_func=lambda k: KV_PRECISIONS[k].label,
+            kv_options = list(kv_choices(st.session_state.get("w_rt") or "llama.cpp"))  # only the runtime's types
+            if st.session_state.get("w_kv") not in kv_options:
+                st.session_state["calc_kv_note"] = kv_refusal(st.session_state.get("w_rt") or "llama.cpp",
+                                                              str(st.session_state.get("w_kv")))
+                st.session_state["w_kv"] = "fp16"
+            c4.selectbox("KV cache precision", kv_options, format_func=lambda k: KV_PRECISIONS[k].label,
                          key="w_kv")
+            if st.session_state.get("calc_kv_note"):
+                c4.warning(f"{plain(st.session_state.pop('calc_kv_note'))} Using FP16.")
             c5.selectbox("Runtime", list(RUNTIMES), format_func=RUNTIMES.get, key="w_rt")
             st.checkbox("GGUF made with an importance matrix (imatrix), as most published GGUFs are",
                         key="w_imatrix",

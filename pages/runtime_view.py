@@ -80,7 +80,8 @@ def draw_run_it(answers, result, hardware, kv: str, hub_found=()) -> None:
         for v in a.verdicts:
             hw = next(h for h in hardware if h.id == v.hardware_id)
             repo, gguf_file = _repo_for(model, v.runtime, hub_found)
-            plan = plan_for_verdict(v, a.cells, kv, repo, gguf_file)
+            stored = next((f.stored_precision for f in hub_found or () if f.spec.name == model.name), None)
+            plan = plan_for_verdict(v, a.cells, kv, repo, gguf_file, model.catalog_id, stored)
             if plan is None:
                 continue
             st.markdown(f"**{plain(model.name)} on {plain(hw.name)}**" + (f" ×{v.cards}" if v.cards > 1 else ""))
@@ -130,7 +131,8 @@ def draw_reconcile(model, precisions, kv: str, hardware, measured: str, error: s
     import pandas as pd
 
     from core.errors import QuantLensError
-    from core.sizing.reconcile import from_link, predicted_components, reconcile
+    from core.sizing.precisions import get_precision
+    from core.sizing.reconcile import choose_precision, from_link, predicted_components, reconcile
     from core.sizing.runtimes import loads as runtime_loads
 
     st.subheader("Paste a log: predicted vs measured", anchor="reconcile")
@@ -149,9 +151,14 @@ def draw_reconcile(model, precisions, kv: str, hardware, measured: str, error: s
         return
     runtime = "vllm" if parsed.runtime == "vllm" else "llama.cpp"
     chosen = [p.name for p in precisions if runtime_loads(runtime, p.name)]
-    precision = chosen[0] if chosen else ("bf16" if runtime == "vllm" else "Q4_K_M")
+    choice = choose_precision(parsed, chosen[0] if chosen else None)  # the log's own format first (as the CLI)
+    precision = choice.name
+    if not choice.from_log:
+        st.info(f"The log names no weight format, so it is compared at {plain(get_precision(precision).label)}, the "
+                "first precision chosen above that this runtime loads. Pick the format the log loaded first.")
     gpu = next((h for h in hardware if h.kind == "gpu"), None)
     try:
+        kv = parsed.kv_precision or kv  # the KV type the log names (llama.cpp `K (q8_0):`) before the page's
         predicted = predicted_components(model, precision, parsed, kv, gpu.memory_bytes if gpu else None)
     except QuantLensError as exc:
         st.warning(plain(exc.one_line()))
@@ -168,6 +175,7 @@ def draw_reconcile(model, precisions, kv: str, hardware, measured: str, error: s
         "Gap %": "—" if r.gap_percent is None else f"{r.gap_percent:+.1f}%",
     } for r in rows]), hide_index=True, border="horizontal")
     facts = ", ".join(f"{k} {v:,}" for k, v in parsed.facts.items())
-    st.caption(f"{plain(model.name)} at {plain(precision)}, {parsed.runtime} log" + (f" ({facts})" if facts else "")
+    st.caption(f"{plain(model.name)} at {plain(precision)} ({plain(choice.words)}), KV cache {plain(kv)}"
+               + (" (named by the log)" if parsed.kv_precision else "") + f", {parsed.runtime} log" + (f" ({facts})" if facts else "")
                + (f"; vLLM pool predicted for {plain(gpu.name)}" if gpu and parsed.runtime == "vllm" else "")
                + ". Weights and KV cache are arithmetic; compute buffers and vLLM's pool are estimates.")

@@ -2,7 +2,8 @@
 
 The log (llama.cpp buffer lines, an Ollama runner log or a vLLM boot log) is read as untrusted text: at most
 core.sizing.reconcile.MAX_LOG_BYTES, only numbers on known lines are kept. The model comes from `--model` (catalog),
-`--params` or `--config`; the precision from `--precision` (default: the GGUF type the log names, else Q4_K_M).
+`--params` or `--config`; the precision from `--precision` (default: the format the log names, as the page reads
+it: llama.cpp's `file type`, vLLM's `quantization=`/`dtype=`; else Q4_K_M, bf16 for vLLM).
 `--gpu` gives vLLM's card (its total memory predicts the KV pool). JSON shape: README, `python -m core reconcile`.
 """
 
@@ -18,7 +19,7 @@ from core import sizing
 from core.errors import QuantLensError
 from core.sizing import catalog
 from core.sizing.precisions import get_precision
-from core.sizing.reconcile import MAX_LOG_BYTES, parse_log, predicted_components, reconcile
+from core.sizing.reconcile import MAX_LOG_BYTES, choose_precision, parse_log, predicted_components, reconcile
 from core.units import GB
 
 
@@ -29,8 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--params", metavar="N", help="parameter count (weights only)")
     source.add_argument("--config", metavar="FILE", help="a Hugging Face config.json (parsed as JSON only)")
     parser.add_argument("--precision", default=None, metavar="NAME",
-                        help="the format the log loaded (default: the GGUF type the log names, else Q4_K_M; bf16 for vLLM)")
-    parser.add_argument("--kv-precision", default="fp16", help="KV cache precision the log used (default fp16)")
+                        help="the format the log loaded (default: the one the log names, else Q4_K_M; bf16 for vLLM)")
+    parser.add_argument("--kv-precision", default=None,
+                        help="KV cache precision the log used (default: the type the log names, else fp16)")
     parser.add_argument("--gpu", metavar="ID", help="vLLM: the card (its total memory predicts the KV pool)")
     parser.add_argument("--tensor-parallel", type=int, default=1, metavar="N", help="vLLM: -tp (default 1)")
     parser.add_argument("--max-num-batched-tokens", type=int, default=None, metavar="N",
@@ -55,19 +57,6 @@ def _read(path: str) -> bytes:
     return data
 
 
-_FTYPES = {"Q4_K - Medium": "Q4_K_M", "Q4_K - Small": "Q4_K_S", "Q5_K - Medium": "Q5_K_M", "Q5_K - Small": "Q5_K_S",
-           "Q6_K": "Q6_K", "Q8_0": "Q8_0", "Q4_0": "Q4_0", "Q3_K - Medium": "Q3_K_M", "Q2_K - Medium": "Q2_K",
-           "IQ4_XS - 4.25 bpw": "IQ4_XS", "MOSTLY F16": "GGUF-F16", "BF16": "GGUF-BF16"}
-
-
-def _log_precision(data: bytes) -> str | None:
-    """llama.cpp prints `model ftype = Q4_K - Medium`: its format, when the user named none."""
-    import re
-
-    m = re.search(rb"model ftype\s*=\s*([A-Za-z0-9_ .\-]{1,40})", data[:MAX_LOG_BYTES])
-    return _FTYPES.get(m.group(1).decode("ascii", "replace").strip()) if m else None
-
-
 def build(args: argparse.Namespace) -> dict[str, Any]:
     data = _read(args.log)
     parsed = parse_log(data)
@@ -79,13 +68,17 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
         from core.cli.size import _load_config
 
         model = sizing.model_from_config(_load_config(args.config), name=Path(args.config).name)
-    precision = args.precision or (_log_precision(data) if parsed.runtime != "vllm" else "bf16") or "Q4_K_M"
+    choice = choose_precision(parsed)  # the page reads the log the same way
+    precision = args.precision or choice.name
+    source = "flag" if args.precision else "log" if choice.from_log else "default"
     total = catalog.find_hardware(args.gpu).memory_bytes if args.gpu else None
-    predicted = predicted_components(model, precision, parsed, args.kv_precision, total, args.tensor_parallel,
+    kv = args.kv_precision or parsed.kv_precision or "fp16"  # llama.cpp prints `K (q8_0):`, as the page reads it
+    predicted = predicted_components(model, precision, parsed, kv, total, args.tensor_parallel,
                                      args.max_num_batched_tokens)
     rows = reconcile(parsed, predicted)
     return {
         "runtime": parsed.runtime, "model": model.name, "precision": get_precision(precision).name,
+        "precision_source": source, "kv_precision": kv,
         "facts": dict(parsed.facts), "link_value": parsed.to_link(),
         "components": [{"component": r.component, "unit": r.unit, "predicted": r.predicted_bytes,
                         "measured": r.measured_bytes, "gap": r.gap_bytes,
@@ -99,7 +92,10 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
         return 0
-    out = [f"{report['model']} at {report['precision']}, {report['runtime']} log"]
+    why = {"log": "named by the log", "flag": "--precision",
+           "default": "the log names no format: the default; pass --precision"}[report["precision_source"]]
+    out = [f"{report['model']} at {report['precision']} ({why}), KV cache {report['kv_precision']}, "
+           f"{report['runtime']} log"]
     for c in report["components"]:
         def show(v: int | None, unit: str = c["unit"]) -> str:
             return "—" if v is None else (f"{v:,} tokens" if unit == "tokens" else f"{v / GB:.3f} GB")

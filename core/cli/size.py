@@ -359,6 +359,10 @@ def together_section(model: sizing.ModelSpec, precisions: tuple[Precision, ...],
 def run(args: argparse.Namespace) -> int:
     if args.hf is None and (args.revision or args.file or args.token_prompt):
         raise QuantLensError("usage", "--revision, --file and --token-prompt go with --hf.")
+    from core.sizing.runtimes import kv_refusal
+
+    if why := kv_refusal(args.runtime, args.kv_precision):  # q4_0 under vLLM would size a cache it never makes
+        raise QuantLensError("kv_precision_unsupported", why)
     found = _hub_model(args) if args.hf is not None else None
     model = found.spec if found is not None else _model(args)
     names = args.precision

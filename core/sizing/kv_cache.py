@@ -12,7 +12,8 @@ What each layer caches per token:
 - encoders (BERT) keep no cache.
 
 KV precision: fp32/fp16/bf16/fp8 store whole values; llama.cpp's q8_0 and q4_0 caches use 32-value
-blocks with an FP16 scale, i.e. 8.5 and 4.5 bits per value, not 8 and 4.
+blocks with an FP16 scale, i.e. 8.5 and 4.5 bits per value, not 8 and 4 (q4_1/q5_0/q5_1/iq4_nl likewise).
+Which runtime takes which: core.sizing.runtimes (kv_refusal).
 Every sequence in a batch has its own cache, so bytes scale with batch x context.
 """
 
@@ -54,6 +55,11 @@ KV_PRECISIONS: dict[str, KvPrecision] = {
         KvPrecision("fp8", "FP8", 1, 1),
         KvPrecision("q8_0", "q8_0 (8.5 bits)", 32, 34),
         KvPrecision("q4_0", "q4_0 (4.5 bits)", 32, 18),
+        # llama.cpp's other -ctk/-ctv types (ggml block_q4_1/q5_0/q5_1/iq4_nl: 32 values with FP16 scale [+ min])
+        KvPrecision("q5_1", "q5_1 (6 bits)", 32, 24),
+        KvPrecision("q5_0", "q5_0 (5.5 bits)", 32, 22),
+        KvPrecision("q4_1", "q4_1 (5 bits)", 32, 20),
+        KvPrecision("iq4_nl", "iq4_nl (4.5 bits)", 32, 18),
     )
 }
 

@@ -1,6 +1,6 @@
 """The command lines that realise a verdict: copy, paste, and the runtime starts with the settings the answer assumed.
 
-- llama.cpp: `llama-server -hf org/repo:Q4_K_M -c <context x slots> -np <slots> -ngl <layers> [-fa on -ctk/-ctv]`
+- llama.cpp: `llama-server -hf org/repo:TYPE (the verdict's GGUF type, core.sizing.checkpoints) -c <context x slots> -np <slots> -ngl <layers> [-fa on -ctk/-ctv]`
   (llama-server shares `-c` between its `-np` slots, so each request gets `-c / -np` tokens);
 - vLLM: `vllm serve org/repo --max-model-len <context> --max-num-seqs <requests> -tp <cards>
   --gpu-memory-utilization 0.9 [--quantization ...] [--kv-cache-dtype fp8]`;
@@ -16,12 +16,17 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
-from core.sizing.precisions import get_precision
+from core.sizing.checkpoints import checkpoint, gguf_type
 from core.sizing.runtimes import VLLM_GPU_MEMORY_UTILIZATION
 
 _SAFE_REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _SAFE_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*\.gguf$")
 GGUF_PLACEHOLDER = "<org>/<repo>-GGUF"
+# llama-server -ctk/-ctv names of the KV types (fp16 is its default f16 and needs no flag)
+_LLAMA_KV = {"bf16": "bf16", "fp32": "f32", "q8_0": "q8_0", "q5_1": "q5_1", "q5_0": "q5_0", "q4_1": "q4_1",
+             "q4_0": "q4_0", "iq4_nl": "iq4_nl"}
+_QUANTIZED_KV = frozenset({"q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl"})
+_OLLAMA_KV = frozenset({"q8_0", "q4_0"})
 CHECKPOINT_PLACEHOLDER = "<org>/<repo>"
 
 
@@ -53,8 +58,7 @@ def _q(text: str) -> str:
 def llama_cpp_command(repo: str | None, precision: str, context: int, batch: int, kv_precision: str,
                       flags: str = "-ngl 999", gguf_file: str | None = None) -> str:
     """llama-server for a GGUF repo (`-hf repo:QUANT`) or a local file; `flags` carry -ngl / --n-cpu-moe."""
-    p = get_precision(precision)
-    quant = p.gguf_ftype or "Q4_K_M"
+    quant = gguf_type(precision)[0]  # the verdict's format: F16 for FP16, Q8_0 for INT8, its own GGUF type
     source = f"-hf {_q(f'{repo}:{quant}')}" if repo else f"-hf {GGUF_PLACEHOLDER}:{quant}"
     if gguf_file and repo:
         source = f"-hf {_q(repo)} -hff {_q(gguf_file)}"
@@ -62,20 +66,21 @@ def llama_cpp_command(repo: str | None, precision: str, context: int, batch: int
     if batch > 1:
         parts.append(f"-np {batch}")
     parts.append(flags)
-    if kv_precision in ("q8_0", "q4_0"):
-        parts.append(f"-fa on -ctk {kv_precision} -ctv {kv_precision}")
-    elif kv_precision in ("fp32", "bf16"):
-        parts.append(f"-ctk {'f32' if kv_precision == 'fp32' else 'bf16'} -ctv {'f32' if kv_precision == 'fp32' else 'bf16'}")
+    ggml = _LLAMA_KV.get(kv_precision)
+    if ggml and kv_precision in _QUANTIZED_KV:
+        parts.append(f"-fa on -ctk {ggml} -ctv {ggml}")  # a quantized V cache needs flash attention
+    elif ggml:
+        parts.append(f"-ctk {ggml} -ctv {ggml}")
     return " ".join(parts)
 
 
 def ollama_command(repo: str | None, precision: str, context: int, batch: int, kv_precision: str) -> str:
     """Ollama pulls a Hub GGUF as hf.co/org/repo:QUANT; num_ctx is per request, OLLAMA_NUM_PARALLEL the slots."""
-    quant = get_precision(precision).gguf_ftype or "Q4_K_M"
+    quant = gguf_type(precision)[0]
     env = []
     if batch > 1:
         env.append(f"OLLAMA_NUM_PARALLEL={batch}")
-    if kv_precision in ("q8_0", "q4_0"):
+    if kv_precision in _OLLAMA_KV:  # Ollama's OLLAMA_KV_CACHE_TYPE takes f16, q8_0 or q4_0
         env.append(f"OLLAMA_FLASH_ATTENTION=1 OLLAMA_KV_CACHE_TYPE={kv_precision}")
     serve = (" ".join(env) + " ollama serve") if env else "ollama serve"
     name = _q(f"hf.co/{repo}:{quant}") if repo else f"hf.co/{GGUF_PLACEHOLDER}:{quant}"
@@ -87,27 +92,24 @@ def ollama_command(repo: str | None, precision: str, context: int, batch: int, k
 
 
 def vllm_command(repo: str | None, precision: str, context: int, batch: int, kv_precision: str,
-                 tensor_parallel: int = 1) -> str:
-    """vllm serve with the settings the answer assumed; --quantization only where the checkpoint does not say it."""
-    p = get_precision(precision)
-    parts = ["vllm serve", _q(repo) if repo else CHECKPOINT_PLACEHOLDER, f"--max-model-len {max(1, context)}",
+                 tensor_parallel: int = 1, catalog_id: str | None = None, repo_precision: str | None = None) -> str:
+    """vllm serve with the settings the answer assumed, on a checkpoint in the verdict's format
+    (core.sizing.checkpoints): a published quantized repo, `--quantization fp8|bitsandbytes`, or a placeholder."""
+    ck = checkpoint(repo, precision, catalog_id, repo_precision)
+    parts = ["vllm serve", _q(ck.repo) if _SAFE_REPO.match(ck.repo) else ck.repo, f"--max-model-len {max(1, context)}",
              f"--max-num-seqs {max(1, batch)}"]
     if tensor_parallel > 1:
         parts.append(f"-tp {tensor_parallel}")
     parts.append(f"--gpu-memory-utilization {VLLM_GPU_MEMORY_UTILIZATION}")
-    if p.family == "bnb" or p.name == "int4":
-        parts.append("--quantization bitsandbytes")
-    elif p.name == "fp8":
-        parts.append("--quantization fp8")  # FP8 weights made at load time from a 16-bit checkpoint
-    elif p.name == "fp32":
-        parts.append("--dtype float32")
+    parts.extend(ck.vllm_flags)
     if kv_precision == "fp8":
         parts.append("--kv-cache-dtype fp8")
     return " ".join(parts)
 
 
 def launch_plan(runtime: str, precision: str, context: int, batch: int, kv_precision: str, repo: str | None = None,
-                cards_used: int = 1, flags: str = "-ngl 999", gguf_file: str | None = None) -> LaunchPlan:
+                cards_used: int = 1, flags: str = "-ngl 999", gguf_file: str | None = None,
+                catalog_id: str | None = None, repo_precision: str | None = None) -> LaunchPlan:
     """The commands for `runtime` (llama.cpp also gets the Ollama equivalent) at the verdict's precision. A repo id
     or file name that is not a plain Hub name is left out (a placeholder instead): nothing typed reaches a shell."""
     repo = repo if repo and _SAFE_REPO.match(repo) and ".." not in repo else None
@@ -118,28 +120,39 @@ def launch_plan(runtime: str, precision: str, context: int, batch: int, kv_preci
                               llama_cpp_command(repo, precision, context, batch, kv_precision, flags, gguf_file))]
         if "--n-cpu-moe" not in flags and "--tensor-split" not in flags:
             cmds.append(LaunchCommand("Ollama", ollama_command(repo, precision, context, batch, kv_precision)))
+            if kv_precision not in _OLLAMA_KV and kv_precision != "fp16":
+                notes.append(f"Ollama's OLLAMA_KV_CACHE_TYPE takes f16, q8_0 or q4_0 only: its command runs with an "
+                             f"f16 KV cache, not {kv_precision}.")
+        if not gguf_file:
+            notes.append(gguf_type(precision)[1])
         if not repo:
             notes.append(f"Replace {GGUF_PLACEHOLDER} with a GGUF repo of this model (or -m path/to/file.gguf).")
         if batch > 1:
             notes.append(f"llama-server shares -c between its {batch} slots (-np): each request gets {context:,} tokens.")
     elif runtime == "vllm":
-        cmds = [LaunchCommand("vLLM", vllm_command(repo, precision, context, batch, kv_precision, cards_used))]
-        if not repo:
-            notes.append(f"Replace {CHECKPOINT_PLACEHOLDER} with a checkpoint stored in "
-                         f"{get_precision(precision).label} (an AWQ/GPTQ/FP8 repo is detected from its config).")
+        ck = checkpoint(repo, precision, catalog_id, repo_precision)
+        cmds = [LaunchCommand("vLLM", vllm_command(repo, precision, context, batch, kv_precision, cards_used,
+                                                   catalog_id, repo_precision))]
+        if ck.note:
+            notes.append(ck.note)
+        if not repo and not ck.placeholder:
+            notes.append(f"Replace {CHECKPOINT_PLACEHOLDER} with a checkpoint of this model.")
     else:
-        target = repr(repo or CHECKPOINT_PLACEHOLDER)
-        kw = {"NF4": ", quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type='nf4')",
-              "int8": ", quantization_config=BitsAndBytesConfig(load_in_8bit=True)",
-              "int4": ", quantization_config=BitsAndBytesConfig(load_in_4bit=True)"}.get(precision, "")
+        ck = checkpoint(repo, precision, catalog_id, repo_precision, runtime="transformers")
+        target = repr(ck.repo)
+        dtype = "" if "torch_dtype" in ck.transformers_kwargs else ", torch_dtype='auto'"
+        extra = ", FineGrainedFP8Config" if "FineGrainedFP8Config" in ck.transformers_kwargs else ""
         cmds = [LaunchCommand("transformers", f"python -c \"from transformers import AutoModelForCausalLM, "
-                                              f"BitsAndBytesConfig; AutoModelForCausalLM.from_pretrained({target}, "
-                                              f"device_map='auto', torch_dtype='auto'{kw})\"")]
+                                              f"BitsAndBytesConfig{extra}; AutoModelForCausalLM.from_pretrained("
+                                              f"{target}, device_map='auto'{dtype}{ck.transformers_kwargs})\"")]
+        if ck.note:
+            notes.append(ck.note)
     return LaunchPlan(runtime, precision, tuple(cmds), tuple(notes))
 
 
 def plan_for_verdict(verdict: Any, cells: dict[tuple[str, str], Any], kv_precision: str, repo: str | None = None,
-                     gguf_file: str | None = None) -> LaunchPlan | None:
+                     gguf_file: str | None = None, catalog_id: str | None = None,
+                     repo_precision: str | None = None) -> LaunchPlan | None:
     """The launch plan that realises one verdict (core.sizing.verdict.Verdict): its precision that fits, else its
     offload plan, else its fallback format; None when it names nothing to run."""
     precision = verdict.best_precision or verdict.offload_precision or verdict.fallback_precision
@@ -151,4 +164,4 @@ def plan_for_verdict(verdict: Any, cells: dict[tuple[str, str], Any], kv_precisi
     if verdict.best_precision is None and verdict.offload is not None:
         flags = verdict.offload.flags
     return launch_plan(verdict.runtime, precision, verdict.context, verdict.batch, kv_precision, repo, cards_used,
-                       flags, gguf_file)
+                       flags, gguf_file, catalog_id, repo_precision)

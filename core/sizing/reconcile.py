@@ -57,6 +57,17 @@ _VLLM_CONCURRENCY = re.compile(r"Maximum concurrency for\s+([0-9][0-9,]{0,12})\s
 _VLLM_BLOCKS = re.compile(r"(?:^|#\s*|\]\s*)GPU blocks:\s*([0-9]{1,9})", re.I)
 _VLLM_PROFILE_KV = re.compile(r"kv_cache_size=" + _NUM + r"\s*(GiB|GB|MiB)", re.I)
 _LLAMA_FLASH = re.compile(r"\bflash_attn\s*=\s*(0|1|false|true|auto|enabled|disabled)\b", re.I)
+# the format the log loaded: llama.cpp/Ollama `print_info: file type = Q4_K - Medium` (older `model ftype`), vLLM's
+# engine config `dtype=torch.bfloat16, ... quantization=awq`; read from at most the first MAX_LINE_CHARS of a line
+_LLAMA_FTYPE = re.compile(r"(?:\bfile type|\bmodel ftype)\s*[=:]\s*([A-Za-z0-9_ .\-]{1,40})", re.I)
+_VLLM_QUANT = re.compile(r"\bquantization=['\"]?([A-Za-z0-9_\-]{1,30})")
+_VLLM_DTYPE = re.compile(r"(?<![A-Za-z_])dtype=(?:torch\.)?['\"]?(bfloat16|float16|half|float32|float|auto)\b")
+_LLAMA_KV_TYPE = re.compile(r"\bK \((f16|bf16|f32|q8_0|q5_1|q5_0|q4_1|q4_0|iq4_nl)\):", re.I)
+_VLLM_KV_DTYPE = re.compile(r"\bkv_cache_dtype=['\"]?(fp8(?:_e4m3|_e5m2)?)\b")
+_KV_NAMES = {"f16": "fp16", "f32": "fp32", "fp8_e4m3": "fp8", "fp8_e5m2": "fp8"}
+_VLLM_QUANT_NAMES = {"awq": "AWQ-INT4", "awq_marlin": "AWQ-INT4", "gptq": "GPTQ-INT4", "gptq_marlin": "GPTQ-INT4",
+                     "fp8": "FP8-SCALED", "gguf": None, "bitsandbytes": None, "compressed-tensors": None}
+_VLLM_DTYPES = {"bfloat16": "bf16", "float16": "fp16", "half": "fp16", "float32": "fp32", "float": "fp32"}
 
 
 @dataclass
@@ -67,12 +78,67 @@ class ParsedLog:
     components: dict[str, int] = field(default_factory=dict)
     facts: dict[str, int] = field(default_factory=dict)
     lines_matched: int = 0
+    precision: str | None = None  # the weight format the log names (a core.sizing.precisions name), if any
+    precision_source: str = ""  # fixed words saying which line named it (never the log's text)
+    kv_precision: str | None = None  # the KV cache type the log names (llama.cpp `K (q8_0):`, vLLM kv_cache_dtype)
 
     def to_link(self) -> str:
-        """Compact `rt.weights.4913160192.kv_cache.1073741824...` text for a shareable link (numbers only)."""
+        """Compact `rt.weights.4913160192.kv_cache.1073741824...precision.q4_k_m` text for a shareable link
+        (numbers, and the format the log named as a catalog precision name)."""
         parts = [self.runtime] + [f"{k}.{v}" for k, v in self.components.items()] + \
                 [f"{k}.{v}" for k, v in self.facts.items()]
+        if self.precision:
+            parts.append(f"precision.{self.precision.lower()}")
+        if self.kv_precision:
+            parts.append(f"kv.{self.kv_precision}")
         return ".".join(parts)
+
+
+def llama_ftype_precision(text: str) -> str | None:
+    """llama.cpp's file type words (llama_model_ftype_name: "Q4_K - Medium", "IQ4_XS - 4.25 bpw", "BF16", "all F32",
+    older "mostly Q8_0", "(guessed)") -> the precision name; None for a type the catalog lacks."""
+    from core.sizing.precisions import get_precision
+
+    words = re.sub(r"\(guessed\)|\bmostly\b|\ball\b", " ", text, flags=re.I).split()
+    if not words:
+        return None
+    head = words[0].upper()
+    size = {"SMALL": "_S", "MEDIUM": "_M", "LARGE": "_L"}.get(words[2].upper(), "") \
+        if len(words) >= 3 and words[1] == "-" else ""
+    if head == "Q2_K":
+        size = "_S" if size == "_S" else ""
+    elif head == "IQ3_S" and len(words) > 1 and words[1].lower() == "mix":
+        head = "IQ3_M"
+    elif head == "MXFP4":
+        head = "MXFP4_MOE"
+    name = {"F32": "GGUF-F32", "F16": "GGUF-F16", "BF16": "GGUF-BF16"}.get(head, head + size)
+    try:
+        return get_precision(name).name
+    except QuantLensError:
+        return None
+
+
+@dataclass(frozen=True)
+class PrecisionChoice:
+    """The format a reconcile compares at, and why: the one the log names, else the caller's fallback."""
+
+    name: str
+    from_log: bool
+    words: str  # for captions: "the format the log names in llama.cpp's file type line" / "the log names no ..."
+
+
+def choose_precision(parsed: ParsedLog, fallback: str | None = None) -> PrecisionChoice:
+    """One rule for the page and the CLI: the format the log names whenever it names one; else `fallback` (the
+    page's first precision, the CLI's --precision default), else bf16 for vLLM and Q4_K_M for a GGUF runtime."""
+    from core.sizing.precisions import get_precision
+
+    if parsed.precision:
+        return PrecisionChoice(parsed.precision, True, "the format the log names"
+                               + (f" in {parsed.precision_source}" if parsed.precision_source else ""))
+    name = fallback or ("bf16" if parsed.runtime == "vllm" else "Q4_K_M")
+    return PrecisionChoice(get_precision(name).name, False,
+                           f"the log names no format: compared at {get_precision(name).label}"
+                           + (" (the first precision chosen)" if fallback else " (the default)"))
 
 
 def _bytes(value: str, unit: str) -> int:
@@ -103,11 +169,26 @@ def parse_log(text: str | bytes) -> ParsedLog:
     section = "main"  # "draft" after a draft-model line, "mmproj" after a clip/mtmd line
     vllm = ollama = False
     matched = 0
+    precision: str | None = None
+    precision_source = ""
+    vllm_dtype: str | None = None
+    kv_type: str | None = None
 
     def add(key: str, n: int) -> None:
         comp[key] = comp.get(key, 0) + n
 
     for raw in text.splitlines():
+        head = raw[:MAX_LINE_CHARS]  # vLLM's engine config line can be long; its dtype/quantization come early
+        if precision is None and (m := _LLAMA_FTYPE.search(head)):
+            precision = llama_ftype_precision(m.group(1))
+            precision_source = "llama.cpp's file type line" if precision else ""
+        if "quantization=" in head and (m := _VLLM_QUANT.search(head)) and m.group(1).lower() != "none":
+            if precision is None and (q := _VLLM_QUANT_NAMES.get(m.group(1).lower())):
+                precision, precision_source = q, "vLLM's quantization setting"
+        elif vllm_dtype is None and "quantization=" in head and (m := _VLLM_DTYPE.search(head)):
+            vllm_dtype = _VLLM_DTYPES.get(m.group(1).lower())
+        if kv_type is None and section == "main" and (m := _LLAMA_KV_TYPE.search(head) or _VLLM_KV_DTYPE.search(head)):
+            kv_type = _KV_NAMES.get(m.group(1).lower(), m.group(1).lower())
         if len(raw) > MAX_LINE_CHARS:
             continue
         line = raw.strip()
@@ -196,7 +277,9 @@ def parse_log(text: str | bytes) -> ParsedLog:
         raise QuantLensError("log_no_memory_lines", "No memory lines found: paste the start-up part of a llama.cpp "
                                                     "(buffer size lines), Ollama or vLLM log.")
     runtime = "vllm" if vllm and not comp.get("compute") else "ollama" if ollama else "llama.cpp"
-    return ParsedLog(runtime, comp, facts, matched)
+    if precision is None and vllm_dtype and runtime == "vllm":
+        precision, precision_source = vllm_dtype, "vLLM's dtype setting (no quantization)"
+    return ParsedLog(runtime, comp, facts, matched, precision, precision_source, kv_type)
 
 
 def from_link(text: str) -> ParsedLog:
@@ -213,6 +296,24 @@ def from_link(text: str) -> ParsedLog:
         raise QuantLensError("log_link_invalid", "The measured numbers in the link are not readable.")
     parsed = ParsedLog(runtime)
     for key, value in zip(rest[::2], rest[1::2], strict=True):
+        if key == "kv" and parsed.kv_precision is None:
+            from core.sizing.kv_cache import KV_PRECISIONS
+
+            if value not in KV_PRECISIONS:
+                raise QuantLensError("log_link_invalid", "The link names an unknown KV cache type.")
+            parsed.kv_precision = value
+            continue
+        if key == "precision" and parsed.precision is None:
+            from core.sizing.precisions import get_precision
+
+            if not re.fullmatch(r"[a-z0-9_\-]{1,24}", value):
+                raise QuantLensError("log_link_invalid", "The format in the link is not readable.")
+            try:
+                parsed.precision = get_precision(value).name
+            except QuantLensError:
+                raise QuantLensError("log_link_invalid", "The link names an unknown format.") from None
+            parsed.precision_source = ""  # the link keeps the format, not which line named it
+            continue
         if not value.isascii() or not value.isdecimal() or len(value) > 16:
             raise QuantLensError("log_link_invalid", "The measured numbers in the link are not readable.")
         if key in COMPONENTS:
@@ -268,20 +369,21 @@ def predicted_components(model, precision: str, parsed: ParsedLog, kv_precision:
     out: dict[str, int] = {}
     if parsed.runtime == "vllm":
         ctx = parsed.facts.get("max_model_len", 0)
-        e = estimate(model, precision, ctx, 1, kv_precision if kv_precision in ("fp16", "bf16", "fp8") else "fp16",
-                     "vllm")
+        kv_vllm = kv_precision if kv_precision in ("fp16", "bf16", "fp8") else "fp16"
+        e = estimate(model, precision, ctx, 1, kv_vllm, "vllm")
         out["weights"] = e.weights_bytes // max(1, tensor_parallel)
         if model.architecture is not None and ctx and not model.architecture.is_encoder:
             from core.sizing.serving import kv_tokens_from_bytes, vllm_capacity
 
             if total_memory_bytes:
                 cap = vllm_capacity(model.architecture, e.weights_bytes, total_memory_bytes, ctx,
-                                    tensor_parallel=tensor_parallel, max_num_batched_tokens=max_num_batched_tokens)
+                                    tensor_parallel=tensor_parallel, max_num_batched_tokens=max_num_batched_tokens,
+                                    kv_precision=kv_vllm)
                 out["vllm_kv_pool"] = cap.kv_cache_bytes_per_card
                 out["kv_tokens"] = cap.gpu_kv_cache_tokens
             elif "vllm_kv_pool" in parsed.components:  # no card given: check the pool -> tokens arithmetic alone
                 out["kv_tokens"] = kv_tokens_from_bytes(model.architecture, parsed.components["vllm_kv_pool"],
-                                                        "fp16", tensor_parallel)
+                                                        kv_vllm, tensor_parallel)
         return out
     ctx = parsed.facts.get("n_ctx", 0)
     e = estimate(model, precision, ctx, 1, kv_precision, "llama.cpp")

@@ -43,6 +43,8 @@ class RuntimeRules:
     reserves: str  # what it keeps besides weights and KV cache, in words
     fallback_ladder: tuple[str, ...]  # formats to try, most faithful first, when none chosen fits
     hardware_kinds: frozenset[str]  # "gpu", "apple", "cpu" it runs on
+    kv_precisions: tuple[str, ...] = ("fp16", "bf16", "fp32")  # KV cache types it can be told to use
+    kv_words: str = ""  # how it is told, and what it cannot do, in one sentence
 
 
 RUNTIME_RULES: dict[str, RuntimeRules] = {
@@ -70,6 +72,9 @@ RUNTIME_RULES: dict[str, RuntimeRules] = {
         fallback_ladder=("fp16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "IQ4_XS", "Q3_K_M", "IQ3_XXS", "Q2_K",
                          "IQ2_XS", "IQ2_XXS", "IQ1_M"),
         hardware_kinds=frozenset({"gpu", "apple", "cpu"}),
+        kv_precisions=("fp16", "bf16", "fp32", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl"),
+        kv_words="llama.cpp sets its KV cache type with -ctk/-ctv (f16, bf16, f32, q8_0, q5_1, q5_0, q4_1, q4_0, "
+                 "iq4_nl; a quantized V cache needs flash attention, -fa on); it has no FP8 cache.",
     ),
     "vllm": RuntimeRules(
         name="vllm",
@@ -90,6 +95,9 @@ RUNTIME_RULES: dict[str, RuntimeRules] = {
                  "context; everything else up to gpu_memory_utilization becomes the KV cache pool",
         fallback_ladder=("fp16", "FP8-SCALED", "int8", "AWQ-INT4", "GPTQ-INT4"),
         hardware_kinds=frozenset({"gpu", "cpu"}),
+        kv_precisions=("fp16", "bf16", "fp8"),
+        kv_words="vLLM keeps its KV cache in the model's dtype (--kv-cache-dtype auto) or in FP8 (--kv-cache-dtype "
+                 "fp8, fp8_e4m3 or fp8_e5m2); it has no q8_0/q4_0 cache.",
     ),
     "transformers": RuntimeRules(
         name="transformers",
@@ -108,6 +116,10 @@ RUNTIME_RULES: dict[str, RuntimeRules] = {
         reserves="one prompt-length forward pass in 16-bit, the logits and the caching allocator's slack",
         fallback_ladder=("fp16", "FP8-SCALED", "int8", "NF4", "AWQ-INT4"),
         hardware_kinds=frozenset({"gpu", "apple", "cpu"}),
+        kv_precisions=("fp16", "bf16", "fp32"),
+        kv_words="transformers keeps its KV cache (DynamicCache) in the model's dtype; its quantized cache "
+                 "(cache_implementation=\"quantized\", quanto/HQQ 2/4-bit with a full-precision residual window) "
+                 "is not sized here.",
     ),
 }
 
@@ -132,6 +144,19 @@ def load_refusal(runtime: str, precision: str | Precision) -> str | None:
 
 def loads(runtime: str, precision: str | Precision) -> bool:
     return load_refusal(runtime, precision) is None
+
+
+def kv_refusal(runtime: str, kv_precision: str) -> str | None:
+    """None when `runtime` can keep its KV cache in `kv_precision`; else one sentence saying what it takes."""
+    r = rules(runtime)
+    if kv_precision in r.kv_precisions:
+        return None
+    return f"{r.label} cannot keep its KV cache in {kv_precision}: {r.kv_words}"
+
+
+def kv_choices(runtime: str) -> tuple[str, ...]:
+    """The KV cache precisions `runtime` takes, FP16 first (the page's selector offers these only)."""
+    return rules(runtime).kv_precisions
 
 
 def hardware_refusal(runtime: str, hw: Hardware) -> str | None:
@@ -213,4 +238,5 @@ def rules_summary(runtime: str) -> dict[str, object]:
         "split_words": r.split_words,
         "reserves": r.reserves,
         "fallback_ladder": list(r.fallback_ladder),
+        "kv_precisions": list(r.kv_precisions),
     }

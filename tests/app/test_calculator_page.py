@@ -80,12 +80,12 @@ def test_several_models_give_a_models_by_precisions_table():
 
 
 def test_query_params_restore_the_whole_state():
-    at = page(src="params", params="7B 70B", prec=["fp16", "int8", "int4"], ctx="0", batch="1", kv="q8_0",
+    at = page(src="params", params="7B 70B", prec=["fp16", "int8", "int4"], ctx="0", batch="1", kv="fp8",
               rt="vllm", gpu=["rtx-4090"])
     assert not at.exception and not any(w.startswith("Ignored") for w in shown_all(at.warning.values))
     assert at.radio(key="w_src").value == "params"
     assert at.text_input(key="w_params").value == "7B 70B"
-    assert at.selectbox(key="w_kv").value == "q8_0" and at.selectbox(key="w_rt").value == "vllm"
+    assert at.selectbox(key="w_kv").value == "fp8" and at.selectbox(key="w_rt").value == "vllm"
     df = memory_table(at)
     assert df["Weights GB"].round(6).tolist() == [14.0, 7.0, 3.5, 140.0, 70.0, 35.0]
 

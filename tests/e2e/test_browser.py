@@ -100,7 +100,7 @@ def test_calculator_input_changes_the_table_and_the_url(page, server_url):
 
 def test_a_shared_calculator_link_restores_the_same_state(page, server_url):
     link = (f"{server_url}/calculator?src=params&params=13B&prec=int8&prec=Q4_K_M&ctx=8192&batch=2"
-            "&kv=q8_0&rt=vllm&gpu=rtx-4090")
+            "&kv=fp8&rt=vllm&gpu=rtx-4090")
     page.goto(link)
     wait_for_app(page)
     expect(page.get_by_label(PARAMS_LABEL)).to_have_value("13B")
@@ -108,7 +108,7 @@ def test_a_shared_calculator_link_restores_the_same_state(page, server_url):
     expect(page.get_by_label("Batch (sequences)")).to_have_value("2")
     restored = query(page)
     assert restored["prec"] == ["int8", "Q4_K_M"]
-    assert restored["kv"] == ["q8_0"] and restored["rt"] == ["vllm"] and restored["gpu"] == ["rtx-4090"]
+    assert restored["kv"] == ["fp8"] and restored["rt"] == ["vllm"] and restored["gpu"] == ["rtx-4090"]
     cells = memory_table_cells(page, containing=("INT8",))
     assert "INT8" in cells and "GGUF Q4_K_M" in cells and "FP16" not in cells
 
@@ -118,7 +118,7 @@ def test_a_shared_calculator_link_restores_the_same_state(page, server_url):
     link_code = page.locator("[data-testid='stCode']").filter(has_text="/calculator?").first
     expect(link_code).to_be_visible()
     shown = link_code.inner_text()
-    assert "params=13B" in shown and "kv=q8_0" in shown
+    assert "params=13B" in shown and "kv=fp8" in shown
     assert_no_exception(page)
 
 
