@@ -49,3 +49,21 @@ def test_variants_slower_than_fp32_get_a_reason_and_faster_ones_none():
         **{**REPORT.results[1].__dict__, "is_reference": False}), 22_700_000)
     assert "on a model this small (23M parameters)" in slower_than_fp32(REPORT.results[3], 22_700_000)
     assert slower_than_fp32(REPORT.results[2], 22_700_000) is None
+
+
+def test_a_slowdown_inside_the_machines_noise_is_not_called_slower_anywhere():
+    """The demo once said "2.0x smaller but slower (0.89x)" for FP16 beside a table marking 0.30-1.51 "within noise"."""
+    from dataclasses import replace
+
+    from core.compare.judge.verdict import RECOMMENDED, verdict_for
+
+    noisy = replace(variant("fp16", 45, 0.89, 0.9999), speedup_paired={"median": 0.89, "p10": 0.30, "p90": 1.51,
+                                                                         "within_noise": True})
+    code, sentence = verdict_for(noisy, "tensors")
+    assert code == RECOMMENDED and "slower" not in sentence and "same speed" in sentence
+    assert slower_than_fp32(noisy, 22_700_000) is None
+    rec = recommend(ComparisonReport(REPORT.model, "fp32", {"count": 8}, [variant("fp32", 90, 1.0, 1.0), noisy],
+                                     {}, {}, {}), 0.99)
+    assert "slower" not in rec.sentence and "within this machine's noise" in rec.sentence
+    measured_slower = replace(noisy, speedup_paired={"median": 0.6, "within_noise": False}, speedup_vs_fp32=0.6)
+    assert "slower" in verdict_for(measured_slower, "tensors")[1]

@@ -84,7 +84,8 @@ def recommend(report: ComparisonReport, threshold: float) -> Recommendation:
                               f"No variant keeps the {words} at or above {threshold:.3f}: keep the "
                               f"{report.reference.upper()} model, or lower the bar.", (), failing)
     best, score = min(pareto_front(passing), key=lambda rs: (rs[0].size_bytes, -rs[0].speedup_vs_fp32))
-    speed = (f"{best.speedup_vs_fp32:.2f}x as fast as FP32" if best.speedup_vs_fp32 >= 1
+    speed = ("the same speed as FP32 within this machine's noise" if _within_noise(best)
+             else f"{best.speedup_vs_fp32:.2f}x as fast as FP32" if best.speedup_vs_fp32 >= 1
              else f"{1 / best.speedup_vs_fp32:.2f}x slower than FP32")
     against = "FP32" if best.precision == report.reference else report.reference.upper()
     sentence = (f"Ship {best.label}: {best.size_bytes / 1e6:.1f} MB ({best.size_ratio_vs_fp32:.1f}x smaller than FP32), "
@@ -139,9 +140,14 @@ def metric_in_words(key: str, value: float) -> str | None:
     return None
 
 
+def _within_noise(r: VariantResult) -> bool:
+    """The paired rounds could not tell this variant's speed from FP32's (core.compare.measure.paired_timing)."""
+    return bool((r.speedup_paired or {}).get("within_noise"))
+
+
 def slower_than_fp32(r: VariantResult, parameters: int | None) -> str | None:
     """Why a variant measured slower than FP32 on this CPU, when it did; None when it is not slower."""
-    if r.is_reference or r.precision == "fp32" or r.speedup_vs_fp32 >= 1:
+    if r.is_reference or r.precision == "fp32" or r.speedup_vs_fp32 >= 1 or _within_noise(r):
         return None
     small = parameters is not None and parameters < 500_000_000
     size = f" ({parameters / 1e6:.0f}M parameters)" if parameters else ""
