@@ -226,8 +226,18 @@ def _architecture_from_inventory(config: dict[str, Any]) -> Any:
         image_tokens=plan.image_tokens, image_resolution=plan.image_resolution,
         layer_kinds=tuple(sorted(kinds.items())), source=inv.library_version,
         moe_experts=(plan.num_experts, plan.experts_per_token),
+        definition_config=_definition_config(config, text),
     )
     return arch if not plan.encoder_decoder else replace(arch, encoder_decoder=True)
+
+
+def _definition_config(config: dict[str, Any], text: dict[str, Any]) -> dict[str, Any]:
+    """The language model's config fields as the GGUF converter reads them: the config as given (its text_config
+    for a multimodal wrapper), with the values transformers resolved (defaults filled in) over it."""
+    raw = config.get("text_config") if isinstance(config.get("text_config"), dict) else config
+    out = {k: v for k, v in raw.items() if isinstance(k, str) and not isinstance(v, dict) or k == "rope_scaling"}
+    out.update(text)
+    return out
 
 
 def _first_int(d: dict[str, Any], *keys: str) -> int:

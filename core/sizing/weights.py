@@ -97,6 +97,11 @@ def weights_bytes(p: Precision, parameters: int, arch: Architecture | None, imat
         return _ceil(parameters * p.bits_per_weight / 8)
     if p.family == "gguf":
         assert p.gguf_ftype is not None
+        if arch is not None and arch.inventory_key:
+            from core.sizing import gguf_inventory
+
+            if gguf_inventory.usable(arch):  # language-model file as llama.cpp writes it + the mmproj file
+                return gguf.file_bytes(arch, p.gguf_ftype, imatrix) + gguf_inventory.layout(arch).mmproj_bytes
         if arch is not None and arch.components and any(t.role == "tower" for t in tensor_inventory(arch)):
             language, tower = _split_tower(arch)
             return gguf.file_bytes(language, p.gguf_ftype, imatrix) + 2 * tower  # + the F16 mmproj file
