@@ -27,6 +27,7 @@ GGUF_ARCH: dict[str, str] = {
     "llama": "llama", "mistral": "llama", "mixtral": "llama", "qwen2": "qwen2", "qwen2_moe": "qwen2moe",
     "qwen3": "qwen3", "qwen3_moe": "qwen3moe", "qwen3_next": "qwen3next", "phi3": "phi3", "phi": "phi2",
     "gpt2": "gpt2", "gemma": "gemma", "gemma2": "gemma2", "gemma3_text": "gemma3", "gemma3": "gemma3",
+    "llava": "llama", "qwen2_vl": "qwen2vl", "qwen2_5_vl": "qwen2vl",
     "deepseek_v2": "deepseek2", "deepseek_v3": "deepseek2", "kimi_k2": "deepseek2",
     "mamba": "mamba", "falcon_mamba": "mamba", "mamba2": "mamba2", "jamba": "jamba",
     "granitemoehybrid": "granitehybrid", "nemotron_h": "nemotron_h", "lfm2": "lfm2", "glm4_moe": "glm4moe",
