@@ -8,8 +8,8 @@ type per tensor, checked tensor for tensor against llama.cpp in tests/core/test_
 feeds it the engine's inventory and adds what the checkpoint has beyond what transformers builds:
 - MTP / nextn layers the converter writes (GLM-4.5: one more decoder block plus eh_proj, enorm, hnorm, its own
   embedding and head; DeepSeek-V3's is skipped by the converter, so it is not added);
-- the vision / audio tower goes to the separate mmproj file, F16 with 1-D tensors in F32 (`--mmproj`), sized
-  apart from the language-model file.
+- the vision / audio tower goes to the separate mmproj file (`--mmproj`, F16; 1-D tensors and position
+  embeddings in F32), sized apart from the language-model file.
 
 Cost: the name mapping runs once per inventory (config hash), the per-type rules once per (hash, type,
 importance matrix); both are cached in memory (bounded), so every later click is a dictionary look-up.
@@ -19,6 +19,7 @@ Standard library only at top level (core.sizing imports are local to keep import
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -27,9 +28,10 @@ from typing import Any
 from core.errors import QuantLensError
 
 CACHE_SIZE = 32
+_POSITION = re.compile(r"(position_embedding|pos_embed|embed_positions|positional_embedding)")
 # model_type -> how many MTP (nextn) blocks llama.cpp b11434's converter writes from the checkpoint. Only
 # GLM-4.5 (conversion/glm.py keeps them as blk.N with nextn.* tensors); DeepSeek-V3's converter skips its MTP layer.
-_MTP_WRITTEN = ("glm4_moe",)
+MTP_WRITTEN = ("glm4_moe",)
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ def _mtp_tensors(a: Any, hf: list[tuple[str, tuple[int, ...]]]) -> list[tuple[st
     does not build. Same rule as the truth harness (bench/truth/sparse_gguf.py `_extra_tensors`)."""
     cfg = a.definition_config
     n_mtp = cfg.get("num_nextn_predict_layers")
-    if a.model_type not in _MTP_WRITTEN or not isinstance(n_mtp, int) or n_mtp <= 0:
+    if a.model_type not in MTP_WRITTEN or not isinstance(n_mtp, int) or n_mtp <= 0:
         return []
     n = int(cfg.get("num_hidden_layers") or a.num_layers)
     last = f"model.layers.{n - 1}."
@@ -133,7 +135,7 @@ def _layout(a: Any) -> GgufLayout:
     mmproj = 0
     for t in tensor_inventory(a):
         if t.role == "tower":
-            mmproj += t.numel * (2 if len(t.shape) > 1 else 4)
+            mmproj += mmproj_tensor_bytes(t.name, t.shape)
         else:
             hf.append((_language_name(t.name), t.shape))
     extra = _mtp_tensors(a, hf)
@@ -146,7 +148,17 @@ def _layout(a: Any) -> GgufLayout:
     gqa = max(1, a.num_heads // max(1, a.num_kv_heads))
     mtp = len({_block(n) for n, _ in extra})
     return GgufLayout(arch, tuple(t for t in tensors if not t.mmproj), n_blocks, a.moe_experts[0], gqa,
-                      mmproj + sum(t.numel * (2 if len(t.shape) > 1 else 4) for t in tensors if t.mmproj), mtp)
+                      mmproj + sum(mmproj_tensor_bytes(t.name, t.shape) for t in tensors if t.mmproj), mtp)
+
+
+def mmproj_tensor_bytes(name: str, shape: tuple[int, ...]) -> int:
+    """One tower tensor in the F16 mmproj file (conversion/base.py `prepare_tensors`): 1-D tensors, norms and the
+    vision/audio position embeddings (V_ENC_EMBD_POS / A_ENC_EMBD_POS) in F32, the rest in F16."""
+    n = 1
+    for d in shape:
+        n *= d
+    f32 = len(shape) <= 1 or _POSITION.search(name) is not None or not name.endswith(".weight")
+    return n * (4 if f32 else 2)
 
 
 def typed_tensors(a: Any, ftype: str, imatrix: bool) -> tuple[tuple[str, str, int, int], ...]:

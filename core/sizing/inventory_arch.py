@@ -144,10 +144,12 @@ _ARCH_CACHE_SIZE = 32
 
 def clear_cache() -> None:
     """Forget built architectures and in-memory inventories (the disk cache stays): a fresh app process."""
+    from core.sizing import gguf_inventory
     from core.sizing.meta_inventory import clear_memory_cache
 
     _ARCH_CACHE.clear()
     clear_memory_cache()
+    gguf_inventory.clear_cache()
 
 
 def architecture_from_inventory(config: dict[str, Any]) -> Any:
@@ -205,9 +207,13 @@ def _architecture_from_inventory(config: dict[str, Any]) -> Any:
         warnings.append(f"model_type {declared!r} is built as transformers' {inv.model_class} ({inv.model_type}), "
                         "the class its config names.")
     if isinstance(config.get("num_nextn_predict_layers"), int) and config["num_nextn_predict_layers"] > 0:
+        from core.sizing.gguf_inventory import MTP_WRITTEN
+
+        gguf_note = (" llama.cpp's converter writes them into the GGUF file, so GGUF sizes include them."
+                     if inv.model_type in MTP_WRITTEN else "")
         warnings.append(f"The {config['num_nextn_predict_layers']} multi-token-prediction (MTP) layer(s) in the "
-                        "checkpoint are not part of the model transformers builds and are not counted; model cards "
-                        "leave them out of the total too.")
+                        "checkpoint are not part of the model transformers builds and are not counted in the "
+                        "parameters; model cards leave them out of the total too." + gguf_note)
     encoder_tokens = plan.encoder_tokens
     arch = Architecture(
         model_type=declared or inv.model_type, vocab_size=vocab, hidden_size=hidden,
