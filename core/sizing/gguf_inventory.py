@@ -120,6 +120,10 @@ def layout(a: Any) -> GgufLayout:
             hit = _layout(a)
         except QuantLensError as exc:
             hit = exc
+        except (ArithmeticError, ImportError, KeyError, TypeError, ValueError) as exc:
+            # A config the converter's steps cannot read (odd field values): the page falls back, never crashes.
+            hit = QuantLensError("gguf_layout_failed", f"llama.cpp's converter steps could not read this "
+                                 f"{a.model_type!r} model ({type(exc).__name__}).")
         _remember(_LAYOUTS, key, hit)
     if isinstance(hit, QuantLensError):
         raise hit
