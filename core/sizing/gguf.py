@@ -310,6 +310,8 @@ def plan(a: Architecture, ftype: str, imatrix: bool | None = None) -> tuple[Tens
 
     `imatrix`: whether an importance matrix was used (it changes a few choices, e.g. Q4_0 keeps the first
     ffn_down layers at Q4_1 and IQ4_XS stops bumping them to Q5_K); None = only where llama.cpp requires one.
+    An architecture read from the model's own definition is planned by core.sizing.gguf_inventory instead (llama.cpp
+    b11434's converter names and llama-quantize rules); the hand-written families keep the rules below.
     """
     ftype = ftype.upper()
     if ftype not in FTYPE_DEFAULT:
