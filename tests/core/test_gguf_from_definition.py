@@ -127,3 +127,12 @@ def test_the_cli_and_the_engine_give_the_same_gguf_bytes_for_a_config(tmp_path):
     for p in ("Q4_K_M", "Q8_0"):
         assert (shown[p] - gguf.header_bytes(model.architecture)) / MIB == pytest.approx(
             rec["quantize"][p]["quant_size_mib"], abs=0.01)
+
+
+def test_a_later_click_reuses_the_gguf_mapping_of_the_same_config():
+    """The converter naming runs once per config (hash) and the quantize rules once per type: later clicks look up."""
+    rec = _record("jamba-1.5-mini")
+    first = sizing.model_from_config(rec["config"], "a").architecture
+    again = sizing.model_from_config(json.loads(json.dumps(rec["config"])), "b").architecture
+    assert gguf_inventory.layout(first) is gguf_inventory.layout(again)
+    assert gguf_inventory.typed_tensors(first, "Q4_K_M", False) is gguf_inventory.typed_tensors(again, "Q4_K_M", False)
