@@ -3,8 +3,9 @@
 The first time a config is seen, the calculator shows a spinner while transformers builds the model on the meta
 device in a child process; every later click reads the cached inventory and is arithmetic. This prints both per
 reference config, so the cost of the first click and the steadiness of the later ones can be read side by side.
-"first GGUF ms" is the first GGUF-sized click of a fresh process whose inventory is on disk: it includes naming
-every tensor as llama.cpp's converter does and llama-quantize's rules (core.sizing.gguf_inventory), cached after.
+"first GGUF ms" is the first GGUF-sized click (one Q4_K_M row) of a fresh process after the inventory is read from
+disk: naming every tensor as llama.cpp's converter does and llama-quantize's rules (core.sizing.gguf_inventory),
+cached per config hash and type after that.
 
     .venv/bin/python bench/bench_inventory.py [--clicks 20] [NAME ...]
 """
@@ -47,11 +48,10 @@ def main() -> int:
         path = "hand-written" if model.architecture and not model.architecture.inventory_key else "meta device"
         inventory_arch.clear_cache()  # a new app process: read back from the disk cache
         t0 = time.perf_counter()
-        sizing.model_from_config(cfg, name)
+        model = sizing.model_from_config(cfg, name)
         disk = time.perf_counter() - t0
-        inventory_arch.clear_cache()  # again a fresh process: the GGUF mapping is not cached yet either
-        t0 = time.perf_counter()
-        sizing.calculate([sizing.model_from_config(cfg, name)], ("Q4_K_M",), 4096, 1, "fp16", "llama.cpp")
+        t0 = time.perf_counter()  # the GGUF mapping was cleared with the rest: this click names and types it
+        sizing.calculate([model], ("Q4_K_M",), 4096, 1, "fp16", "llama.cpp")
         first_gguf = time.perf_counter() - t0
         clicks = []
         for i in range(args.clicks):
