@@ -69,6 +69,8 @@ def clear_cache() -> None:
 def _language_name(name: str) -> str:
     """Multimodal wrappers nest the language model (`model.language_model.layers.0...`, `language_model.lm_head`);
     the converters strip that level before the tensor-name map (conversion/gemma.py, llava.py, qwen.py)."""
+    if "language_model." not in name:
+        return name
     if name.startswith("model.language_model."):
         return "model." + name[len("model.language_model."):]
     if name.startswith("language_model.model."):
@@ -137,15 +139,18 @@ def _layout(a: Any) -> GgufLayout:
     arch = gguf_arch(a.model_type)
     hf: list[tuple[str, tuple[int, ...]]] = []
     mmproj = 0
+    last_block = -1
     for t in tensor_inventory(a):
         if t.role == "tower":
             mmproj += mmproj_tensor_bytes(t.name, t.shape)
         else:
             hf.append((_language_name(t.name), t.shape))
+            if t.layer is not None and t.layer > last_block:
+                last_block = t.layer
     extra = _mtp_tensors(a, hf)
     hf += extra
-    blocks = [b for name, _ in hf if (b := _block(name)) is not None]
-    n_blocks = max(blocks) + 1 if blocks else 0
+    blocks = [b for name, _ in extra if (b := _block(name)) is not None]
+    n_blocks = max([last_block, *blocks]) + 1
     cfg = dict(a.definition_config)
     cfg.setdefault("num_hidden_layers", a.num_layers)
     tensors = map_tensors(arch, hf, n_blocks, config=cfg)
