@@ -135,6 +135,9 @@ class Architecture:
     layer_kinds: tuple[tuple[str, int], ...] = ()  # ("attention", 4), ("ssm", 36), ...
     moe_experts: tuple[int, int] = (0, 0)  # (routed experts, experts per token) read from the definition
     source: str = ""  # "" = hand-written rules; else the library that built the inventory
+    # The language model's config fields (the config as given, transformers' resolved values over it) that
+    # llama.cpp's converter reads to write the GGUF file (core.sizing.gguf_inventory); equal inventory_key, equal dict.
+    definition_config: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def gqa_ratio(self) -> int:

@@ -310,10 +310,20 @@ def plan(a: Architecture, ftype: str, imatrix: bool | None = None) -> tuple[Tens
 
     `imatrix`: whether an importance matrix was used (it changes a few choices, e.g. Q4_0 keeps the first
     ffn_down layers at Q4_1 and IQ4_XS stops bumping them to Q5_K); None = only where llama.cpp requires one.
+    An architecture read from the model's own definition is planned by core.sizing.gguf_inventory instead (llama.cpp
+    b11434's converter names and llama-quantize rules); the hand-written families keep the rules below.
     """
     ftype = ftype.upper()
     if ftype not in FTYPE_DEFAULT:
         raise QuantLensError("unknown_gguf_type", f"Unknown GGUF type {ftype!r}; known: {', '.join(FTYPE_DEFAULT)}.")
+    if a.inventory_key:
+        from core.sizing import gguf_inventory
+
+        if gguf_inventory.usable(a):
+            # The model's own definition, named and typed as llama.cpp's converter and llama-quantize do
+            # (core.sizing.gguf_map, checked against llama.cpp b11434); the vision/audio tower is the mmproj file.
+            return tuple(TensorPlan(n, t, numel, size)
+                         for n, t, numel, size in gguf_inventory.typed_tensors(a, ftype, uses_imatrix(ftype, imatrix)))
     default = FTYPE_DEFAULT[ftype]
     infos = _tensor_infos(a)
     state = _State(a, infos)
@@ -340,6 +350,12 @@ def plan(a: Architecture, ftype: str, imatrix: bool | None = None) -> tuple[Tens
 
 def header_bytes(a: Architecture) -> int:
     """Approximate GGUF header: metadata, tokenizer vocabulary/merges and tensor infos (a few MB)."""
+    if a.inventory_key:
+        from core.sizing import gguf_inventory
+
+        if gguf_inventory.usable(a):
+            n_tensors = len(gguf_inventory.layout(a).tensors)
+            return HEADER_FIXED_BYTES + HEADER_BYTES_PER_VOCAB * a.vocab_size + HEADER_BYTES_PER_TENSOR * n_tensors
     return HEADER_FIXED_BYTES + HEADER_BYTES_PER_VOCAB * a.vocab_size + HEADER_BYTES_PER_TENSOR * len(tensor_inventory(a))
 
 

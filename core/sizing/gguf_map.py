@@ -27,6 +27,7 @@ GGUF_ARCH: dict[str, str] = {
     "llama": "llama", "mistral": "llama", "mixtral": "llama", "qwen2": "qwen2", "qwen2_moe": "qwen2moe",
     "qwen3": "qwen3", "qwen3_moe": "qwen3moe", "qwen3_next": "qwen3next", "phi3": "phi3", "phi": "phi2",
     "gpt2": "gpt2", "gemma": "gemma", "gemma2": "gemma2", "gemma3_text": "gemma3", "gemma3": "gemma3",
+    "llava": "llama", "qwen2_vl": "qwen2vl", "qwen2_5_vl": "qwen2vl",
     "deepseek_v2": "deepseek2", "deepseek_v3": "deepseek2", "kimi_k2": "deepseek2",
     "mamba": "mamba", "falcon_mamba": "mamba", "mamba2": "mamba2", "jamba": "jamba",
     "granitemoehybrid": "granitehybrid", "nemotron_h": "nemotron_h", "lfm2": "lfm2", "glm4_moe": "glm4moe",
@@ -175,6 +176,21 @@ def gguf_tensor_plan(
     undercount the file.
     """
     arch = gguf_arch(model_type) if model_type in GGUF_ARCH else model_type
+    out = map_tensors(arch, tensors, n_blocks, source=source, config=config)
+    lm = [t for t in out if not t.mmproj]
+    types = quantize_types(arch, lm, ftypes, n_expert=n_expert, gqa=gqa, n_layer=n_blocks)
+    return [GgufTensor(t.name, t.shape, t.source_type, t.hf_names, types.get(t.name, {}), t.mmproj) for t in out]
+
+
+def map_tensors(
+    arch: str,
+    tensors: list[tuple[str, tuple[int, ...]]],
+    n_blocks: int,
+    source: str = "F16",
+    config: dict | None = None,
+) -> list[GgufTensor]:
+    """The converter's half of `gguf_tensor_plan`: llama.cpp names, shapes and written types, no quantize types
+    (the part worth caching per model: it does not depend on the GGUF file type)."""
     tmap, arch_id = _name_map(arch, n_blocks)
     out: list[GgufTensor] = []
     stacked: dict[str, list] = {}
@@ -224,20 +240,18 @@ def gguf_tensor_plan(
                                      f"llama.cpp's tensor-name map for {arch!r} has no name for experts {t.name!r}.")
             full = (count, *shape)
             out[i] = GgufTensor(name, full, "F32" if _is_f32(name, full, arch_id) else source, tuple(names))
-    out = _extra_tensors(arch, config or {}) + out
-    lm = [t for t in out if not t.mmproj]
-    types = quantize_types(arch, lm, ftypes, n_expert=n_expert, gqa=gqa, n_layer=n_blocks)
-    return [GgufTensor(t.name, t.shape, t.source_type, t.hf_names, types.get(t.name, {}), t.mmproj) for t in out]
+    return _extra_tensors(arch, config or {}) + out
 
 
 def quantize_types(arch: str, tensors: list[GgufTensor], ftypes: tuple[str, ...], *, n_expert: int, gqa: int,
-                   n_layer: int) -> dict[str, dict[str, str]]:
+                   n_layer: int, imatrix: bool = False) -> dict[str, dict[str, str]]:
     """llama-quantize's type for every tensor and file type (llama.cpp b11434 `llama_tensor_get_type`).
 
     Differences from the published-file rules in core.sizing.gguf (older builds), as b11434 has them:
     fused attn_qkv and MLA's attn_kv_b take the attn_v branch (`category_is_attn_v`), and without experts
     the ffn_down layer index is a running count of ffn_down tensors (`i_ffn_down`), not the block number, which
-    matters for hybrids whose MLP sits on some blocks only.
+    matters for hybrids whose MLP sits on some blocks only. `imatrix`: made with an importance matrix (a few
+    choices differ, as in core.sizing.gguf.plan).
     """
     from core.sizing.architecture import Tensor
     from core.sizing.gguf import _QUANTIZED, FTYPE_DEFAULT, GGML_TYPES, _category, _fallback, _rule
@@ -265,7 +279,7 @@ def quantize_types(arch: str, tensors: list[GgufTensor], ftypes: tuple[str, ...]
         s.n_expert = n_expert
         s.is_70b = False
         s.is_falcon = arch == "falcon"
-        s.imatrix = False
+        s.imatrix = imatrix
         i_ffn_down = 0
         for t in tensors:
             if not _quantizable(t):  # llama-quantize copies it as the converter wrote it

@@ -144,10 +144,12 @@ _ARCH_CACHE_SIZE = 32
 
 def clear_cache() -> None:
     """Forget built architectures and in-memory inventories (the disk cache stays): a fresh app process."""
+    from core.sizing import gguf_inventory
     from core.sizing.meta_inventory import clear_memory_cache
 
     _ARCH_CACHE.clear()
     clear_memory_cache()
+    gguf_inventory.clear_cache()
 
 
 def architecture_from_inventory(config: dict[str, Any]) -> Any:
@@ -205,9 +207,13 @@ def _architecture_from_inventory(config: dict[str, Any]) -> Any:
         warnings.append(f"model_type {declared!r} is built as transformers' {inv.model_class} ({inv.model_type}), "
                         "the class its config names.")
     if isinstance(config.get("num_nextn_predict_layers"), int) and config["num_nextn_predict_layers"] > 0:
+        from core.sizing.gguf_inventory import MTP_WRITTEN
+
+        gguf_note = (" llama.cpp's converter writes them into the GGUF file, so GGUF sizes include them."
+                     if inv.model_type in MTP_WRITTEN else "")
         warnings.append(f"The {config['num_nextn_predict_layers']} multi-token-prediction (MTP) layer(s) in the "
-                        "checkpoint are not part of the model transformers builds and are not counted; model cards "
-                        "leave them out of the total too.")
+                        "checkpoint are not part of the model transformers builds and are not counted in the "
+                        "parameters; model cards leave them out of the total too." + gguf_note)
     encoder_tokens = plan.encoder_tokens
     arch = Architecture(
         model_type=declared or inv.model_type, vocab_size=vocab, hidden_size=hidden,
@@ -226,8 +232,18 @@ def _architecture_from_inventory(config: dict[str, Any]) -> Any:
         image_tokens=plan.image_tokens, image_resolution=plan.image_resolution,
         layer_kinds=tuple(sorted(kinds.items())), source=inv.library_version,
         moe_experts=(plan.num_experts, plan.experts_per_token),
+        definition_config=_definition_config(config, text),
     )
     return arch if not plan.encoder_decoder else replace(arch, encoder_decoder=True)
+
+
+def _definition_config(config: dict[str, Any], text: dict[str, Any]) -> dict[str, Any]:
+    """The language model's config fields as the GGUF converter reads them: the config as given (its text_config
+    for a multimodal wrapper), with the values transformers resolved (defaults filled in) over it."""
+    raw = config.get("text_config") if isinstance(config.get("text_config"), dict) else config
+    out = {k: v for k, v in raw.items() if isinstance(k, str) and not isinstance(v, dict) or k == "rope_scaling"}
+    out.update(text)
+    return out
 
 
 def _first_int(d: dict[str, Any], *keys: str) -> int:

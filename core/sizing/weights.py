@@ -97,6 +97,11 @@ def weights_bytes(p: Precision, parameters: int, arch: Architecture | None, imat
         return _ceil(parameters * p.bits_per_weight / 8)
     if p.family == "gguf":
         assert p.gguf_ftype is not None
+        if arch is not None and arch.inventory_key:
+            from core.sizing import gguf_inventory
+
+            if gguf_inventory.usable(arch):  # language-model file as llama.cpp writes it + the mmproj file
+                return gguf.file_bytes(arch, p.gguf_ftype, imatrix) + gguf_inventory.layout(arch).mmproj_bytes
         if arch is not None and arch.components and any(t.role == "tower" for t in tensor_inventory(arch)):
             language, tower = _split_tower(arch)
             return gguf.file_bytes(language, p.gguf_ftype, imatrix) + 2 * tower  # + the F16 mmproj file
@@ -128,10 +133,20 @@ def weights_note(p: Precision, arch: Architecture | None) -> str | None:
         bits = float(gguf_bits_per_weight(p.gguf_ftype or ""))
         return f"{p.name}: no architecture, so Llama-3-8B's whole-file average of {bits:.2f} bits/weight is used."
     if p.family == "gguf" and arch is not None and arch.inventory_key:
+        from core.sizing import gguf_inventory
+
+        if gguf_inventory.usable(arch):
+            lay = gguf_inventory.layout(arch)
+            mtp = f", its {lay.mtp_blocks} MTP layer included as the converter writes it" if lay.mtp_blocks else ""
+            mmproj = (f"; the vision/audio tower as the separate F16 mmproj file ({lay.mmproj_bytes / 1e9:.2f} GB, "
+                      "included)") if lay.mmproj_bytes else ""
+            return (f"{p.name}: the model's own tensors, named and typed as llama.cpp's converter and llama-quantize "
+                    f"(b11434) write them{mtp}{mmproj}.")
+        why = gguf_inventory.refusal(arch)
         tower = "; the vision/audio tower as an F16 mmproj file beside it" if any(
             c in ("vision", "audio", "projector") for c, _ in arch.components) else ""
-        return (f"{p.name}: llama.cpp's per-tensor rules applied to the tensors of the model's own definition "
-                f"(transformers names){tower}.")
+        return (f"{p.name}: {why} llama.cpp's per-tensor rules are applied to the tensors of the model's own "
+                f"definition (transformers names), an approximation{tower}.")
     if arch is None:
         return f"{p.name}: no architecture, so {float(p.bits_per_weight):.3f} bits on every parameter (embeddings would stay 16-bit in a real file)."
     return None

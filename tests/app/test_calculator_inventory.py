@@ -72,3 +72,29 @@ def test_an_architecture_nobody_describes_is_refused_in_one_line_naming_it():
     # a bad link value is a warning naming why; pages escape Markdown in echoed text (pages/text.py)
     errors = re.sub(r"\\(.)", r"\1", " ".join(e.value for e in [*at.error, *at.warning]))
     assert "nemotron_h" in errors and "parameter count" in errors
+
+
+def test_a_granite_4_0_h_small_q8_0_file_on_the_page_is_the_size_llama_cpp_writes_and_the_cli_shows(built, tmp_path):
+    """Page, CLI and llama.cpp agree: llama-quantize b11434's Q8_0 of granite-4.0-h-small (recorded by `make truth`,
+    tests/core/data/llamacpp_truth/granite-4.0-h-small.json) plus the header estimate is the page's Weights GB."""
+    import subprocess
+    import sys
+
+    from core.sizing import gguf
+    from core.sizing.architecture import architecture_from_config
+
+    built("granite-4.0-h-small")
+    at = _page(src="config", cfg=_link("granite-4.0-h-small"), prec=["Q8_0"], ctx="4096")
+    assert not at.exception and not at.error
+    shown_gb = _memory_table(at)["Weights GB"].tolist()[0]
+    cfg_path = DATA / "granite-4.0-h-small.json"
+    out = subprocess.run([sys.executable, "-m", "core", "size", "--config", str(cfg_path), "--precision", "Q8_0",
+                          "--format", "json"], capture_output=True, text=True, timeout=600, check=True,
+                         cwd=Path(PAGE).parents[1])
+    cli_bytes = json.loads(out.stdout)["estimates"][0]["weights_bytes"]
+    assert shown_gb == pytest.approx(cli_bytes / 1e9, abs=1e-9)
+    truth = json.loads((DATA.parent / "llamacpp_truth" / "granite-4.0-h-small.json").read_text())
+    header = gguf.header_bytes(architecture_from_config(json.loads(cfg_path.read_text())))
+    assert (cli_bytes - header) / 2**20 == pytest.approx(truth["quantize"]["Q8_0"]["quant_size_mib"], abs=0.01)
+    captions = " ".join(shown_all(c.value for c in at.caption))
+    assert "llama-quantize (b11434)" in captions
