@@ -38,6 +38,7 @@ from core.sizing.verdict import (
     UNSUPPORTED,
     answer,
     format_tokens,
+    kv_unknown_words,
     training_fit_text,
     workload_words,
 )
@@ -431,6 +432,8 @@ def draw_answer(box, answers, result, ctx: int, batch: int = 1) -> None:
             totals = ", ".join(f"{e.precision_label} **{e.total_bytes / GB:,.1f} GB**" for e in es)
             load = (f"{format_tokens(ctx)} context" + (f" × {batch} concurrent requests" if batch > 1 else "")
                     if ctx else "weights only")
+            if ctx and not all(e.kv_cache_known for e in es):  # a bare parameter count: no KV cache in the total
+                load = f"weights + overhead only ({kv_unknown_words(ctx)})"
             lines.append(f"- {plain(es[0].model_name)}, {load}: {totals}")
         st.markdown("**Totals** (weights + KV cache + overhead)\n" + "\n".join(lines))
 

@@ -220,12 +220,20 @@ def _offload(model: ModelSpec, ests: tuple[MemoryEstimate, ...], cells: list[Fit
     return plan_offload(model, smallest, [hw] * cards, ram_bandwidth_gb_s), smallest.precision
 
 
+def kv_unknown_words(context: int) -> str:
+    """Said wherever a bare parameter count meets a context: its KV cache is not in any number shown."""
+    return (f"KV cache for {format_tokens(context)} context not counted: give a model id or config.json for it"
+            if context else "")
+
+
 def _verdict(model: ModelSpec, hw: Hardware, cells: list[FitCell], fallback: FitCell | None, cards: int,
-             context: int, batch: int, runtime: str, offload: tuple[OffloadPlan | None, str | None] = (None, None)
-             ) -> Verdict:
+             context: int, batch: int, runtime: str, offload: tuple[OffloadPlan | None, str | None] = (None, None),
+             kv_known: bool = True) -> Verdict:
     r = rules(runtime)
     who = f"{model.name} on {_device(hw, cards)}"
-    ctx = workload_words(context, batch)
+    # Without an architecture there is no KV cache in the numbers: never claim "fits with 128k context".
+    ctx = workload_words(context, batch) if kv_known else ""
+    unknown = "" if kv_known else f"; {kv_unknown_words(context)}"
     where = f" in {r.label}"
     fitting = [c for c in cells if c.usable]
     if fitting:
@@ -234,8 +242,10 @@ def _verdict(model: ModelSpec, hw: Hardware, cells: list[FitCell], fallback: Fit
                else f"split over {best.cards_used} cards, {best.free_bytes / GB:.1f} GB free each")
         if r.memory_fraction is not None and hw.kind == "gpu":
             how += f" of {r.label}'s {r.memory_fraction:.0%} of the card"
+        said = (f"yes — {best.precision_label} fits{ctx}{where} ({how})" if kv_known else
+                f"weights + overhead fit at {best.precision_label}{where} ({how}){unknown}")
         return Verdict(model.name, hw.id, hw.name, cards, True, best.precision, None, None, None,
-                       f"{who}: yes — {best.precision_label} fits{ctx}{where} ({how}).", runtime, context, batch)
+                       f"{who}: {said}.", runtime, context, batch)
     refused_hw = hardware_refusal(runtime, hw)
     if refused_hw:
         return Verdict(model.name, hw.id, hw.name, cards, False, None, None, None, None,
@@ -263,7 +273,8 @@ def _verdict(model: ModelSpec, hw: Hardware, cells: list[FitCell], fallback: Fit
                  f"{plan.ram_bytes / GB:.1f} GB in system RAM, about {plan.tokens_per_s:.1f} tokens/s at most")
     return Verdict(model.name, hw.id, hw.name, cards, False, None,
                    nearest.cards_needed if nearest else None, nearest.precision if nearest else None,
-                   fallback.precision if fallback else None, f"{who}: no — {parts[0]}{tail}.", runtime, context, batch,
+                   fallback.precision if fallback else None, f"{who}: no — {parts[0]}{tail}{unknown}.", runtime,
+                   context, batch,
                    plan, plan_precision)
 
 
@@ -309,7 +320,8 @@ def answer(
                         fallback = c
                         break
             plan = _offload(model, ests, row, hw, n, runtime, ram_bandwidth_gb_s)
-            verdicts.append(_verdict(model, hw, row, fallback, n, context, batch, runtime, plan))
+            kv_known = context == 0 or all(e.kv_cache_known for e in ests)
+            verdicts.append(_verdict(model, hw, row, fallback, n, context, batch, runtime, plan, kv_known))
         out.append(ModelAnswer(model.name, tuple(verdicts), cells))
     return tuple(out)
 
