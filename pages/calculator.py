@@ -566,7 +566,31 @@ def draw_memory(models, result, rt: str, compute_ms: float, hub_found=()) -> Non
                "range in the table.")
 
 
-LEGEND_BOTTOM = {"orient": "bottom", "direction": "vertical", "labelLimit": 320, "titleLimit": 320}
+# Legends under the plot in two columns (a 390 px phone fits two labels a row), and a plot of its own fixed height:
+# with Streamlit's default autosize ("fit" to 350 px in all) seven precisions' legend rows left the plot ~10 px tall.
+LEGEND_BOTTOM = {"orient": "bottom", "direction": "horizontal", "columns": 2, "labelLimit": 170, "titleLimit": 320,
+                 "columnPadding": 12}
+LEGEND_TOP = {**LEGEND_BOTTOM, "orient": "top"}  # a second legend: two at the bottom would stand side by side
+PLOT_HEIGHT = 300
+SIZING = {"height": PLOT_HEIGHT, "autosize": {"type": "fit-x", "contains": "padding"}}
+RULE_LABEL_GAP = 0.07  # rules closer than this share of the y axis share one label, so names never overlap
+
+
+def _close_groups(rules: list, top_gb: float) -> list[list]:
+    groups: list[list] = []
+    for name, gb in sorted(rules, key=lambda r: r[1]):
+        if groups and gb - groups[-1][0][1] <= RULE_LABEL_GAP * max(top_gb, 1e-9):
+            groups[-1].append((name, gb))
+        else:
+            groups.append([(name, gb)])
+    return groups
+
+
+def rule_labels(rules: tuple, top_gb: float) -> tuple:
+    """(label, GB) per card rule, with cards whose lines lie too close to read apart named together on one label
+    (at the lowest of them): "RTX 4090 · RTX 3090" instead of two names drawn over each other."""
+    short = [(n.removeprefix("NVIDIA ").removeprefix("GeForce "), gb) for n, gb in rules]
+    return tuple((" · ".join(dict.fromkeys(n for n, _ in g)), g[0][1]) for g in _close_groups(short, top_gb))
 
 
 def _bars_spec(order: tuple, model_names: tuple) -> dict:
@@ -588,11 +612,11 @@ def _bars_spec(order: tuple, model_names: tuple) -> dict:
         encoding["xOffset"] = {"field": "Model", "type": "nominal", "sort": list(model_names)}
         encoding["opacity"] = {"field": "Model", "type": "nominal", "sort": list(model_names),
                                "scale": {"range": [1.0, 0.6, 0.35, 0.8, 0.5][:len(model_names)] or [1.0]},
-                               "legend": {**LEGEND_BOTTOM, "title": "Model (bar order in each group)"}}
-    return {"mark": {"type": "bar", "stroke": "#1a1b1e", "strokeWidth": 0.5}, "encoding": encoding}
+                               "legend": {**LEGEND_TOP, "title": "Model (bar order in each group)"}}
+    return {**SIZING, "mark": {"type": "bar", "stroke": "#1a1b1e", "strokeWidth": 0.5}, "encoding": encoding}
 
 
-def _lines_spec(rules: tuple, multi: bool, label_color: str) -> dict:
+def _lines_spec(rules: tuple, multi: bool, label_color: str, labels: tuple | None = None) -> dict:
     """Memory against context per model x precision, with a dashed rule and a readable label per card. The lines'
     rows travel apart (data=), like the bars', so a new precision updates the chart instead of rebuilding it.
     With several models, each model has its own colour AND dash (one merged legend drawn as line strokes, not
@@ -605,7 +629,7 @@ def _lines_spec(rules: tuple, multi: bool, label_color: str) -> dict:
         "tooltip": tooltip,
     }
     if multi:
-        stroke_legend = {**LEGEND_BOTTOM, "symbolType": "stroke", "symbolStrokeWidth": 3, "symbolSize": 400,
+        stroke_legend = {**LEGEND_TOP, "symbolType": "stroke", "symbolStrokeWidth": 3, "symbolSize": 400,
                          "title": "Model"}
         encoding["color"] = {"field": "Model", "type": "nominal", "legend": stroke_legend}
         encoding["strokeDash"] = {"field": "Model", "type": "nominal", "legend": stroke_legend}
@@ -623,11 +647,13 @@ def _lines_spec(rules: tuple, multi: bool, label_color: str) -> dict:
         layers.append({"data": rule_values, "mark": {"type": "rule", "strokeDash": [4, 4], "strokeWidth": 1.5,
                                                      "color": label_color},
                        "encoding": {"y": y, "tooltip": [{"field": "Hardware"}]}})
-        layers.append({"data": rule_values, "mark": {"type": "text", "align": "left", "dx": 4, "dy": -8,
-                                                     "fontSize": 13, "fontWeight": "bold", "color": label_color},
+        label_values = {"values": [{"Hardware": h, "Total GB": gb, "Context": 0} for h, gb in (labels or rules)]}
+        layers.append({"data": label_values, "mark": {"type": "text", "align": "left", "dx": 4, "dy": -8,
+                                                      "fontSize": 13, "fontWeight": "bold", "color": label_color,
+                                                      "limit": 290},
                        "encoding": {"x": {"field": "Context", "type": "quantitative"}, "y": y,
                                     "text": {"field": "Hardware", "type": "nominal"}}})
-    return {"layer": layers}
+    return {**SIZING, "layer": layers}
 
 
 def draw_charts(models, result, precisions, hardware, sweeps, batch: int) -> None:
@@ -653,7 +679,9 @@ def draw_charts(models, result, precisions, hardware, sweeps, batch: int) -> Non
     rules = tuple((hw.name, hw.usable_memory_bytes / GB) for hw in hardware)
     dark = getattr(st.context.theme, "type", None) == "dark"
     label_color = "#f1f3f5" if dark else "#1a1b1e"  # the theme's text colours: readable on either background
-    st.vega_lite_chart(lines, _lines_spec(rules, len(models) > 1, label_color), width="stretch", key="calc_lines",
+    top = max([gb for _, gb in rules] + list(lines["Total GB"]) + [0.0])
+    st.vega_lite_chart(lines, _lines_spec(rules, len(models) > 1, label_color, rule_labels(rules, top)),
+                       width="stretch", key="calc_lines",
                        alt="Total memory against context per model and precision, with each card's usable memory.")
     st.caption(f"Total memory against context (batch {batch}) for each model and precision, with dashed lines at "
                "each card's usable memory.")
