@@ -37,6 +37,7 @@ from core.sizing.verdict import (
     MAX_CARDS,
     UNSUPPORTED,
     answer,
+    cap_view,
     format_tokens,
     kv_unknown_words,
     training_fit_text,
@@ -167,6 +168,8 @@ def read_query_params(qp, model_ids: list[str], gpu_ids: list[str]) -> tuple[dic
             else:
                 bad("model", v, "not in the catalog")
         state["model"] = picked or state["model"]
+        state["model"], _, cut = cap_view(state["model"], [], MODEL_NAMES.get)
+        warnings += [("model", w) for w in cut]
     if "params" in qp:
         v = qp["params"]
         try:
@@ -224,6 +227,8 @@ def read_query_params(qp, model_ids: list[str], gpu_ids: list[str]) -> tuple[dic
             if v not in gpu_ids:
                 bad("gpu", v, "not in the hardware catalog")
         state["gpu"] = picked if picked or not given else state["gpu"]
+        _, state["gpu"], cut = cap_view([], state["gpu"], hardware_name=lambda h: HW_BY_ID[h].name)
+        warnings += [("gpu", w) for w in cut]
     if "mixed" in qp:  # different cards used together in one machine: mixed=rtx-4090+rtx-3060-12gb
         v = " ".join(qp.get_all("mixed"))
         try:
@@ -807,6 +812,11 @@ if state.get("card"):
         with warning_box:
             st.error(f"Your own card: {plain(exc.one_line())}")
 ctx, batch, kv, rt, cards = int(state["ctx"]), int(state["batch"]), state["kv"], state["rt"], int(state["cards"])
+models, hardware_kept, cut_warnings = cap_view(models, list(hardware), lambda m: m.name, lambda h: h.name)
+hardware = tuple(hardware_kept)
+for w in cut_warnings:
+    with warning_box:
+        st.warning(plain(w))
 
 for m in models:
     for w in m.warnings:

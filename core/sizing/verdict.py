@@ -35,6 +35,10 @@ from core.sizing.runtimes import (
 from core.units import GB
 
 MAX_CARDS = MAX_GPUS
+# One view answers at most this many models x devices: a link with 49 models and 39 devices froze the browser tab
+# (7,600 cells, each with a binary search). 8 models, like the Hub field's 8 ids.
+MAX_MODELS_PER_VIEW = 8
+MAX_HARDWARE_PER_VIEW = 12
 # Real formats from most to least faithful, for llama.cpp (each runtime has its own: core.sizing.runtimes).
 FALLBACK_LADDER = rules("llama.cpp").fallback_ladder
 FITS, FITS_SPLIT, NO_FIT, UNSUPPORTED = "fits", "fits_split", "no_fit", "unsupported"
@@ -341,3 +345,16 @@ def training_fit_text(total_bytes: int, hw: Hardware, cards: int = 1) -> str:
         needed = -(-total_bytes // hw.usable_memory_bytes)
         return f"✅ on {needed} cards (sharded)"
     return f"❌ needs {total_bytes / usable:.1f}x the memory"
+
+
+def cap_view(models: list, hardware: list, model_name=str, hardware_name=str) -> tuple[list, list, list[str]]:
+    """The first MAX_MODELS_PER_VIEW models and MAX_HARDWARE_PER_VIEW devices, and one line per list that was cut
+    naming what was dropped (the rest are left out of the view, never silently)."""
+    warnings = []
+    for items, limit, what, name in ((models, MAX_MODELS_PER_VIEW, "models", model_name),
+                                     (hardware, MAX_HARDWARE_PER_VIEW, "devices", hardware_name)):
+        if len(items) > limit:
+            dropped = [name(x) for x in items[limit:]]
+            shown = ", ".join(dropped[:6]) + (f" and {len(dropped) - 6} more" if len(dropped) > 6 else "")
+            warnings.append(f"At most {limit} {what} per view: left out {len(dropped)} ({shown}).")
+    return list(models[:MAX_MODELS_PER_VIEW]), list(hardware[:MAX_HARDWARE_PER_VIEW]), warnings

@@ -1,6 +1,6 @@
 """The calculator page as a new user drove it in the browser review: what each answer says (AppTest, no browser)."""
 
-from tests.app.test_calculator_page import markdown_lines, page
+from tests.app.test_calculator_page import markdown_lines, page, shown_all
 
 
 def test_a_bare_parameter_count_says_weights_fit_and_that_its_kv_cache_is_not_counted():
@@ -13,3 +13,24 @@ def test_a_bare_parameter_count_says_weights_fit_and_that_its_kv_cache_is_not_co
     totals = next(m for m in lines if m.startswith("**Totals**"))
     assert "70B parameters, weights + overhead only (KV cache for 128k context not counted" in totals
     assert "70B parameters, 128k context:" not in totals
+
+
+def test_a_link_with_too_many_models_and_devices_answers_for_the_first_8_and_12_and_says_what_it_left_out():
+    from core.sizing import catalog
+
+    model_ids = [m.id for m in catalog.load_models()][:10]
+    gpu_ids = [h.id for h in catalog.load_hardware()][:14]
+    at = page(model=model_ids, gpu=gpu_ids, ctx="4096")
+    assert not at.exception
+    assert at.get_by_key("w_model").value == model_ids[:8] and at.get_by_key("w_gpu").value == gpu_ids[:12]
+    warnings = shown_all(at.warning.values)
+    assert any(w.startswith("At most 8 models per view: left out 2 (") for w in warnings), warnings
+    assert any(w.startswith("At most 12 devices per view: left out 2 (") for w in warnings), warnings
+    verdicts = [m for m in markdown_lines(at) if m.startswith(("✅ ", "❌ "))]
+    assert len(verdicts) == 8 * 12
+
+
+def test_more_than_8_parameter_counts_are_cut_to_8_with_a_warning():
+    at = page(src="params", params="1B 2B 3B 4B 5B 6B 7B 8B 9B 10B", gpu=["rtx-4090"])
+    assert any(w.startswith("At most 8 models per view: left out 2 (9B parameters, 10B parameters)")
+               for w in shown_all(at.warning.values))

@@ -36,3 +36,16 @@ def test_a_bare_parameter_count_with_weights_only_keeps_the_plain_yes():
 def test_a_real_model_still_says_yes_fits_with_its_context():
     _, a = _answer("meta-llama/Llama-3.1-8B", ["h100-sxm-80gb"], ("Q8_0",), 131072)
     assert "yes — GGUF Q8_0 fits with 128k context in llama.cpp" in a.verdicts[0].sentence
+
+
+def test_a_view_keeps_the_first_8_models_and_12_devices_and_names_what_it_left_out():
+    from core.sizing.verdict import MAX_HARDWARE_PER_VIEW, MAX_MODELS_PER_VIEW, cap_view
+
+    models = [f"m{i}" for i in range(49)]
+    hardware = [f"h{i}" for i in range(39)]
+    kept_models, kept_hw, warnings = cap_view(models, hardware)
+    assert (MAX_MODELS_PER_VIEW, MAX_HARDWARE_PER_VIEW) == (8, 12)
+    assert kept_models == models[:8] and kept_hw == hardware[:12]
+    assert warnings == ["At most 8 models per view: left out 41 (m8, m9, m10, m11, m12, m13 and 35 more).",
+                        "At most 12 devices per view: left out 27 (h12, h13, h14, h15, h16, h17 and 21 more)."]
+    assert cap_view(models[:8], hardware[:12]) == (models[:8], hardware[:12], [])
