@@ -64,6 +64,12 @@ class FitCell:
     max_context: int | None = None  # longest context that fits those cards; None without an architecture
     decode_tokens_per_s: float | None = None  # bandwidth ceiling per sequence on those cards
     reason: str = ""  # for UNSUPPORTED: why the runtime cannot load it
+    overhead_bytes: int = 0  # the runtime's overhead every card pays in full (what no number of cards divides)
+
+    @property
+    def overhead_alone_too_big(self) -> bool:
+        """The runtime's overhead by itself exceeds one card's budget: more cards cannot help."""
+        return self.status == NO_FIT and self.overhead_bytes >= self.budget_bytes > 0
 
     @property
     def usable(self) -> bool:
@@ -180,6 +186,8 @@ def runtime_cell(model: ModelSpec, e: MemoryEstimate, hw: Hardware, cards: int =
         text = f"✅ on {used} cards, {free / GB:.1f} GB free each{suffix}"
     elif needed is not None:
         text = f"❌ needs {needed} cards{suffix}"
+    elif hw.kind == "gpu" and e.overhead_bytes >= budget:
+        text = f"❌ overhead alone {e.overhead_bytes / GB:.1f} GB > {budget / GB:.1f} GB card{suffix}"
     elif hw.kind == "gpu":
         text = f"❌ needs more than {MAX_GPUS} cards{suffix}"
     else:
@@ -189,7 +197,7 @@ def runtime_cell(model: ModelSpec, e: MemoryEstimate, hw: Hardware, cards: int =
     bandwidth = hw.bandwidth_gb_s * (used if rules(runtime).split == TENSOR_PARALLEL else 1)
     speed = decode_speed_ceiling(e.active_weights_bytes, e.kv_cache_bytes, e.batch, bandwidth)
     return FitCell(hw.id, e.precision, label, status, needed, text, f, used, share, budget, free, ctx,
-                   speed.tokens_per_s_per_sequence)
+                   speed.tokens_per_s_per_sequence, overhead_bytes=e.overhead_bytes)
 
 
 def fit_cell(f: Fit, hw: Hardware, precision: str, cards: int = 1, kv_counted: bool = True) -> FitCell:
@@ -262,6 +270,11 @@ def _verdict(model: ModelSpec, hw: Hardware, cells: list[FitCell], fallback: Fit
         parts.append(f"{r.label} cannot load any chosen format")
     elif nearest is not None:
         parts.append(f"needs {nearest.cards_needed} cards at {nearest.precision_label}")
+    elif hw.kind == "gpu" and all(c.overhead_alone_too_big for c in loadable):
+        least = min(loadable, key=lambda c: c.overhead_bytes)
+        at = f" at {format_tokens(context)} context" if context else ""
+        parts.append(f"the {r.label} runtime's overhead alone ({least.overhead_bytes / GB:.1f} GB{at}) is more "
+                     f"than the {least.budget_bytes / GB:.1f} GB one card can use, so no number of cards helps")
     elif hw.kind == "gpu":
         parts.append(f"needs more than {MAX_GPUS} cards at every chosen precision")
     else:

@@ -49,3 +49,17 @@ def test_a_view_keeps_the_first_8_models_and_12_devices_and_names_what_it_left_o
     assert warnings == ["At most 8 models per view: left out 41 (m8, m9, m10, m11, m12, m13 and 35 more).",
                         "At most 12 devices per view: left out 27 (h12, h13, h14, h15, h16, h17 and 21 more)."]
     assert cap_view(models[:8], hardware[:12]) == (models[:8], hardware[:12], [])
+
+
+def test_when_the_runtime_overhead_alone_exceeds_the_card_the_answer_says_so_instead_of_asking_for_64_cards():
+    # transformers at a 128k prompt: its overhead (prompt activations, core.sizing.overhead) is above 11.8 GB usable
+    from core.sizing.precisions import DEFAULT_NAMES
+
+    _, a = _answer("meta-llama/Llama-3.1-8B", ["rtx-3060-12gb"], tuple(DEFAULT_NAMES), 131072, "transformers", "q8_0")
+    v = a.verdicts[0]
+    assert not v.fits and "64 cards" not in v.sentence
+    assert "no — the transformers runtime's overhead alone (" in v.sentence
+    assert "GB at 128k context) is more than the 11.8 GB one card can use, so no number of cards helps" in v.sentence
+    loadable = [c for c in a.cells.values() if not c.text.startswith("⛔")]
+    assert loadable and all(c.text.startswith("❌ overhead alone ") and c.text.endswith("> 11.8 GB card")
+                            for c in loadable)
