@@ -63,3 +63,19 @@ def test_when_the_runtime_overhead_alone_exceeds_the_card_the_answer_says_so_ins
     loadable = [c for c in a.cells.values() if not c.text.startswith("⛔")]
     assert loadable and all(c.text.startswith("❌ overhead alone ") and c.text.endswith("> 11.8 GB card")
                             for c in loadable)
+
+
+def test_the_70b_int4_myth_note_shows_only_for_a_70b_class_model_at_4_bits_with_a_24_gb_card():
+    from core.sizing.precisions import DEFAULT_NAMES
+
+    result, _ = _answer("meta-llama/Llama-3.1-70B", ["rtx-4090"], ("Q4_K_M",), 4096)
+    assert len(result.myth_notes) == 1 and "Often quoted, but false" in result.myth_notes[0]
+    # gpt-oss-120b at MXFP4 on an H100: neither a 70B model nor a 24 GB card
+    result, _ = _answer("openai/gpt-oss-120b", ["h100-sxm-80gb"], ("MXFP4_MOE",), 4096)
+    assert result.myth_notes == ()
+    # Llama 70B on H100s with vLLM: no 24 GB card on the page
+    result, _ = _answer("meta-llama/Llama-3.1-70B", ["h100-sxm-80gb"], tuple(DEFAULT_NAMES), 4096, "vllm", cards=8)
+    assert result.myth_notes == ()
+    # a 70B model and a 24 GB card, but only 8-bit and 16-bit precisions chosen
+    result, _ = _answer("meta-llama/Llama-3.1-70B", ["rtx-4090"], ("fp16", "Q8_0"), 4096)
+    assert result.myth_notes == ()
