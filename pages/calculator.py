@@ -26,7 +26,7 @@ from core.sizing.glossary import GLOSSARY
 from core.sizing.kv_cache import KV_PRECISIONS
 from core.sizing.overhead import RUNTIMES
 from core.sizing.parsing import parse_context
-from core.sizing.precisions import DEFAULT_NAMES, PRECISIONS, get_precision
+from core.sizing.precisions import DEFAULT_NAMES, PRECISIONS, get_precision, parse_precision_list
 from core.sizing.runtimes import budget_words
 from core.sizing.runtimes import rules as runtime_rules
 from core.sizing.training import TRAINING_MODES, training_estimate
@@ -180,15 +180,19 @@ def read_query_params(qp, model_ids: list[str], gpu_ids: list[str]) -> tuple[dic
             state["params"] = v
         except QuantLensError as exc:
             bad("params", v, exc.message.rstrip("."))
-    if "prec" in qp:
-        picked = []
-        for v in qp.get_all("prec"):
+    if "prec" in qp:  # repeated keys, commas (prec=fp16,int4,Q4_K_M) and all/ideal/real, as the CLI reads them
+        picked, unknown = [], []
+        for v in (part for value in qp.get_all("prec") for part in value.split(",") if part.strip()):
             try:
-                name = get_precision(v).name
-                if name not in picked:
-                    picked.append(name)
+                names = [p.name for p in parse_precision_list(v)]
             except QuantLensError:
-                bad("prec", v, "unknown precision")
+                unknown.append(v.strip())
+                continue
+            picked += [n for n in names if n not in picked]
+        if unknown:
+            kept = f"kept {', '.join(picked)}" if picked else "using the default"
+            warnings.append(("prec", f"Ignored prec={plain(','.join(unknown), 80)} in the link (unknown precision; "
+                                     f"{kept})."))
         state["prec"] = picked or state["prec"]
     if "ctx" in qp:  # the same words as the context box and the CLI: 8192, 32k, 128k (k = 1024), 1e5
         v = qp["ctx"]

@@ -34,3 +34,19 @@ def test_more_than_8_parameter_counts_are_cut_to_8_with_a_warning():
     at = page(src="params", params="1B 2B 3B 4B 5B 6B 7B 8B 9B 10B", gpu=["rtx-4090"])
     assert any(w.startswith("At most 8 models per view: left out 2 (9B parameters, 10B parameters)")
                for w in shown_all(at.warning.values))
+
+
+def test_a_link_reads_comma_separated_precisions_and_all_like_the_cli():
+    at = page(prec="fp16,int8,int4,Q4_K_M")
+    assert not at.exception and not at.warning
+    assert at.get_by_key("w_prec").value == ["fp16", "int8", "int4", "Q4_K_M"]
+    from core.sizing.precisions import PRECISIONS
+
+    at = page(prec="all")
+    assert not at.warning and at.get_by_key("w_prec").value == [p.name for p in PRECISIONS]
+
+
+def test_one_unknown_precision_in_a_link_keeps_the_good_ones_and_names_the_bad_one():
+    at = page(prec=["ZZZ,fp16", "Q4_K_M"])
+    assert at.get_by_key("w_prec").value == ["fp16", "Q4_K_M"]
+    assert shown_all(at.warning.values) == ["Ignored prec=ZZZ in the link (unknown precision; kept fp16, Q4_K_M)."]
