@@ -521,6 +521,12 @@ def _definition_lines(sm: dict) -> list[str]:
     return lines
 
 
+def _summary_cell(v) -> str:
+    if v is None or (isinstance(v, float) and v != v):  # None or NaN: the model has no such field
+        return "—"
+    return f"{v:,.0f}" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+
+
 def draw_memory(models, result, rt: str, compute_ms: float, hub_found=()) -> None:
     st.subheader("Memory per precision")
     summaries = [sizing.model_summary(m) for m in models]
@@ -530,8 +536,9 @@ def draw_memory(models, result, rt: str, compute_ms: float, hub_found=()) -> Non
         "sliding_window": "Sliding window", "kv_bytes_per_token_fp16": "KV bytes/token (FP16)",
         "max_context": "Trained context", "parameters_without_embeddings": "Parameters w/o embeddings",
         "active_parameters_without_embeddings": "Active w/o embeddings"})
-    st.table(plain_cells(summary.set_index("Model").fillna("—")).style.format(
-        lambda v: f"{v:,.0f}" if isinstance(v, (int, float)) else v), border="horizontal")
+    # every cell a string ("—" where the model has no such field): filling float columns with "—" warned in pandas
+    # and failed Arrow's conversion of "Trained context" in a many-model view
+    st.table(plain_cells(summary.set_index("Model").map(_summary_cell)), border="horizontal")
     hub_input.draw_details(hub_found)
     for sm in summaries:
         for line in _definition_lines(sm):

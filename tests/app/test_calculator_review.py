@@ -50,3 +50,20 @@ def test_one_unknown_precision_in_a_link_keeps_the_good_ones_and_names_the_bad_o
     at = page(prec=["ZZZ,fp16", "Q4_K_M"])
     assert at.get_by_key("w_prec").value == ["fp16", "Q4_K_M"]
     assert shown_all(at.warning.values) == ["Ignored prec=ZZZ in the link (unknown precision; kept fp16, Q4_K_M)."]
+
+
+def test_a_many_model_view_with_a_bare_parameter_count_draws_dashes_without_pandas_warnings():
+    import warnings
+
+    from tests.app.test_calculator_page import table_with
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        at = page(src="params", params="7B 70B", ctx="4096")
+    assert not at.exception
+    summary = table_with(at, "Trained context")
+    assert set(summary["Trained context"]) == {"—"}
+    assert summary["Parameters"].tolist() == ["7,000,000,000", "70,000,000,000"]
+    noisy = [str(w.message) for w in caught if "fillna" in str(w.message) or "incompatible dtype" in str(w.message)
+             or "will raise" in str(w.message)]
+    assert noisy == []
