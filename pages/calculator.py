@@ -536,9 +536,9 @@ def draw_memory(models, result, rt: str, compute_ms: float, hub_found=()) -> Non
         "sliding_window": "Sliding window", "kv_bytes_per_token_fp16": "KV bytes/token (FP16)",
         "max_context": "Trained context", "parameters_without_embeddings": "Parameters w/o embeddings",
         "active_parameters_without_embeddings": "Active w/o embeddings"})
-    # every cell a string ("—" where the model has no such field): filling float columns with "—" warned in pandas
-    # and failed Arrow's conversion of "Trained context" in a many-model view
-    st.table(plain_cells(summary.set_index("Model").map(_summary_cell)), border="horizontal")
+    # numbers stay numbers and the Styler draws "—" where the model has no such field: filling float columns with
+    # "—" warned in pandas and failed Arrow's conversion of "Trained context" in a many-model view
+    st.table(plain_cells(summary.set_index("Model")).style.format(_summary_cell, na_rep="—"), border="horizontal")
     hub_input.draw_details(hub_found)
     for sm in summaries:
         for line in _definition_lines(sm):
