@@ -30,7 +30,7 @@ from core.sizing.precisions import DEFAULT_NAMES, PRECISIONS, get_precision, par
 from core.sizing.runtimes import budget_words
 from core.sizing.runtimes import rules as runtime_rules
 from core.sizing.training import TRAINING_MODES, training_estimate
-from core.sizing.training_limits import training_limits
+from core.sizing.training_limits import limits_words, training_limits
 from core.sizing.verdict import (
     FITS,
     FITS_SPLIT,
@@ -469,9 +469,7 @@ def draw_training(models, mode: str, state: dict, hardware, cards: int) -> None:
             fit_rows.append({"Model": m.name, "Hardware": hw.name + (f" ×{n}" if n > 1 else ""), "Fits": text,
                              f"Largest batch at {max(ctx, 1):,} tokens": lim.largest_batch,
                              f"Longest sequence at batch {batch}": lim.longest_sequence})
-            most = (f"; largest batch at {max(ctx, 1):,} tokens: {lim.largest_batch}, longest sequence at batch "
-                    f"{batch}: {lim.longest_sequence:,} tokens" if lim.longest_sequence else
-                    "; not even batch 1 of a short sequence fits")
+            most = f"; {limits_words(lim)}"
             st.markdown(f"{text[:1]} {plain(m.name)} on {plain(hw.name)}{f' ×{n}' if n > 1 else ''}: {text[2:]} "
                         f"({t.total_bytes / GB:,.1f} GB needed){most}")
         for note in t.notes:

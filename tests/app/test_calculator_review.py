@@ -67,3 +67,11 @@ def test_a_model_without_a_trained_context_beside_one_with_it_draws_a_dash_witho
     noisy = [str(w.message) for w in caught if "fillna" in str(w.message) or "incompatible dtype" in str(w.message)
              or "will raise" in str(w.message)]
     assert noisy == []
+
+
+def test_lora_of_8b_at_8k_with_batch_4_on_a_4090_says_not_even_batch_1_fits():
+    at = page(model=["meta-llama/Llama-3.1-8B"], mode="lora", ctx="8k", batch="4", gpu=["rtx-4090"])
+    assert not at.exception
+    line = next(m for m in markdown_lines(at) if "on NVIDIA GeForce RTX 4090" in m)
+    assert "largest batch at 8,192 tokens: 0" not in line
+    assert "not even batch 1 at 8,192 tokens fits" in line

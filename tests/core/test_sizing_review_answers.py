@@ -79,3 +79,13 @@ def test_the_70b_int4_myth_note_shows_only_for_a_70b_class_model_at_4_bits_with_
     # a 70B model and a 24 GB card, but only 8-bit and 16-bit precisions chosen
     result, _ = _answer("meta-llama/Llama-3.1-70B", ["rtx-4090"], ("fp16", "Q8_0"), 4096)
     assert result.myth_notes == ()
+
+
+def test_training_limits_say_not_even_batch_1_instead_of_a_largest_batch_of_0():
+    from core.sizing.training_limits import TrainingLimits, limits_words
+
+    assert limits_words(TrainingLimits(0, 2048, 8192, 4)) == (
+        "not even batch 1 at 8,192 tokens fits; longest sequence at batch 4: 2,048 tokens")
+    assert limits_words(TrainingLimits(3, 16384, 8192, 1)) == (
+        "largest batch at 8,192 tokens: 3, longest sequence at batch 1: 16,384 tokens")
+    assert limits_words(TrainingLimits(0, 0, 8192, 4)) == "not even batch 1 of a short sequence fits"
