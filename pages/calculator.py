@@ -19,7 +19,7 @@ import streamlit as st
 from core import sizing
 from core.errors import QuantLensError
 from core.sizing import catalog
-from core.sizing.architecture import parse_config_json, parse_param_count
+from core.sizing.architecture import MAX_CONFIG_BYTES, parse_config_json, parse_param_count
 from core.sizing.card_set import parse_card_set
 from core.sizing.custom_card import parse_custom_card, picker_label
 from core.sizing.glossary import GLOSSARY
@@ -375,9 +375,17 @@ def draw_inputs() -> tuple[str, str | None, object]:
 
 
 def draw_config_upload() -> None:
-    up = st.file_uploader("config.json (read as JSON only; no code is ever run)", type=["json"],
-                          max_upload_size=1, key="w_upload")
+    # The browser takes files up to 4 MB so that one a little over the 1 MB limit gets a sentence, not only a red
+    # icon on its chip; the engine refuses anything over MAX_CONFIG_BYTES before parsing it.
+    limit = f"{MAX_CONFIG_BYTES / 10**6:g} MB"
+    up = st.file_uploader(f"config.json, at most {limit} (read as JSON only; no code is ever run)", type=["json"],
+                          max_upload_size=4, key="w_upload",
+                          help=f"A model's config.json is a few kB; files over {limit} are refused (not the weights).")
     if up is None:
+        return
+    if up.size > MAX_CONFIG_BYTES:
+        st.error(f"This file is {up.size / 10**6:.1f} MB; a config.json may be at most {limit} (a real one is a few "
+                 "kB: upload the model's config.json, not its weights). [config_too_large]")
         return
     try:
         cfg = parse_config_json(up.getvalue())

@@ -75,3 +75,15 @@ def test_lora_of_8b_at_8k_with_batch_4_on_a_4090_says_not_even_batch_1_fits():
     line = next(m for m in markdown_lines(at) if "on NVIDIA GeForce RTX 4090" in m)
     assert "largest batch at 8,192 tokens: 0" not in line
     assert "not even batch 1 at 8,192 tokens fits" in line
+
+
+def test_a_2_mb_config_upload_is_refused_in_a_sentence_that_states_the_1_mb_limit():
+    at = page(src="config")
+    uploader = at.file_uploader(key="w_upload")
+    assert "at most 1 MB" in uploader.label
+    big = b'{"model_type": "llama", "pad": "' + b"x" * 2_000_000 + b'"}'
+    uploader.set_value(("config.json", big, "application/json")).run()
+    assert not at.exception
+    assert shown_all(at.error.values) == [
+        "This file is 2.0 MB; a config.json may be at most 1 MB (a real one is a few kB: upload the model's "
+        "config.json, not its weights). [config_too_large]"]
