@@ -752,9 +752,14 @@ def draw_fit(answers, result, hardware, ctx: int, batch: int, cards: int, rt: st
 
 def draw_quality(precisions) -> None:
     st.subheader("What quantizing costs")
-    quality = pd.DataFrame([{"Precision": p.label, "ppl Δ": _ppl(p.ppl_delta), "What it is": p.description,
-                             "Source": p.ppl_source or "no published llama.cpp figure"} for p in precisions])
+    # the sources go under the table, once each: a Source column made the table run off a 390 px phone
+    sources = list(dict.fromkeys(p.ppl_source for p in precisions if p.ppl_source))
+    quality = pd.DataFrame([{"Precision": p.label, "ppl Δ": _ppl(p.ppl_delta) + (
+        f" [{sources.index(p.ppl_source) + 1}]" if p.ppl_source else ""), "What it is": p.description}
+        for p in precisions])
     st.table(quality.set_index("Precision"))
+    for i, source in enumerate(sources, 1):
+        st.caption(f"[{i}] {plain(source)}")
     st.caption("Perplexity increase over FP16 as llama.cpp's quantize tool reports it (Llama-3-8B, wikitext-2); lower "
                "is better. Ideal INTn rows are arithmetic only: real 4-bit formats carry scales and keep some layers "
                "at 16 bits.")

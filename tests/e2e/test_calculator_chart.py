@@ -58,3 +58,26 @@ def test_memory_against_context_keeps_a_tall_plot_with_legends_and_card_labels_a
         assert_no_exception(pg)
     finally:
         context.close()
+
+
+def test_on_a_390_px_phone_what_quantizing_costs_fits_and_the_fit_matrix_wraps_inside_its_own_box(browser, server_url):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    pg = context.new_page()
+    pg.set_default_timeout(90_000)
+    try:
+        pg.goto(f"{server_url}/calculator")
+        wait_for_app(pg, 120_000)
+        quality = pg.locator("[data-testid='stTable']").filter(has_text="What it is")
+        quality.scroll_into_view_if_needed()
+        widths = pg.evaluate("""() => [...document.querySelectorAll('[data-testid="stTableStyledTable"]')].map(t => ({
+            head: t.querySelector('th') ? [...t.querySelectorAll('th')].map(h => h.textContent).join('|') : '',
+            width: t.getBoundingClientRect().width}))""")
+        costs = next(w for w in widths if "What it is" in w["head"])
+        assert costs["width"] <= 390 - 16, costs  # no Source column pushing it off the screen
+        matrix = next(w for w in widths if "GGUF Q4_K_M" in w["head"] and "Hardware" in w["head"]
+                      and "Fits" not in w["head"])
+        assert matrix["width"] <= 2 * 390, matrix  # cells wrap; the rest scrolls inside the table's own box
+        assert pg.evaluate("() => document.documentElement.scrollWidth") <= 390 + 1
+        assert_no_exception(pg)
+    finally:
+        context.close()
