@@ -735,7 +735,8 @@ def draw_fit(answers, result, hardware, ctx: int, batch: int, cards: int, rt: st
         st.caption(f"⛔ {plain(label)}: {plain(reason)}")
     details = [{
         "Model": a.model_name, "Hardware": hw.name, "Precision": c.precision_label,
-        "Fits": {FITS: "yes", FITS_SPLIT: f"yes, {c.cards_used} cards", UNSUPPORTED: "cannot load"}.get(c.status, "no"),
+        "Fits": {FITS: "yes", FITS_SPLIT: f"yes, {c.cards_used} cards", UNSUPPORTED: "cannot load"}.get(c.status, "no")
+        + (" (KV not counted)" if c.text.endswith("(KV not counted)") else ""),
         "Cards": str(c.cards_used) if c.status != UNSUPPORTED else "—",
         "Free GB per card": f"{c.free_bytes / GB:.1f}" if c.status != UNSUPPORTED else "—",
         "Cards needed": str(c.cards_needed) if c.cards_needed else "—",

@@ -87,3 +87,11 @@ def test_a_2_mb_config_upload_is_refused_in_a_sentence_that_states_the_1_mb_limi
     assert shown_all(at.error.values) == [
         "This file is 2.0 MB; a config.json may be at most 1 MB (a real one is a few kB: upload the model's "
         "config.json, not its weights). [config_too_large]"]
+
+
+def test_the_detail_table_of_a_bare_parameter_count_says_its_kv_cache_is_not_counted():
+    from tests.app.test_calculator_page import table_with
+
+    at = page(src="params", params="70B", ctx="128k", gpu=["h100-sxm-80gb"], prec=["Q8_0"])
+    details = table_with(at, "Free GB per card")
+    assert details["Fits"].tolist() == ["yes (KV not counted)"]
