@@ -19,25 +19,27 @@ import streamlit as st
 from core import sizing
 from core.errors import QuantLensError
 from core.sizing import catalog
-from core.sizing.architecture import parse_config_json, parse_param_count
+from core.sizing.architecture import MAX_CONFIG_BYTES, parse_config_json, parse_param_count
 from core.sizing.card_set import parse_card_set
 from core.sizing.custom_card import parse_custom_card, picker_label
 from core.sizing.glossary import GLOSSARY
 from core.sizing.kv_cache import KV_PRECISIONS
 from core.sizing.overhead import RUNTIMES
 from core.sizing.parsing import parse_context
-from core.sizing.precisions import DEFAULT_NAMES, PRECISIONS, get_precision
+from core.sizing.precisions import DEFAULT_NAMES, PRECISIONS, get_precision, parse_precision_list
 from core.sizing.runtimes import budget_words, kv_choices, kv_refusal
 from core.sizing.runtimes import rules as runtime_rules
 from core.sizing.training import TRAINING_MODES, training_estimate
-from core.sizing.training_limits import training_limits
+from core.sizing.training_limits import limits_words, training_limits
 from core.sizing.verdict import (
     FITS,
     FITS_SPLIT,
     MAX_CARDS,
     UNSUPPORTED,
     answer,
+    cap_view,
     format_tokens,
+    kv_unknown_words,
     training_fit_text,
     workload_words,
 )
@@ -166,6 +168,8 @@ def read_query_params(qp, model_ids: list[str], gpu_ids: list[str]) -> tuple[dic
             else:
                 bad("model", v, "not in the catalog")
         state["model"] = picked or state["model"]
+        state["model"], _, cut = cap_view(state["model"], [], MODEL_NAMES.get)
+        warnings += [("model", w) for w in cut]
     if "params" in qp:
         v = qp["params"]
         try:
@@ -176,15 +180,19 @@ def read_query_params(qp, model_ids: list[str], gpu_ids: list[str]) -> tuple[dic
             state["params"] = v
         except QuantLensError as exc:
             bad("params", v, exc.message.rstrip("."))
-    if "prec" in qp:
-        picked = []
-        for v in qp.get_all("prec"):
+    if "prec" in qp:  # repeated keys, commas (prec=fp16,int4,Q4_K_M) and all/ideal/real, as the CLI reads them
+        picked, unknown = [], []
+        for v in (part for value in qp.get_all("prec") for part in value.split(",") if part.strip()):
             try:
-                name = get_precision(v).name
-                if name not in picked:
-                    picked.append(name)
+                names = [p.name for p in parse_precision_list(v)]
             except QuantLensError:
-                bad("prec", v, "unknown precision")
+                unknown.append(v.strip())
+                continue
+            picked += [n for n in names if n not in picked]
+        if unknown:
+            kept = f"kept {', '.join(picked)}" if picked else "using the default"
+            warnings.append(("prec", f"Ignored prec={plain(','.join(unknown), 80)} in the link (unknown precision; "
+                                     f"{kept})."))
         state["prec"] = picked or state["prec"]
     if "ctx" in qp:  # the same words as the context box and the CLI: 8192, 32k, 128k (k = 1024), 1e5
         v = qp["ctx"]
@@ -226,6 +234,8 @@ def read_query_params(qp, model_ids: list[str], gpu_ids: list[str]) -> tuple[dic
             if v not in gpu_ids:
                 bad("gpu", v, "not in the hardware catalog")
         state["gpu"] = picked if picked or not given else state["gpu"]
+        _, state["gpu"], cut = cap_view([], state["gpu"], hardware_name=lambda h: HW_BY_ID[h].name)
+        warnings += [("gpu", w) for w in cut]
     if "mixed" in qp:  # different cards used together in one machine: mixed=rtx-4090+rtx-3060-12gb
         v = " ".join(qp.get_all("mixed"))
         try:
@@ -375,9 +385,17 @@ def draw_inputs() -> tuple[str, str | None, object]:
 
 
 def draw_config_upload() -> None:
-    up = st.file_uploader("config.json (read as JSON only; no code is ever run)", type=["json"],
-                          max_upload_size=1, key="w_upload")
+    # The browser takes files up to 4 MB so that one a little over the 1 MB limit gets a sentence, not only a red
+    # icon on its chip; the engine refuses anything over MAX_CONFIG_BYTES before parsing it.
+    limit = f"{MAX_CONFIG_BYTES / 10**6:g} MB"
+    up = st.file_uploader(f"config.json, at most {limit} (read as JSON only; no code is ever run)", type=["json"],
+                          max_upload_size=4, key="w_upload",
+                          help=f"A model's config.json is a few kB; files over {limit} are refused (not the weights).")
     if up is None:
+        return
+    if up.size > MAX_CONFIG_BYTES:
+        st.error(f"This file is {up.size / 10**6:.1f} MB; a config.json may be at most {limit} (a real one is a few "
+                 "kB: upload the model's config.json, not its weights). [config_too_large]")
         return
     try:
         cfg = parse_config_json(up.getvalue())
@@ -441,6 +459,8 @@ def draw_answer(box, answers, result, ctx: int, batch: int = 1) -> None:
             totals = ", ".join(f"{e.precision_label} **{e.total_bytes / GB:,.1f} GB**" for e in es)
             load = (f"{format_tokens(ctx)} context" + (f" × {batch} concurrent requests" if batch > 1 else "")
                     if ctx else "weights only")
+            if ctx and not all(e.kv_cache_known for e in es):  # a bare parameter count: no KV cache in the total
+                load = f"weights + overhead only ({kv_unknown_words(ctx)})"
             lines.append(f"- {plain(es[0].model_name)}, {load}: {totals}")
         st.markdown("**Totals** (weights + KV cache + overhead)\n" + "\n".join(lines))
 
@@ -467,9 +487,7 @@ def draw_training(models, mode: str, state: dict, hardware, cards: int) -> None:
             fit_rows.append({"Model": m.name, "Hardware": hw.name + (f" ×{n}" if n > 1 else ""), "Fits": text,
                              f"Largest batch at {max(ctx, 1):,} tokens": lim.largest_batch,
                              f"Longest sequence at batch {batch}": lim.longest_sequence})
-            most = (f"; largest batch at {max(ctx, 1):,} tokens: {lim.largest_batch}, longest sequence at batch "
-                    f"{batch}: {lim.longest_sequence:,} tokens" if lim.longest_sequence else
-                    "; not even batch 1 of a short sequence fits")
+            most = f"; {limits_words(lim)}"
             st.markdown(f"{text[:1]} {plain(m.name)} on {plain(hw.name)}{f' ×{n}' if n > 1 else ''}: {text[2:]} "
                         f"({t.total_bytes / GB:,.1f} GB needed){most}")
         for note in t.notes:
@@ -519,6 +537,12 @@ def _definition_lines(sm: dict) -> list[str]:
     return lines
 
 
+def _summary_cell(v) -> str:
+    if v is None or (isinstance(v, float) and v != v):  # None or NaN: the model has no such field
+        return "—"
+    return f"{v:,.0f}" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+
+
 def draw_memory(models, result, rt: str, compute_ms: float, hub_found=()) -> None:
     st.subheader("Memory per precision")
     summaries = [sizing.model_summary(m) for m in models]
@@ -528,8 +552,9 @@ def draw_memory(models, result, rt: str, compute_ms: float, hub_found=()) -> Non
         "sliding_window": "Sliding window", "kv_bytes_per_token_fp16": "KV bytes/token (FP16)",
         "max_context": "Trained context", "parameters_without_embeddings": "Parameters w/o embeddings",
         "active_parameters_without_embeddings": "Active w/o embeddings"})
-    st.table(plain_cells(summary.set_index("Model").fillna("—")).style.format(
-        lambda v: f"{v:,.0f}" if isinstance(v, (int, float)) else v), border="horizontal")
+    # numbers stay numbers and the Styler draws "—" where the model has no such field: filling float columns with
+    # "—" warned in pandas and failed Arrow's conversion of "Trained context" in a many-model view
+    st.table(plain_cells(summary.set_index("Model")).style.format(_summary_cell, na_rep="—"), border="horizontal")
     hub_input.draw_details(hub_found)
     for sm in summaries:
         for line in _definition_lines(sm):
@@ -573,7 +598,31 @@ def draw_memory(models, result, rt: str, compute_ms: float, hub_found=()) -> Non
                "range in the table.")
 
 
-LEGEND_BOTTOM = {"orient": "bottom", "direction": "vertical", "labelLimit": 320, "titleLimit": 320}
+# Legends under the plot in two columns (a 390 px phone fits two labels a row), and a plot of its own fixed height:
+# with Streamlit's default autosize ("fit" to 350 px in all) seven precisions' legend rows left the plot ~10 px tall.
+LEGEND_BOTTOM = {"orient": "bottom", "direction": "horizontal", "columns": 2, "labelLimit": 170, "titleLimit": 320,
+                 "columnPadding": 12}
+LEGEND_TOP = {**LEGEND_BOTTOM, "orient": "top"}  # a second legend: two at the bottom would stand side by side
+PLOT_HEIGHT = 300
+SIZING = {"height": PLOT_HEIGHT, "autosize": {"type": "fit-x", "contains": "padding"}}
+RULE_LABEL_GAP = 0.07  # rules closer than this share of the y axis share one label, so names never overlap
+
+
+def _close_groups(rules: list, top_gb: float) -> list[list]:
+    groups: list[list] = []
+    for name, gb in sorted(rules, key=lambda r: r[1]):
+        if groups and gb - groups[-1][0][1] <= RULE_LABEL_GAP * max(top_gb, 1e-9):
+            groups[-1].append((name, gb))
+        else:
+            groups.append([(name, gb)])
+    return groups
+
+
+def rule_labels(rules: tuple, top_gb: float) -> tuple:
+    """(label, GB) per card rule, with cards whose lines lie too close to read apart named together on one label
+    (at the lowest of them): "RTX 4090 · RTX 3090" instead of two names drawn over each other."""
+    short = [(n.removeprefix("NVIDIA ").removeprefix("GeForce "), gb) for n, gb in rules]
+    return tuple((" · ".join(dict.fromkeys(n for n, _ in g)), g[0][1]) for g in _close_groups(short, top_gb))
 
 
 def _bars_spec(order: tuple, model_names: tuple) -> dict:
@@ -595,11 +644,11 @@ def _bars_spec(order: tuple, model_names: tuple) -> dict:
         encoding["xOffset"] = {"field": "Model", "type": "nominal", "sort": list(model_names)}
         encoding["opacity"] = {"field": "Model", "type": "nominal", "sort": list(model_names),
                                "scale": {"range": [1.0, 0.6, 0.35, 0.8, 0.5][:len(model_names)] or [1.0]},
-                               "legend": {**LEGEND_BOTTOM, "title": "Model (bar order in each group)"}}
-    return {"mark": {"type": "bar", "stroke": "#1a1b1e", "strokeWidth": 0.5}, "encoding": encoding}
+                               "legend": {**LEGEND_TOP, "title": "Model (bar order in each group)"}}
+    return {**SIZING, "mark": {"type": "bar", "stroke": "#1a1b1e", "strokeWidth": 0.5}, "encoding": encoding}
 
 
-def _lines_spec(rules: tuple, multi: bool, label_color: str) -> dict:
+def _lines_spec(rules: tuple, multi: bool, label_color: str, labels: tuple | None = None) -> dict:
     """Memory against context per model x precision, with a dashed rule and a readable label per card. The lines'
     rows travel apart (data=), like the bars', so a new precision updates the chart instead of rebuilding it.
     With several models, each model has its own colour AND dash (one merged legend drawn as line strokes, not
@@ -612,7 +661,7 @@ def _lines_spec(rules: tuple, multi: bool, label_color: str) -> dict:
         "tooltip": tooltip,
     }
     if multi:
-        stroke_legend = {**LEGEND_BOTTOM, "symbolType": "stroke", "symbolStrokeWidth": 3, "symbolSize": 400,
+        stroke_legend = {**LEGEND_TOP, "symbolType": "stroke", "symbolStrokeWidth": 3, "symbolSize": 400,
                          "title": "Model"}
         encoding["color"] = {"field": "Model", "type": "nominal", "legend": stroke_legend}
         encoding["strokeDash"] = {"field": "Model", "type": "nominal", "legend": stroke_legend}
@@ -630,11 +679,13 @@ def _lines_spec(rules: tuple, multi: bool, label_color: str) -> dict:
         layers.append({"data": rule_values, "mark": {"type": "rule", "strokeDash": [4, 4], "strokeWidth": 1.5,
                                                      "color": label_color},
                        "encoding": {"y": y, "tooltip": [{"field": "Hardware"}]}})
-        layers.append({"data": rule_values, "mark": {"type": "text", "align": "left", "dx": 4, "dy": -8,
-                                                     "fontSize": 13, "fontWeight": "bold", "color": label_color},
+        label_values = {"values": [{"Hardware": h, "Total GB": gb, "Context": 0} for h, gb in (labels or rules)]}
+        layers.append({"data": label_values, "mark": {"type": "text", "align": "left", "dx": 4, "dy": -8,
+                                                      "fontSize": 13, "fontWeight": "bold", "color": label_color,
+                                                      "limit": 290},
                        "encoding": {"x": {"field": "Context", "type": "quantitative"}, "y": y,
                                     "text": {"field": "Hardware", "type": "nominal"}}})
-    return {"layer": layers}
+    return {**SIZING, "layer": layers}
 
 
 def draw_charts(models, result, precisions, hardware, sweeps, batch: int) -> None:
@@ -660,7 +711,9 @@ def draw_charts(models, result, precisions, hardware, sweeps, batch: int) -> Non
     rules = tuple((hw.name, hw.usable_memory_bytes / GB) for hw in hardware)
     dark = getattr(st.context.theme, "type", None) == "dark"
     label_color = "#f1f3f5" if dark else "#1a1b1e"  # the theme's text colours: readable on either background
-    st.vega_lite_chart(lines, _lines_spec(rules, len(models) > 1, label_color), width="stretch", key="calc_lines",
+    top = max([gb for _, gb in rules] + list(lines["Total GB"]) + [0.0])
+    st.vega_lite_chart(lines, _lines_spec(rules, len(models) > 1, label_color, rule_labels(rules, top)),
+                       width="stretch", key="calc_lines",
                        alt="Total memory against context per model and precision, with each card's usable memory.")
     st.caption(f"Total memory against context (batch {batch}) for each model and precision, with dashed lines at "
                "each card's usable memory.")
@@ -692,7 +745,8 @@ def draw_fit(answers, result, hardware, ctx: int, batch: int, cards: int, rt: st
         st.caption(f"⛔ {plain(label)}: {plain(reason)}")
     details = [{
         "Model": a.model_name, "Hardware": hw.name, "Precision": c.precision_label,
-        "Fits": {FITS: "yes", FITS_SPLIT: f"yes, {c.cards_used} cards", UNSUPPORTED: "cannot load"}.get(c.status, "no"),
+        "Fits": {FITS: "yes", FITS_SPLIT: f"yes, {c.cards_used} cards", UNSUPPORTED: "cannot load"}.get(c.status, "no")
+        + (" (KV not counted)" if c.text.endswith("(KV not counted)") else ""),
         "Cards": str(c.cards_used) if c.status != UNSUPPORTED else "—",
         "Free GB per card": f"{c.free_bytes / GB:.1f}" if c.status != UNSUPPORTED else "—",
         "Cards needed": str(c.cards_needed) if c.cards_needed else "—",
@@ -709,9 +763,14 @@ def draw_fit(answers, result, hardware, ctx: int, batch: int, cards: int, rt: st
 
 def draw_quality(precisions) -> None:
     st.subheader("What quantizing costs")
-    quality = pd.DataFrame([{"Precision": p.label, "ppl Δ": _ppl(p.ppl_delta), "What it is": p.description,
-                             "Source": p.ppl_source or "no published llama.cpp figure"} for p in precisions])
+    # the sources go under the table, once each: a Source column made the table run off a 390 px phone
+    sources = list(dict.fromkeys(p.ppl_source for p in precisions if p.ppl_source))
+    quality = pd.DataFrame([{"Precision": p.label, "ppl Δ": _ppl(p.ppl_delta) + (
+        f" [{sources.index(p.ppl_source) + 1}]" if p.ppl_source else ""), "What it is": p.description}
+        for p in precisions])
     st.table(quality.set_index("Precision"))
+    for i, source in enumerate(sources, 1):
+        st.caption(f"[{i}] {plain(source)}")
     st.caption("Perplexity increase over FP16 as llama.cpp's quantize tool reports it (Llama-3-8B, wikitext-2); lower "
                "is better. Ideal INTn rows are arithmetic only: real 4-bit formats carry scales and keep some layers "
                "at 16 bits.")
@@ -786,6 +845,11 @@ if state.get("card"):
         with warning_box:
             st.error(f"Your own card: {plain(exc.one_line())}")
 ctx, batch, kv, rt, cards = int(state["ctx"]), int(state["batch"]), state["kv"], state["rt"], int(state["cards"])
+models, hardware_kept, cut_warnings = cap_view(models, list(hardware), lambda m: m.name, lambda h: h.name)
+hardware = tuple(hardware_kept)
+for w in cut_warnings:
+    with warning_box:
+        st.warning(plain(w))
 
 for m in models:
     for w in m.warnings:

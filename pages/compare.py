@@ -207,15 +207,20 @@ def init_state_from_url() -> list[str]:
         return []
     qp = st.query_params
     problems: list[str] = []
+    if qp.get("demo", "").lower() not in ("", "1", "true", "yes", "on", "0", "false", "no", "off"):
+        problems.append(f"demo={qp.get('demo')[:40]!r} (use demo=1)")
     src = "demo" if _flag(qp.get("demo", "")) else qp.get("src", URL_DEFAULTS["src"])
     if src not in SOURCES:
         problems.append(f"src={src!r}")
         src = "demo"
-    precisions = [p for p in qp.get("p", URL_DEFAULTS["p"]).split(",") if p]
-    bad = [p for p in precisions if p not in PRECISIONS]
+    asked = [p.strip() for p in qp.get("p", URL_DEFAULTS["p"]).split(",") if p.strip()]
+    asked = list(PRECISIONS) if [p.lower() for p in asked] == ["all"] else asked
+    precisions = list(dict.fromkeys(p.lower() for p in asked if p.lower() in PRECISIONS))  # keep the good ones
+    bad = [p for p in asked if p.lower() not in PRECISIONS]
     if bad or not precisions:
-        problems.append(f"p={','.join(bad) or 'empty'}")
-        precisions = list(DEFAULT_PRECISIONS)
+        problems.append(f"p={','.join(bad)[:80] or 'empty'}" + (" (kept " + ",".join(precisions) + ")"
+                                                               if precisions else ""))
+        precisions = precisions or list(DEFAULT_PRECISIONS)
     ref = qp.get("ref", "fp16")
     if ref not in ("fp16", "fp32"):
         problems.append(f"ref={ref!r}")

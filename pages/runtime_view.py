@@ -98,7 +98,7 @@ def draw_run_it(answers, result, hardware, kv: str, hub_found=()) -> None:
                     name, cap = found
                     st.caption(f"vLLM's boot log should print (predicted, {plain(name)}, within ~10% on published "
                                "logs):")
-                    st.code("\n".join(cap.log_lines()), language="text")
+                    st.code("\n".join(cap.log_lines()), language="text", wrap_lines=True)
                     st.caption(plain(capacity_sentence(cap)))
     st.caption("Commands realise the verdict above: the format that fits (or the offload plan), the context, the "
                "concurrent requests and the cards. Check the repo name before running.")

@@ -198,7 +198,7 @@ def build_report(
                     "decode_tokens_per_s_ceiling": round(sizing.decode_speed(e, hw).tokens_per_s_per_sequence, 2),
                 })
         rows.append(row)
-    notes += [n for n in sizing.myth_notes(model, hardware) if n not in notes]
+    notes += [n for n in sizing.myth_notes(model, hardware, precisions) if n not in notes]
     from core.sizing.runtimes import rules_summary
 
     verdicts = [_verdict_json(model, v, answered, hardware, estimates, kv_precision, repo, gguf_file)

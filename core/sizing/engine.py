@@ -363,15 +363,24 @@ def _myth_70b_int4() -> str:
 MYTH_70B_INT4 = _myth_70b_int4()
 
 
-def myth_notes(model: ModelSpec, hardware: tuple[Hardware, ...] = ()) -> list[str]:
-    """The "70B at INT4 fits a 24 GB card" correction, when the user is looking at a large model or a small card."""
+def _int4_class(precision: str | Precision) -> bool:
+    """4-bit formats, ideal or real (INT4, Q4_K_M, AWQ, GPTQ, NF4, IQ4_XS, MXFP4): what the myth is about."""
+    p = precision if isinstance(precision, Precision) else get_precision(precision)
+    return 4 <= p.bits_per_weight <= 5
+
+
+def myth_notes(model: ModelSpec, hardware: tuple[Hardware, ...] = (),
+               precisions: tuple[str | Precision, ...] | list[str | Precision] | None = None) -> list[str]:
+    """The "70B at INT4 fits a 24 GB card" correction, only where it applies: a ~70B model (50-100B parameters)
+    and a ~24 GB card (20 GB to 32 GiB) on the page, at a 4-bit precision (None: precisions not known)."""
     int4 = weights_bytes(model, "int4")
-    if int4 <= 24 * GB:
+    if int4 <= 24 * GB or not 50 * 10**9 <= model.parameters <= 100 * 10**9:
         return []
-    small_card_selected = any(hw.kind == "gpu" and hw.memory_bytes <= 32 * GIB for hw in hardware)
-    if small_card_selected or 50 * 10**9 <= model.parameters <= 100 * 10**9:
-        return [MYTH_70B_INT4 + f" For {model.name}: {int4 / GB:.1f} GB of weights at ideal INT4."]
-    return []
+    if not any(hw.kind == "gpu" and 20 * GB <= hw.memory_bytes <= 32 * GIB for hw in hardware):
+        return []
+    if precisions is not None and not any(_int4_class(p) for p in precisions):
+        return []
+    return [MYTH_70B_INT4 + f" For {model.name}: {int4 / GB:.1f} GB of weights at ideal INT4."]
 
 
 @dataclass(frozen=True)
@@ -434,7 +443,7 @@ def calculate(
     names = [e.precision for e in estimates[0]]
     sweep = tuple(memory_vs_context(focus, names, context_points(min(focus.max_context, 10_000_000)), batch,
                                     kv_precision, runtime, imatrix))
-    concerned = [m for m in models if myth_notes(m, hardware)]
+    concerned = [m for m in models if myth_notes(m, hardware, tuple(precisions))]
     notes: tuple[str, ...] = ()
     if concerned:
         sizes = "; ".join(f"{m.name} {weights_bytes(m, 'int4') / GB:.1f} GB" for m in concerned)

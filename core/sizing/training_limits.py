@@ -57,3 +57,16 @@ def training_limits(parameters: int, arch, mode: str, hw: Hardware, cards: int =
     largest_batch = _largest(lambda b: total(sequence, b) <= budget, min(max_batch, MAX_BATCH))
     longest = _largest(lambda s: total(s, batch) <= budget, seq_cap)
     return TrainingLimits(largest_batch, longest, sequence, batch)
+
+
+def limits_words(lim: TrainingLimits) -> str:
+    """The limits in words, never "largest batch: 0": 'largest batch at 8,192 tokens: 4, longest sequence at batch 1:
+    32,768 tokens', 'not even batch 1 at 8,192 tokens fits; longest sequence at batch 4: 2,048 tokens', or
+    'not even batch 1 of a short sequence fits'."""
+    if not lim.longest_sequence and not lim.largest_batch:
+        return "not even batch 1 of a short sequence fits"
+    batch = (f"largest batch at {lim.sequence:,} tokens: {lim.largest_batch}" if lim.largest_batch
+             else f"not even batch 1 at {lim.sequence:,} tokens fits")
+    longest = (f"longest sequence at batch {lim.batch}: {lim.longest_sequence:,} tokens" if lim.longest_sequence
+               else f"not even a short sequence fits at batch {lim.batch}")
+    return f"{batch}{', ' if lim.largest_batch else '; '}{longest}"

@@ -35,6 +35,10 @@ from core.sizing.runtimes import (
 from core.units import GB
 
 MAX_CARDS = MAX_GPUS
+# One view answers at most this many models x devices: a link with 49 models and 39 devices froze the browser tab
+# (7,600 cells, each with a binary search). 8 models, like the Hub field's 8 ids.
+MAX_MODELS_PER_VIEW = 8
+MAX_HARDWARE_PER_VIEW = 12
 # Real formats from most to least faithful, for llama.cpp (each runtime has its own: core.sizing.runtimes).
 FALLBACK_LADDER = rules("llama.cpp").fallback_ladder
 FITS, FITS_SPLIT, NO_FIT, UNSUPPORTED = "fits", "fits_split", "no_fit", "unsupported"
@@ -60,6 +64,12 @@ class FitCell:
     max_context: int | None = None  # longest context that fits those cards; None without an architecture
     decode_tokens_per_s: float | None = None  # bandwidth ceiling per sequence on those cards
     reason: str = ""  # for UNSUPPORTED: why the runtime cannot load it
+    overhead_bytes: int = 0  # the runtime's overhead every card pays in full (what no number of cards divides)
+
+    @property
+    def overhead_alone_too_big(self) -> bool:
+        """The runtime's overhead by itself exceeds one card's budget: more cards cannot help."""
+        return self.status == NO_FIT and self.overhead_bytes >= self.budget_bytes > 0
 
     @property
     def usable(self) -> bool:
@@ -176,6 +186,8 @@ def runtime_cell(model: ModelSpec, e: MemoryEstimate, hw: Hardware, cards: int =
         text = f"✅ on {used} cards, {free / GB:.1f} GB free each{suffix}"
     elif needed is not None:
         text = f"❌ needs {needed} cards{suffix}"
+    elif hw.kind == "gpu" and e.overhead_bytes >= budget:
+        text = f"❌ overhead alone {e.overhead_bytes / GB:.1f} GB > {budget / GB:.1f} GB card{suffix}"
     elif hw.kind == "gpu":
         text = f"❌ needs more than {MAX_GPUS} cards{suffix}"
     else:
@@ -185,7 +197,7 @@ def runtime_cell(model: ModelSpec, e: MemoryEstimate, hw: Hardware, cards: int =
     bandwidth = hw.bandwidth_gb_s * (used if rules(runtime).split == TENSOR_PARALLEL else 1)
     speed = decode_speed_ceiling(e.active_weights_bytes, e.kv_cache_bytes, e.batch, bandwidth)
     return FitCell(hw.id, e.precision, label, status, needed, text, f, used, share, budget, free, ctx,
-                   speed.tokens_per_s_per_sequence)
+                   speed.tokens_per_s_per_sequence, overhead_bytes=e.overhead_bytes)
 
 
 def fit_cell(f: Fit, hw: Hardware, precision: str, cards: int = 1, kv_counted: bool = True) -> FitCell:
@@ -220,12 +232,20 @@ def _offload(model: ModelSpec, ests: tuple[MemoryEstimate, ...], cells: list[Fit
     return plan_offload(model, smallest, [hw] * cards, ram_bandwidth_gb_s), smallest.precision
 
 
+def kv_unknown_words(context: int) -> str:
+    """Said wherever a bare parameter count meets a context: its KV cache is not in any number shown."""
+    return (f"KV cache for {format_tokens(context)} context not counted: give a model id or config.json for it"
+            if context else "")
+
+
 def _verdict(model: ModelSpec, hw: Hardware, cells: list[FitCell], fallback: FitCell | None, cards: int,
-             context: int, batch: int, runtime: str, offload: tuple[OffloadPlan | None, str | None] = (None, None)
-             ) -> Verdict:
+             context: int, batch: int, runtime: str, offload: tuple[OffloadPlan | None, str | None] = (None, None),
+             kv_known: bool = True) -> Verdict:
     r = rules(runtime)
     who = f"{model.name} on {_device(hw, cards)}"
-    ctx = workload_words(context, batch)
+    # Without an architecture there is no KV cache in the numbers: never claim "fits with 128k context".
+    ctx = workload_words(context, batch) if kv_known else ""
+    unknown = "" if kv_known else f"; {kv_unknown_words(context)}"
     where = f" in {r.label}"
     fitting = [c for c in cells if c.usable]
     if fitting:
@@ -234,8 +254,10 @@ def _verdict(model: ModelSpec, hw: Hardware, cells: list[FitCell], fallback: Fit
                else f"split over {best.cards_used} cards, {best.free_bytes / GB:.1f} GB free each")
         if r.memory_fraction is not None and hw.kind == "gpu":
             how += f" of {r.label}'s {r.memory_fraction:.0%} of the card"
+        said = (f"yes — {best.precision_label} fits{ctx}{where} ({how})" if kv_known else
+                f"weights + overhead fit at {best.precision_label}{where} ({how}){unknown}")
         return Verdict(model.name, hw.id, hw.name, cards, True, best.precision, None, None, None,
-                       f"{who}: yes — {best.precision_label} fits{ctx}{where} ({how}).", runtime, context, batch)
+                       f"{who}: {said}.", runtime, context, batch)
     refused_hw = hardware_refusal(runtime, hw)
     if refused_hw:
         return Verdict(model.name, hw.id, hw.name, cards, False, None, None, None, None,
@@ -248,6 +270,11 @@ def _verdict(model: ModelSpec, hw: Hardware, cells: list[FitCell], fallback: Fit
         parts.append(f"{r.label} cannot load any chosen format")
     elif nearest is not None:
         parts.append(f"needs {nearest.cards_needed} cards at {nearest.precision_label}")
+    elif hw.kind == "gpu" and all(c.overhead_alone_too_big for c in loadable):
+        least = min(loadable, key=lambda c: c.overhead_bytes)
+        at = f" at {format_tokens(context)} context" if context else ""
+        parts.append(f"the {r.label} runtime's overhead alone ({least.overhead_bytes / GB:.1f} GB{at}) is more "
+                     f"than the {least.budget_bytes / GB:.1f} GB one card can use, so no number of cards helps")
     elif hw.kind == "gpu":
         parts.append(f"needs more than {MAX_GPUS} cards at every chosen precision")
     else:
@@ -263,7 +290,8 @@ def _verdict(model: ModelSpec, hw: Hardware, cells: list[FitCell], fallback: Fit
                  f"{plan.ram_bytes / GB:.1f} GB in system RAM, about {plan.tokens_per_s:.1f} tokens/s at most")
     return Verdict(model.name, hw.id, hw.name, cards, False, None,
                    nearest.cards_needed if nearest else None, nearest.precision if nearest else None,
-                   fallback.precision if fallback else None, f"{who}: no — {parts[0]}{tail}.", runtime, context, batch,
+                   fallback.precision if fallback else None, f"{who}: no — {parts[0]}{tail}{unknown}.", runtime,
+                   context, batch,
                    plan, plan_precision)
 
 
@@ -309,7 +337,8 @@ def answer(
                         fallback = c
                         break
             plan = _offload(model, ests, row, hw, n, runtime, ram_bandwidth_gb_s)
-            verdicts.append(_verdict(model, hw, row, fallback, n, context, batch, runtime, plan))
+            kv_known = context == 0 or all(e.kv_cache_known for e in ests)
+            verdicts.append(_verdict(model, hw, row, fallback, n, context, batch, runtime, plan, kv_known))
         out.append(ModelAnswer(model.name, tuple(verdicts), cells))
     return tuple(out)
 
@@ -329,3 +358,16 @@ def training_fit_text(total_bytes: int, hw: Hardware, cards: int = 1) -> str:
         needed = -(-total_bytes // hw.usable_memory_bytes)
         return f"✅ on {needed} cards (sharded)"
     return f"❌ needs {total_bytes / usable:.1f}x the memory"
+
+
+def cap_view(models: list, hardware: list, model_name=str, hardware_name=str) -> tuple[list, list, list[str]]:
+    """The first MAX_MODELS_PER_VIEW models and MAX_HARDWARE_PER_VIEW devices, and one line per list that was cut
+    naming what was dropped (the rest are left out of the view, never silently)."""
+    warnings = []
+    for items, limit, what, name in ((models, MAX_MODELS_PER_VIEW, "models", model_name),
+                                     (hardware, MAX_HARDWARE_PER_VIEW, "devices", hardware_name)):
+        if len(items) > limit:
+            dropped = [name(x) for x in items[limit:]]
+            shown = ", ".join(dropped[:6]) + (f" and {len(dropped) - 6} more" if len(dropped) > 6 else "")
+            warnings.append(f"At most {limit} {what} per view: left out {len(dropped)} ({shown}).")
+    return list(models[:MAX_MODELS_PER_VIEW]), list(hardware[:MAX_HARDWARE_PER_VIEW]), warnings
