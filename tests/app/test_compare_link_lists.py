@@ -23,7 +23,7 @@ def test_an_unknown_precision_in_p_keeps_the_good_ones_and_names_the_bad_one():
 
 
 def test_p_all_picks_every_precision():
-    from core.compare.settings import PRECISIONS
+    from core.compare.common.settings import PRECISIONS
 
     at = _open(p="all")
     assert not at.warning and at.multiselect(key="cmp_precisions").value == list(PRECISIONS)
