@@ -20,7 +20,7 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 
 from bench._shared import hub_server as hs
-from tests.e2e.conftest import CHROMIUM_ARGS, assert_no_exception, running_app, wait_for_app
+from tests.e2e.conftest import assert_no_exception, running_app, wait_for_app
 from tests.security.page_keys import PAYLOADS, hostile_query, query_keys
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -86,14 +86,9 @@ def _hostile_hub(tmp) -> hs.FakeHub:
 
 
 @pytest.fixture(scope="module")
-def walk(tmp_path_factory):
-    """(base URL, browser page, foreign requests seen): one server, one hostile Hub, one page for the walk."""
-    from tests.e2e.conftest import CHROMIUM
-
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (/usr/bin/chromium); `make browser` installs it as root")
-    from playwright.sync_api import sync_playwright
-
+def walk(tmp_path_factory, browser):
+    """(base URL, browser page, foreign requests seen): one server, one hostile Hub, one page for the walk. The
+    session's browser is reused: a second sync_playwright() in the same process fails once the first has started."""
     tmp = tmp_path_factory.mktemp("links")
     fake = _hostile_hub(tmp)
     hub_server, _thread = hs.start(fake)
@@ -101,8 +96,7 @@ def walk(tmp_path_factory):
            "NO_PROXY": "127.0.0.1,localhost"}
     requests: list[str] = []
     try:
-        with running_app(tmp, env) as url, sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        with running_app(tmp, env) as url:
             context = browser.new_context(viewport={"width": 1400, "height": 1000})
 
             def route(r):
@@ -117,7 +111,6 @@ def walk(tmp_path_factory):
             page.set_default_timeout(60_000)
             yield url, page, requests
             context.close()
-            browser.close()
     finally:
         fake.released.set()
         hub_server.shutdown()
