@@ -15,6 +15,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from tests.core.import_scan import imported_modules
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPARE = ROOT / "core" / "compare"
 # Earlier stages first; "top" is the orchestration that may import every stage.
@@ -150,11 +152,6 @@ def test_every_compare_module_imports_ml_libraries_only_inside_the_functions_tha
 def test_nothing_in_bench_imports_from_tests():
     offenders = []
     for path in sorted((ROOT / "bench").rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            offenders += [f"{path.relative_to(ROOT)} imports {n}" for n in names if n.split(".")[0] == "tests"]
+        offenders += [f"{path.relative_to(ROOT)} imports {n}" for n in imported_modules(path)
+                      if n.split(".")[0] == "tests"]
     assert offenders == []

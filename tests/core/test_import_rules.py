@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.core.import_scan import imported_modules
+
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("onnx", "onnxruntime", "torch", "transformers", "optimum", "streamlit")
 PARTS = ["core.sizing", "core.gate", "core.errors", "core.units", "core.cli", "core.jobs", "core.compare"]
@@ -55,14 +57,8 @@ def test_every_sizing_and_gate_module_imports_only_the_standard_library_and_core
 def test_nothing_in_core_imports_streamlit():
     offenders = []
     for path in sorted((ROOT / "core").rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            if any(n.split(".")[0] == "streamlit" for n in names):
-                offenders.append(str(path.relative_to(ROOT)))
+        if any(n.split(".")[0] == "streamlit" for n in imported_modules(path)):
+            offenders.append(str(path.relative_to(ROOT)))
     assert offenders == []
 
 
