@@ -162,13 +162,13 @@ def parse_config_json(data: bytes | str) -> dict[str, Any]:
         if len(data) > MAX_CONFIG_BYTES:
             raise QuantLensError("config_too_large", f"config.json is larger than {MAX_CONFIG_BYTES // 1000} kB.")
         try:
-            data = data.decode("utf-8")
+            data = data.decode("utf-8-sig")  # Windows editors save config.json with a byte-order mark
         except UnicodeDecodeError:
             raise QuantLensError("config_invalid_json", "config.json is not UTF-8 text.") from None
     if len(data) > MAX_CONFIG_BYTES:
         raise QuantLensError("config_too_large", f"config.json is larger than {MAX_CONFIG_BYTES // 1000} kB.")
     try:
-        parsed = json.loads(data)
+        parsed = json.loads(data.removeprefix("\ufeff"))
     except RecursionError:
         raise QuantLensError("config_invalid_json", "config.json is nested too deeply.") from None
     except ValueError as exc:
@@ -176,6 +176,15 @@ def parse_config_json(data: bytes | str) -> dict[str, Any]:
     if not isinstance(parsed, dict):
         raise QuantLensError("config_invalid_json", "config.json must be a JSON object ({...}).")
     return parsed
+
+
+def _shown(raw: Any) -> str:
+    """A config value as an error message quotes it: a 300-digit number or a 100 kB string would bury the
+    sentence, so numbers past 15 digits are shown in scientific notation and anything else is cut at 60 chars."""
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool) and math.isfinite(raw) and abs(raw) >= 1e15:
+        return f"{raw:.3g}"
+    text = repr(raw)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class _Reader:
@@ -194,15 +203,15 @@ class _Reader:
             if raw is None:
                 continue
             if isinstance(raw, bool) or not isinstance(raw, (int, float)):
-                raise QuantLensError("config_invalid_value", f"config.json field {key!r} must be a number, got {raw!r}.")
+                raise QuantLensError("config_invalid_value", f"config.json field {key!r} must be a number, got {_shown(raw)}.")
             if isinstance(raw, float) and (not math.isfinite(raw) or raw != int(raw)):
-                raise QuantLensError("config_invalid_value", f"config.json field {key!r} must be a whole number, got {raw!r}.")
+                raise QuantLensError("config_invalid_value", f"config.json field {key!r} must be a whole number, got {_shown(raw)}.")
             value = int(raw)
             if value < minimum:
-                raise QuantLensError("config_out_of_bounds", f"config.json field {key!r} must be at least {minimum}, got {value}.")
+                raise QuantLensError("config_out_of_bounds", f"config.json field {key!r} must be at least {minimum}, got {_shown(value)}.")
             if value > _BOUNDS[bound]:
                 raise QuantLensError(
-                    "config_out_of_bounds", f"config.json field {key!r} = {value} is above the limit of {_BOUNDS[bound]:,}."
+                    "config_out_of_bounds", f"config.json field {key!r} = {_shown(value)} is above the limit of {_BOUNDS[bound]:,}."
                 )
             return value
         if default is None:
@@ -216,7 +225,7 @@ class _Reader:
         if raw is None:
             return default
         if not isinstance(raw, bool):
-            raise QuantLensError("config_invalid_value", f"config.json field {key!r} must be true or false, got {raw!r}.")
+            raise QuantLensError("config_invalid_value", f"config.json field {key!r} must be true or false, got {_shown(raw)}.")
         return raw
 
 

@@ -154,6 +154,23 @@ def test_uploaded_config_text_is_parsed_as_json_only(data):
         parse_config_json(data)
 
 
+def test_config_saved_with_a_byte_order_mark_is_read_like_any_other():
+    plain = json.dumps(CONFIGS["llama-3.1-8b"]).encode()
+    assert parse_config_json(b"\xef\xbb\xbf" + plain) == parse_config_json(plain)
+    assert parse_config_json("\ufeff" + plain.decode()) == parse_config_json(plain)
+
+
+@pytest.mark.parametrize(("patch", "shown"), [({"hidden_size": 1e308}, "= 1e+308 is above"),
+                                              ({"hidden_size": 10**300}, "= 1e+300 is above"),
+                                              ({"hidden_size": "x" * 100_000}, "got 'xxxx"),
+                                              ({"tie_word_embeddings": ["y"] * 50_000}, "got ['y'")])
+def test_an_absurd_config_value_is_quoted_short_in_its_one_line_error(patch, shown):
+    with pytest.raises(QuantLensError) as err:
+        architecture_from_config(CONFIGS["llama-3.1-8b"] | patch)
+    message = err.value.one_line()
+    assert shown in message and len(message) < 200 and "\n" not in message
+
+
 def test_multimodal_config_counts_its_text_model_with_a_warning():
     cfg = {"model_type": "gemma3", "text_config": GEMMA2_9B | {"model_type": "gemma3_text"}}
     arch = architecture_from_config(cfg)
