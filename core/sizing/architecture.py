@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -162,13 +163,13 @@ def parse_config_json(data: bytes | str) -> dict[str, Any]:
         if len(data) > MAX_CONFIG_BYTES:
             raise QuantLensError("config_too_large", f"config.json is larger than {MAX_CONFIG_BYTES // 1000} kB.")
         try:
-            data = data.decode("utf-8-sig")  # Windows editors save config.json with a byte-order mark
+            data = data.decode("utf-8")
         except UnicodeDecodeError:
             raise QuantLensError("config_invalid_json", "config.json is not UTF-8 text.") from None
     if len(data) > MAX_CONFIG_BYTES:
         raise QuantLensError("config_too_large", f"config.json is larger than {MAX_CONFIG_BYTES // 1000} kB.")
     try:
-        parsed = json.loads(data.removeprefix("\ufeff"))
+        parsed = json.loads(data.removeprefix("\ufeff"))  # Windows editors save config.json with a byte-order mark
     except RecursionError:
         raise QuantLensError("config_invalid_json", "config.json is nested too deeply.") from None
     except ValueError as exc:
@@ -181,8 +182,11 @@ def parse_config_json(data: bytes | str) -> dict[str, Any]:
 def _shown(raw: Any) -> str:
     """A config value as an error message quotes it: a 300-digit number or a 100 kB string would bury the
     sentence, so numbers past 15 digits are shown in scientific notation and anything else is cut at 60 chars."""
-    if isinstance(raw, (int, float)) and not isinstance(raw, bool) and math.isfinite(raw) and abs(raw) >= 1e15:
-        return f"{raw:.3g}"
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool) and abs(raw) >= 10**15:
+        try:
+            return f"{float(raw):.3g}"
+        except OverflowError:  # an int past float's range (JSON allows 400 digits)
+            return format(Decimal(raw).normalize(), ".3g")
     text = repr(raw)
     return text if len(text) <= 60 else text[:57] + "..."
 

@@ -162,6 +162,7 @@ def test_config_saved_with_a_byte_order_mark_is_read_like_any_other():
 
 @pytest.mark.parametrize(("patch", "shown"), [({"hidden_size": 1e308}, "= 1e+308 is above"),
                                               ({"hidden_size": 10**300}, "= 1e+300 is above"),
+                                              ({"hidden_size": 10**400}, "= 1e+400 is above"),
                                               ({"hidden_size": "x" * 100_000}, "got 'xxxx"),
                                               ({"tie_word_embeddings": ["y"] * 50_000}, "got ['y'")])
 def test_an_absurd_config_value_is_quoted_short_in_its_one_line_error(patch, shown):
